@@ -1,0 +1,84 @@
+-- The loader's own bookkeeping, in its own schema. Idempotent; `schema_version` lets later
+-- versions migrate it.
+CREATE SCHEMA IF NOT EXISTS loader;
+
+CREATE TABLE IF NOT EXISTS loader.schema_version (
+    version    integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per migrate run; options are stored with secrets redacted.
+CREATE TABLE IF NOT EXISTS loader.runs (
+    run_id      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    status      text NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'succeeded', 'incomplete', 'aborted', 'rolled_back')),
+    bucket      text NOT NULL,
+    prefix      text NOT NULL,
+    options     jsonb NOT NULL DEFAULT '{}',
+    counts      jsonb NOT NULL DEFAULT '{}'
+);
+
+-- Per-folder progress: the unit of resume and of work sharing between processes
+-- (claimed with SELECT ... FOR UPDATE SKIP LOCKED).
+CREATE TABLE IF NOT EXISTS loader.folders (
+    run_id      bigint NOT NULL REFERENCES loader.runs ON DELETE CASCADE,
+    folder      text NOT NULL,
+    customer_id bigint,
+    state       text NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'claimed', 'done', 'failed')),
+    claimed_by  text,
+    claimed_at  timestamptz,
+    attempts    integer NOT NULL DEFAULT 0,
+    counts      jsonb NOT NULL DEFAULT '{}',
+    error       text,
+    PRIMARY KEY (run_id, folder)
+);
+
+-- Every image_assets row a run inserted or changed, with what it was before: enough to undo
+-- the run exactly. Written in the same transaction as the batch it describes. The first
+-- write of a file_path in a run wins, so a redone (resumed) folder keeps the true "before".
+CREATE TABLE IF NOT EXISTS loader.journal (
+    run_id       bigint NOT NULL REFERENCES loader.runs ON DELETE CASCADE,
+    file_path    text NOT NULL,
+    action       text NOT NULL CHECK (action IN ('insert', 'update')),
+    asset_id     uuid NOT NULL,
+    prev_ai_tags text[],
+    prev_cdn_url text,
+    new_ai_tags  text[],
+    new_cdn_url  text,
+    at           timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, file_path)
+);
+
+-- Rows a run could not write, with the reason (data errors isolated by batch splitting).
+CREATE TABLE IF NOT EXISTS loader.row_failures (
+    run_id    bigint NOT NULL REFERENCES loader.runs ON DELETE CASCADE,
+    file_path text NOT NULL,
+    folder    text,
+    reason    text NOT NULL,
+    at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, file_path)
+);
+
+-- A person's folder -> customer decisions (`loader match apply`); they win over automatic ones.
+CREATE TABLE IF NOT EXISTS loader.match_decisions (
+    folder      text PRIMARY KEY,
+    customer_id bigint,
+    decided_by  text NOT NULL DEFAULT 'review',
+    note        text,
+    decided_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- customers.folder_name changes made by `loader match apply --write-folder-name`, for rollback.
+CREATE TABLE IF NOT EXISTS loader.customer_changes (
+    change_id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    customer_id     bigint NOT NULL,
+    prev_folder_name text,
+    new_folder_name  text,
+    at              timestamptz NOT NULL DEFAULT now(),
+    reverted_at     timestamptz
+);
+
+INSERT INTO loader.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
