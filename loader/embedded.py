@@ -19,10 +19,10 @@ import os
 import socket
 import subprocess
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from loader.config import state_dir
 from loader.errors import DatabaseError

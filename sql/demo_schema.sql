@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS storage.buckets (
 CREATE TABLE IF NOT EXISTS storage.objects (
     id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     bucket_id        text REFERENCES storage.buckets (id),
-    name             text,
+    name             text COLLATE "C",
     owner            uuid,
     created_at       timestamptz DEFAULT now(),
     updated_at       timestamptz DEFAULT now(),

@@ -1,0 +1,62 @@
+"""What a Storage object is: image, video, other, or a placeholder that is not a customer file.
+
+Extension lists are the user's (MISSION.md). The extension decides first, because Storage
+mimetypes are whatever the uploader sent (often application/octet-stream); the metadata
+mimetype is used only when the extension says nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Kind = Literal["image", "video", "other", "placeholder"]
+
+IMAGE_TYPES: dict[str, str] = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "heic": "image/heic",
+    "heif": "image/heif",
+}
+VIDEO_TYPES: dict[str, str] = {
+    "mp4": "video/mp4",
+    "mov": "video/quicktime",
+    "avi": "video/x-msvideo",
+    "webm": "video/webm",
+    "mkv": "video/x-matroska",
+    "flv": "video/x-flv",
+    "m4v": "video/x-m4v",
+}
+MEDIA_TYPES = IMAGE_TYPES | VIDEO_TYPES
+
+PLACEHOLDER_NAMES = frozenset({".keep.png", ".emptyfolderplaceholder", ".keep", ".gitkeep"})
+
+
+def extension(filename: str) -> str:
+    """Lower-case extension without the dot ('' when there is none)."""
+    dot = filename.rfind(".")
+    return filename[dot + 1 :].lower() if dot > 0 else ""
+
+
+def classify(filename: str, mimetype: str | None = None) -> tuple[Kind, str | None]:
+    """The kind of a file (by its last path segment) and its normalized mime type.
+
+    Dot-files (`.keep.png`, `.emptyFolderPlaceholder`, `.DS_Store`) are placeholders: never
+    customer files, whatever their extension.
+    """
+    if filename.startswith(".") or filename.lower() in PLACEHOLDER_NAMES:
+        return "placeholder", None
+    ext = extension(filename)
+    if ext in IMAGE_TYPES:
+        return "image", IMAGE_TYPES[ext]
+    if ext in VIDEO_TYPES:
+        return "video", VIDEO_TYPES[ext]
+    if mimetype:
+        major = mimetype.split("/", 1)[0].lower()
+        if major == "image":
+            return "image", mimetype.lower()
+        if major == "video":
+            return "video", mimetype.lower()
+    return "other", mimetype.lower() if mimetype else None

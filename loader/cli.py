@@ -1,0 +1,283 @@
+"""The `loader` command line: a thin layer over the library.
+
+Each command is its options, a docstring with an example, and a few lines calling one library
+function. Shared option groups are decorators. Library errors (`LoaderError`) become one
+clean line on stderr and the error's exit code (see `loader.errors.ExitCode`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import click
+import orjson
+
+from loader import __version__, db, embedded
+from loader.errors import ExitCode, LoaderError
+from loader.listing import SourceOptions
+from loader.progress import LiveStats, live_progress
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_BUCKET = "blog-images"
+DEFAULT_PREFIX = "originals/customers/"
+
+
+class LoaderFailure(click.ClickException):
+    """A library error as click shows it: `Error: <one line>` and the error's exit code."""
+
+    def __init__(self, error: LoaderError) -> None:
+        super().__init__(str(error))
+        self.exit_code = int(error.exit_code)
+
+
+def run(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
+    """Run an async library call; expected failures become one line, never a traceback."""
+    try:
+        return anyio.run(coro_fn)
+    except LoaderError as exc:
+        raise LoaderFailure(exc) from None
+    except KeyboardInterrupt:
+        raise LoaderFailure(LoaderError("interrupted", exit_code=ExitCode.ABORTED)) from None
+
+
+def warn(message: str) -> None:
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def info(message: str) -> None:
+    click.echo(message, err=True)
+
+
+# -- shared option groups ---------------------------------------------------------------
+
+
+def database_options(fn: F) -> F:
+    """`--database-url`: the target database (default `$DATABASE_URL`, else embedded)."""
+    return click.option(
+        "--database-url",
+        envvar="DATABASE_URL",
+        show_envvar=True,
+        help="Target PostgreSQL URL. Without it, a local embedded PostgreSQL is used.",
+    )(fn)
+
+
+def storage_options(fn: F) -> F:
+    """Where to list from and how hard to push: shared by scan, match and migrate."""
+    options = [
+        click.option("--storage-url", envvar="SUPABASE_URL", show_envvar=True,
+                     help="Supabase project URL or Storage API root."),
+        click.option("--key", envvar="SUPABASE_SERVICE_ROLE_KEY", show_envvar=True,
+                     help="Service-role key (never printed)."),
+        click.option("--bucket", default=DEFAULT_BUCKET, show_default=True),
+        click.option("--prefix", default=DEFAULT_PREFIX, show_default=True,
+                     help="Folder holding one sub-folder per customer."),
+        click.option("--source", type=click.Choice(["rest", "db"]), default="rest",
+                     show_default=True,
+                     help="List through the REST API, or read storage.objects directly."),
+        click.option("--storage-database-url",
+                     help="Database holding storage.objects for --source db "
+                     "(default: the target database)."),
+        click.option("--list-api", type=click.Choice(["auto", "v1", "v2"]), default="auto",
+                     show_default=True, help="auto: v2 when the server has it, else v1."),
+        click.option("--list-concurrency", type=click.IntRange(1, 512), default=32,
+                     show_default=True, help="Folders listed at once."),
+        click.option("--page-size", type=click.IntRange(1, 1500), default=1000,
+                     show_default=True, help="Entries per list call (v1 caps at 1500)."),
+        click.option("--max-rps", type=click.FloatRange(min=0.1), default=None,
+                     help="Cap on Storage requests per second."),
+        click.option("--request-timeout", type=click.FloatRange(min=0.1), default=30.0,
+                     show_default=True, help="Seconds per Storage request."),
+        click.option("--retries", type=click.IntRange(1, 50), default=6, show_default=True,
+                     help="Attempts per Storage request before a folder is marked failed."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def source_options(params: dict[str, Any]) -> SourceOptions:
+    """Build `SourceOptions` from the storage option group's values (popping them)."""
+    return SourceOptions(
+        bucket=params.pop("bucket"),
+        prefix=params.pop("prefix"),
+        source=params.pop("source"),
+        storage_url=params.pop("storage_url"),
+        key=params.pop("key"),
+        list_api=params.pop("list_api"),
+        list_concurrency=params.pop("list_concurrency"),
+        page_size=params.pop("page_size"),
+        max_rps=params.pop("max_rps"),
+        request_timeout_s=params.pop("request_timeout"),
+        retries=params.pop("retries"),
+        storage_database_url=params.pop("storage_database_url"),
+    )
+
+
+def target_database(url: str | None) -> str:
+    """Resolve the target database and say which one is in use (password hidden)."""
+    resolved = db.resolve_database_url(url)
+    info(f"database: {db.describe(resolved)}{'' if url else ' (embedded)'}")
+    return resolved
+
+
+def with_source(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the storage option group into one `opts: SourceOptions` argument.
+
+    For --source db without --storage-database-url, storage.objects is read from the target
+    database.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(**params: Any) -> Any:
+        opts = source_options(params)
+        if opts.source == "db" and not opts.storage_database_url:
+            opts.storage_database_url = target_database(params.get("database_url"))
+        return fn(opts=opts, **params)
+
+    return wrapper
+
+
+# -- commands ---------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="loader")
+def cli() -> None:
+    """Migrate a Supabase Storage image library into the Postgres table image_assets.
+
+    Typical order: `loader scan` (what is there), `loader match` (which folder is which
+    customer; review the uncertain ones), `loader migrate`, `loader verify`.
+    """
+
+
+@cli.group(name="db")
+def db_group() -> None:
+    """The database: set up the loader's schema, or manage the embedded PostgreSQL."""
+
+
+@db_group.command(name="init")
+@database_options
+@click.option(
+    "--demo-schema",
+    is_flag=True,
+    help="Also create customers, image_assets and storage.objects (local/demo only).",
+)
+def db_init(database_url: str | None, demo_schema: bool) -> None:
+    """Create the loader's bookkeeping schema `loader` (idempotent).
+
+    Example:
+
+        loader db init --demo-schema
+    """
+    url = target_database(database_url)
+
+    async def go() -> None:
+        async with db.connection(url) as conn:
+            await db.init_schema(conn, demo_schema=demo_schema)
+
+    run(go)
+    click.echo("schema ready" + (" (with demo tables)" if demo_schema else ""))
+
+
+@db_group.command(name="url")
+def db_url() -> None:
+    """Print the embedded PostgreSQL's URL (starting it if needed).
+
+    Example:
+
+        psql "$(loader db url)"
+    """
+    try:
+        click.echo(embedded.ensure_running().url())
+    except LoaderError as exc:
+        raise LoaderFailure(exc) from None
+
+
+@db_group.command(name="stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL.
+
+    Example:
+
+        loader db stop
+    """
+    try:
+        stopped = embedded.stop()
+    except LoaderError as exc:
+        raise LoaderFailure(exc) from None
+    click.echo("stopped" if stopped else "not running")
+
+
+@cli.command()
+@storage_options
+@database_options
+@click.option("--json", "as_json", is_flag=True, help="Print every object as a JSON line.")
+@with_source
+def scan(opts: SourceOptions, database_url: str | None, as_json: bool) -> None:
+    """List the bucket and count objects per customer folder and per kind.
+
+    Exit code 9 when there is nothing under the prefix, 10 when the key is not a
+    service-role key and nothing is visible, 11 when some folders could not be listed.
+
+    Example:
+
+        loader scan --storage-url https://xyz.supabase.co --json > objects.jsonl
+    """
+    from loader.scan import scan as scan_library
+
+    out = sys.stdout.buffer
+    on_object = None
+    if as_json:
+
+        def on_object(obj: Any, kind: str, mime: str | None) -> None:
+            out.write(
+                orjson.dumps(
+                    {
+                        "path": obj.path,
+                        "size": obj.size,
+                        "mimetype": mime or obj.mimetype,
+                        "kind": kind,
+                        "created_at": obj.created_at,
+                        "updated_at": obj.updated_at,
+                    }
+                )
+            )
+            out.write(b"\n")
+
+    stats = LiveStats()
+    with live_progress(stats):
+        report = run(lambda: scan_library(opts, on_object=on_object, stats=stats))
+    out.flush()
+    for message in report.warnings:
+        warn(message)
+    from loader.report import print_scan_summary
+
+    print_scan_summary(report, to_stderr=as_json)
+    if report.failures:
+        raise LoaderFailure(
+            LoaderError(
+                f"{len(report.failures)} folder(s) could not be listed (see above)",
+                exit_code=ExitCode.INCOMPLETE,
+            )
+        )
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli.main(prog_name="loader")
+    except LoaderError as exc:  # raised outside `run`, e.g. while resolving options
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(int(exc.exit_code))
+    except Exception as exc:
+        if os.environ.get("LOADER_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (LOADER_DEBUG=1 for details)",
+                   err=True)  # fmt: skip
+        sys.exit(int(ExitCode.INTERNAL))

@@ -1,0 +1,54 @@
+"""Report stage: summaries on the terminal (rich tables) and machine-readable reports."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from loader.scan import ScanReport
+
+KINDS = ("image", "video", "other", "placeholder")
+
+
+def console(to_stderr: bool = False) -> Console:
+    return Console(stderr=to_stderr, highlight=False)
+
+
+def _kind_row(label: str, counts: Counter[str]) -> list[str]:
+    return [label, *(f"{counts.get(k, 0):,}" for k in KINDS), f"{sum(counts.values()):,}"]
+
+
+def print_scan_summary(report: ScanReport, *, to_stderr: bool = False, top: int = 15) -> None:
+    """Per-folder counts (largest first, `top` of them) and totals."""
+    out = console(to_stderr)
+    table = Table(title=f"scan: {len(report.folders)} folders (list api {report.api})")
+    table.add_column("folder")
+    for name in (*KINDS, "total"):
+        table.add_column(name, justify="right")
+    ranked = sorted(report.folders.items(), key=lambda kv: -sum(kv[1].values()))
+    for folder, counts in ranked[:top]:
+        table.add_row(*_kind_row(folder, counts))
+    if len(ranked) > top:
+        table.add_row(f"... {len(ranked) - top} more folders", *[""] * (len(KINDS) + 1))
+    if report.loose:
+        table.add_row(*_kind_row("(loose files under prefix)", report.loose))
+    table.add_section()
+    table.add_row(*_kind_row("TOTAL", report.totals()))
+    out.print(table)
+    out.print(
+        f"{report.calls:,} Storage calls, {report.retries:,} retries, {report.elapsed_s:.2f}s"
+    )
+    for failure in report.failures:
+        out.print(f"[red]failed folder[/red] {failure.folder}: {failure.reason}")
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write a report atomically (a killed process never leaves half a file)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    tmp.replace(path)

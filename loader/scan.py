@@ -1,0 +1,101 @@
+"""`loader scan`: list the bucket and count what is there, per customer folder and per kind."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from loader.classify import Kind, classify
+from loader.listing import (
+    FolderFailure,
+    FolderPage,
+    ListedObject,
+    ListingEvent,
+    SourceOptions,
+    open_source,
+    walk,
+)
+from loader.progress import LiveStats
+
+ObjectCallback = Callable[[ListedObject, Kind, str | None], None]
+
+
+@dataclass(slots=True)
+class ScanReport:
+    api: str
+    folders: dict[str, Counter[str]] = field(default_factory=dict)
+    loose: Counter[str] = field(default_factory=Counter)
+    failures: list[FolderFailure] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    calls: int = 0
+    retries: int = 0
+    elapsed_s: float = 0.0
+
+    def totals(self) -> Counter[str]:
+        total: Counter[str] = Counter(self.loose)
+        for counts in self.folders.values():
+            total.update(counts)
+        return total
+
+
+def _basename(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
+
+
+async def scan(
+    opts: SourceOptions,
+    *,
+    on_object: ObjectCallback | None = None,
+    stats: LiveStats | None = None,
+) -> ScanReport:
+    """List everything under `opts.prefix`, classify each object, and count.
+
+    `on_object` sees every object exactly once (with its kind and normalized mime type), as
+    soon as its page is listed. Folders that fail after retries are in `failures`.
+    """
+    stats = stats or LiveStats()
+    started = time.monotonic()
+    async with open_source(opts) as opened:
+        report = ScanReport(api=getattr(opened.source, "api", "db"), warnings=opened.warnings)
+        stats.folders_total = len(opened.top.folders)
+
+        def tally(counts: Counter[str], objects: list[ListedObject]) -> None:
+            for obj in objects:
+                kind, mime = classify(_basename(obj.path), obj.mimetype)
+                counts[kind] += 1
+                if on_object is not None:
+                    on_object(obj, kind, mime)
+            stats.objects += len(objects)
+
+        tally(report.loose, opened.top.loose_files)
+        send, receive = anyio.create_memory_object_stream[ListingEvent](opts.list_concurrency * 2)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(
+                lambda: walk(
+                    opened.source, opened.top.folders, send, concurrency=opts.list_concurrency
+                )
+            )
+            async with receive:
+                async for event in receive:
+                    if isinstance(event, FolderFailure):
+                        report.failures.append(event)
+                        stats.errors += 1
+                        stats.folders_done += 1
+                        continue
+                    assert isinstance(event, FolderPage)
+                    tally(report.folders.setdefault(event.folder, Counter()), event.objects)
+                    if event.last:
+                        stats.folders_done += 1
+                    if opened.client is not None:
+                        stats.calls, stats.retries = (
+                            opened.client.stats.calls,
+                            opened.client.stats.retries,
+                        )
+        if opened.client is not None:
+            report.calls, report.retries = opened.client.stats.calls, opened.client.stats.retries
+    report.elapsed_s = time.monotonic() - started
+    return report

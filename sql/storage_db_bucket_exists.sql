@@ -1,0 +1,1 @@
+SELECT EXISTS (SELECT 1 FROM storage.buckets WHERE id = $1);
