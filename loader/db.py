@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
+import anyio
 import asyncpg
 import orjson
 
@@ -16,6 +19,7 @@ from loader.errors import DatabaseError
 from loader.sqlfiles import sql
 
 CONNECT_TIMEOUT_S = 10.0
+T = TypeVar("T")
 
 
 def resolve_database_url(explicit: str | None = None) -> str:
@@ -32,13 +36,16 @@ def describe(url: str) -> str:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for typename in ("json", "jsonb"):
-        await conn.set_type_codec(
-            typename,
-            schema="pg_catalog",
-            encoder=lambda value: orjson.dumps(value).decode(),
-            decoder=orjson.loads,
-        )
+    # Binary format (jsonb: a version byte, then the text) so COPY can carry json too.
+    await conn.set_type_codec(
+        "json", schema="pg_catalog", format="binary",
+        encoder=orjson.dumps, decoder=orjson.loads,
+    )  # fmt: skip
+    await conn.set_type_codec(
+        "jsonb", schema="pg_catalog", format="binary",
+        encoder=lambda value: b"\x01" + orjson.dumps(value),
+        decoder=lambda data: orjson.loads(data[1:]),
+    )  # fmt: skip
 
 
 def _connect_error(url: str, exc: BaseException) -> DatabaseError:
@@ -77,10 +84,20 @@ async def connection(url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def create_pool(url: str, size: int) -> asyncpg.Pool:
-    """A pool of `size` connections (the `--db-concurrency` knob)."""
+    """A pool of `size` connections (the `--db-concurrency` knob).
+
+    Plans are always made for the actual parameters (`plan_cache_mode`): a generic plan
+    cached while image_assets was empty stays a sequential scan after it fills
+    (postgres-upsert-notes.md, trap 5); re-planning a batch statement costs well under 1 ms.
+    """
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=size, max_size=size, init=_init_connection, timeout=CONNECT_TIMEOUT_S
+            url,
+            min_size=size,
+            max_size=size,
+            init=_init_connection,
+            timeout=CONNECT_TIMEOUT_S,
+            server_settings={"plan_cache_mode": "force_custom_plan"},
         )
     except _CONNECT_ERRORS as exc:
         raise _connect_error(url, exc) from None
@@ -97,3 +114,39 @@ async def init_schema(conn: asyncpg.Connection, *, demo_schema: bool = False) ->
         if demo_schema:
             await conn.execute(sql("demo_schema"))
         await conn.execute(sql("loader_schema"))
+
+
+# Failures that say nothing about the statement: the same call on a fresh connection may pass.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.TransactionRollbackError,  # 40001 serialization, 40P01 deadlock
+    asyncpg.exceptions.OperatorInterventionError,  # 57P01 pg_terminate_backend, cancels
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+
+
+async def retrying(
+    pool: asyncpg.Pool,
+    call: Callable[[asyncpg.Connection], Awaitable[T]],
+    *,
+    attempts: int = 6,
+    what: str = "database call",
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> T:
+    """Run `call(conn)` on a pool connection, retrying transient failures with full-jitter
+    backoff on a fresh connection; `DatabaseError` once `attempts` are used up."""
+    for attempt in range(attempts):
+        try:
+            async with pool.acquire() as conn:
+                return await call(conn)
+        except TRANSIENT_ERRORS as exc:
+            if attempt + 1 == attempts:
+                raise DatabaseError(f"{what} failed {attempts} times: {exc}") from None
+            if on_retry is not None:
+                on_retry(exc)
+            await anyio.sleep(random.uniform(0, min(5.0, 0.1 * 2**attempt)))
+    raise AssertionError("unreachable")

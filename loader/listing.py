@@ -11,7 +11,7 @@ after it was read whole, so a retried page never emits an object twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -280,12 +280,13 @@ def _prefix_range(prefix: str) -> tuple[str, str]:
 
 async def walk(
     source: Source,
-    folders: Iterable[str],
+    folders: Iterable[str] | AsyncIterable[str],
     send: ObjectSendStream[ListingEvent],
     *,
     concurrency: int,
 ) -> None:
-    """Walk `folders` with `concurrency` workers, sending pages (and failures) to `send`.
+    """Walk `folders` (a list, or an async iterable such as a claim loop) with `concurrency`
+    workers, sending pages (and failures) to `send`.
 
     Closes `send` when every folder is done. A folder whose listing fails for good (retries
     exhausted, or a non-retryable answer) becomes a `FolderFailure`; the walk goes on.
@@ -294,8 +295,12 @@ async def walk(
 
     async def feed() -> None:
         async with folder_send:
-            for folder in folders:
-                await folder_send.send(folder)
+            if isinstance(folders, AsyncIterable):
+                async for folder in folders:
+                    await folder_send.send(folder)
+            else:
+                for folder in folders:
+                    await folder_send.send(folder)
 
     async def worker() -> None:
         async for folder in folder_receive:
@@ -386,7 +391,16 @@ async def open_source(opts: SourceOptions) -> AsyncIterator[OpenedSource]:
         "retry": RetryPolicy(attempts=opts.retries),
         "max_rps": opts.max_rps,
     }
-    base_url = await resolve_base_url(opts.storage_url, opts.key, opts.bucket, **client_options)
+    try:
+        base_url = await resolve_base_url(opts.storage_url, opts.key, opts.bucket, **client_options)
+    except BucketNotFoundError:
+        if role is not None and role != "service_role":
+            # Row-level security hides buckets from anon keys too.
+            raise NotServiceRoleError(
+                f"bucket {opts.bucket!r} is not visible with a {role!r} key: use the"
+                " service-role key"
+            ) from None
+        raise
     async with StorageClient(base_url, opts.key, **client_options) as client:
         rest = RestSource(
             client, opts.bucket, opts.prefix, api=opts.list_api, page_size=opts.page_size

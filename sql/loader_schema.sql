@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS loader.folders (
 CREATE TABLE IF NOT EXISTS loader.journal (
     run_id       bigint NOT NULL REFERENCES loader.runs ON DELETE CASCADE,
     file_path    text NOT NULL,
+    folder       text NOT NULL,
     action       text NOT NULL CHECK (action IN ('insert', 'update')),
     asset_id     uuid NOT NULL,
     prev_ai_tags text[],
@@ -51,6 +52,22 @@ CREATE TABLE IF NOT EXISTS loader.journal (
     at           timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (run_id, file_path)
 );
+
+-- ai_tags merge, done inside Postgres so concurrent writers never lose a tag: keeps `old` as
+-- it is (order, and any NULL element), treats a NULL array as empty, and appends each non-NULL
+-- tag of `new` once, in first-seen order, when `old` does not have it. `t = ANY(old) IS TRUE`
+-- is what makes a NULL element in `old` harmless (plain `<> ALL` would be NULL and append
+-- nothing).
+CREATE OR REPLACE FUNCTION loader.merge_tags(old text[], new text[]) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(old, '{}') || coalesce(ARRAY(
+        SELECT t
+        FROM unnest(new) WITH ORDINALITY AS n(t, i)
+        WHERE t IS NOT NULL AND NOT (t = ANY (coalesce(old, '{}')) IS TRUE)
+        GROUP BY t
+        ORDER BY min(i)
+    ), '{}')
+$$;
 
 -- Rows a run could not write, with the reason (data errors isolated by batch splitting).
 CREATE TABLE IF NOT EXISTS loader.row_failures (

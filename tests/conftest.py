@@ -14,7 +14,7 @@ import pytest
 from loader import db as dbmod
 from loader import embedded
 
-pytest_plugins: list[str] = []
+pytest_plugins = ["tests.storage_fixtures"]
 
 TEMPLATE = "loader_test_template"
 

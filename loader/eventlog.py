@@ -1,0 +1,41 @@
+"""Structured JSON-lines log of what a run did (`--log-file`): one line per event, never a
+secret (options are redacted before they get here)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+
+class EventLog:
+    """Appends `{"ts", "event", ...}` lines to `path`; does nothing when `path` is None."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._file = path.open("ab") if path is not None else None
+
+    def emit(self, event: str, **fields: Any) -> None:
+        if self._file is None:
+            return
+        record = {"ts": dt.datetime.now(dt.UTC).isoformat(), "event": event, **fields}
+        # One write per line and a flush, so a killed process leaves whole lines behind.
+        self._file.write(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

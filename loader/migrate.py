@@ -1,0 +1,487 @@
+"""`loader migrate`: the whole pipeline, visible in one place.
+
+    source (listing.walk) → rows (rows.build_row, customer per folder) → batches
+    → sink (UpsertSink, `--db-concurrency` connections) → folder progress → report
+
+Every stage runs at once in one anyio task group, connected by bounded memory streams, so a
+slow database slows the listing down (backpressure) instead of filling memory.
+
+A folder is the unit of progress: it is marked done in loader.folders only when it was
+listed to the end and every batch holding its rows is committed. A killed run is resumed
+(`--resume RUN_ID`) by redoing unfinished folders, which is idempotent: the upsert skips
+rows that already match, and the journal keeps the first "before" of each row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import asyncpg
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from loader import runs
+from loader.config import redact_options
+from loader.db import create_pool, init_schema, retrying
+from loader.errors import BadInputError, ExitCode, LoaderError
+from loader.eventlog import EventLog
+from loader.listing import (
+    FolderFailure,
+    ListingEvent,
+    OpenedSource,
+    SourceOptions,
+    open_source,
+    walk,
+)
+from loader.preflight import check_target
+from loader.progress import LiveStats
+from loader.rows import AssetRow, CdnUrls, build_row
+from loader.sink import UpsertSink, merge_duplicates
+from loader.sqlfiles import sql
+
+MatchMode = Literal["auto", "none"]
+# Match statuses that tie a folder to a customer; anything else is registered untagged.
+LINKING_STATUSES = frozenset({"exact", "normalized", "auto", "decided"})
+
+
+@dataclass(slots=True)
+class MigrateOptions:
+    source: SourceOptions
+    database_url: str
+    batch_size: int = 5000
+    db_concurrency: int = 2
+    upload_source: str = "customer-migration"
+    cdn_url: Literal["fill", "overwrite"] = "fill"
+    cdn_base: str | None = None
+    match: MatchMode = "auto"
+    dry_run: bool = False
+    resume: int | None = None
+    prepare_only: bool = False
+    create_unique_index: bool = False
+    log_file: Path | None = None
+    flush_interval_s: float = 0.5
+
+    def recorded(self) -> dict[str, Any]:
+        """The options stored with the run and in reports: no secrets."""
+        src = self.source
+        return redact_options(
+            {
+                "bucket": src.bucket,
+                "prefix": src.prefix,
+                "source": src.source,
+                "storage_url": src.storage_url,
+                "key": src.key,
+                "list_api": src.list_api,
+                "list_concurrency": src.list_concurrency,
+                "page_size": src.page_size,
+                "batch_size": self.batch_size,
+                "db_concurrency": self.db_concurrency,
+                "upload_source": self.upload_source,
+                "cdn_url": self.cdn_url,
+                "cdn_base": self.cdn_base,
+                "match": self.match,
+                "dry_run": self.dry_run,
+            }
+        )
+
+
+@dataclass(slots=True)
+class MigrateResult:
+    run_id: int | None
+    status: str  # succeeded | incomplete | running (other workers busy) | prepared | planned
+    totals: dict[str, int]
+    folders: list[dict[str, Any]]
+    failed_rows: list[dict[str, Any]]
+    settings: dict[str, Any]
+    match_summary: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.INCOMPLETE if self.status == "incomplete" else ExitCode.OK
+
+
+@dataclass(slots=True)
+class _Folder:
+    """In-memory progress of one folder this worker holds."""
+
+    customer_id: int | None
+    counts: Counter[str] = field(default_factory=Counter)
+    listed: bool = False
+    failed: bool = False
+    finished: bool = False
+    outstanding: int = 0  # batches with its rows, sent but not yet committed
+
+
+@dataclass(slots=True)
+class _Batch:
+    rows: list[AssetRow]
+    folders: set[str]
+
+
+async def migrate(
+    opts: MigrateOptions, *, stats: LiveStats | None = None, log: EventLog | None = None
+) -> MigrateResult:
+    """Run (or resume, join, plan) a migration and return what it did.
+
+    Raises `LoaderError` subclasses for preflight problems (nothing written) and
+    `LoaderError(ABORTED)` when the run stops midway; the run is then resumable.
+    """
+    stats = stats or LiveStats()
+    log = log or EventLog(None)
+    started = time.monotonic()
+    pool = await create_pool(opts.database_url, opts.db_concurrency + 1)
+    try:
+        async with pool.acquire() as conn:
+            await init_schema(conn)
+            await check_target(conn, create_unique_index=opts.create_unique_index)
+        run_id = None
+        if opts.resume is not None:
+            run_id = await _adopt_run(pool, opts)
+        async with open_source(opts.source) as opened:
+            cdn = _cdn_urls(opts, opened)
+            match_summary: dict[str, int] = {}
+            folders: list[tuple[str, int | None]] = []
+            if run_id is None:
+                folders, match_summary = await _decide_customers(pool, opened, opts.match)
+                if not opts.dry_run:
+                    run_id = await runs.create_run(
+                        pool,
+                        bucket=opts.source.bucket,
+                        prefix=opened.source.prefix,
+                        options=opts.recorded(),
+                        folders=folders,
+                    )
+                    log.emit("run_created", run_id=run_id, folders=len(folders))
+            if opts.prepare_only:
+                return await _result(pool, opts, run_id, "prepared", match_summary, started)
+            worker = _Worker(pool, opened, opts, run_id, cdn, stats, log)
+            try:
+                await worker.run(folders if opts.dry_run else None)
+            except LoaderError as exc:
+                raise await _aborted(pool, run_id, exc, log) from None
+            warnings = opened.warnings
+        if opts.dry_run:
+            return _planned_result(opts, worker, match_summary, warnings, started)
+        status = await runs.finalize_run(pool, run_id)
+        if worker.rows_sent:
+            await _analyze(pool, log)
+        log.emit("worker_finished", run_id=run_id, status=status)
+        result = await _result(pool, opts, run_id, status, match_summary, started)
+        result.warnings = warnings
+        return result
+    finally:
+        await pool.close()
+
+
+async def _aborted(
+    pool: asyncpg.Pool, run_id: int | None, exc: LoaderError, log: EventLog
+) -> LoaderError:
+    """The error to raise when a run stops midway: resumable, and saying how."""
+    log.emit("run_aborted", run_id=run_id, reason=str(exc))
+    if run_id is None:
+        return exc
+    # The database may be what failed; then the run stays 'running', resumable all the same.
+    with contextlib.suppress(LoaderError):
+        await runs.mark_aborted(pool, run_id)
+    return LoaderError(
+        f"run {run_id} aborted: {exc}. Nothing is lost: resume with --resume {run_id}",
+        exit_code=ExitCode.ABORTED,
+    )
+
+
+async def _adopt_run(pool: asyncpg.Pool, opts: MigrateOptions) -> int:
+    """Resume/join: the run's own bucket, prefix and data options win over the flags."""
+    assert opts.resume is not None
+    info = await runs.reopen_run(pool, opts.resume)
+    opts.source.bucket, opts.source.prefix = info.bucket, info.prefix
+    opts.upload_source = info.options.get("upload_source", opts.upload_source)
+    opts.cdn_url = info.options.get("cdn_url", opts.cdn_url)
+    opts.cdn_base = info.options.get("cdn_base", opts.cdn_base)
+    return info.run_id
+
+
+def _cdn_urls(opts: MigrateOptions, opened: OpenedSource) -> CdnUrls:
+    if opts.cdn_base:
+        return CdnUrls(opts.cdn_base)
+    if opened.client is not None:
+        return CdnUrls.for_bucket(opened.client.base_url, opts.source.bucket)
+    if opts.source.storage_url:
+        root = opts.source.storage_url.rstrip("/")
+        if not root.endswith("/storage/v1"):
+            root += "/storage/v1"
+        return CdnUrls.for_bucket(root, opts.source.bucket)
+    raise BadInputError("--source db needs --storage-url or --cdn-base to build cdn_url")
+
+
+async def _decide_customers(
+    pool: asyncpg.Pool, opened: OpenedSource, mode: MatchMode
+) -> tuple[list[tuple[str, int | None]], dict[str, int]]:
+    """Each folder's customer: the matcher's confident links and a person's decisions."""
+    folders = opened.top.folders
+    if mode == "none":
+        return [(f, None) for f in folders], {"untagged": len(folders)}
+    from loader.match import load_customers, load_decisions, match_folders
+
+    async with pool.acquire() as conn:
+        customers = await load_customers(conn)
+        decisions = await load_decisions(conn)
+    matches = match_folders(folders, customers, decisions=decisions)
+    summary = Counter(m.status for m in matches)
+    linked = [(m.folder, m.customer_id if m.status in LINKING_STATUSES else None) for m in matches]
+    return linked, dict(summary)
+
+
+async def _analyze(pool: asyncpg.Pool, log: EventLog) -> None:
+    try:
+        await retrying(pool, lambda conn: conn.execute(sql("analyze_image_assets")))
+    except (asyncpg.PostgresError, LoaderError) as exc:
+        log.emit("analyze_skipped", reason=str(exc))
+
+
+class _Worker:
+    """One process's share of a run: claim folders, list them, build rows, write batches."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        opened: OpenedSource,
+        opts: MigrateOptions,
+        run_id: int | None,
+        cdn: CdnUrls,
+        stats: LiveStats,
+        log: EventLog,
+    ) -> None:
+        self.pool = pool
+        self.opened = opened
+        self.opts = opts
+        self.run_id = run_id
+        self.cdn = cdn
+        self.stats = stats
+        self.log = log
+        self.worker_id = runs.new_worker_id()
+        self.sink = UpsertSink(
+            pool,
+            run_id=run_id,
+            upload_source=opts.upload_source,
+            overwrite_cdn=opts.cdn_url == "overwrite",
+            dry_run=opts.dry_run,
+        )
+        self.folders: dict[str, _Folder] = {}
+        self.open_rows: dict[str, AssetRow] = {}
+        self.open_folders: set[str] = set()
+        self.rows_sent = 0
+
+    async def run(self, planned: list[tuple[str, int | None]] | None) -> None:
+        """Work until no folder is left; `planned` (dry run) replaces claiming."""
+        if planned is not None:
+            self.stats.folders_total = len(planned)
+            feed = self._planned(planned)
+            await self._pipeline(feed)
+            return
+        async with runs.worker_lock(self.opts.database_url, self.worker_id):
+            self.log.emit("worker_started", run_id=self.run_id, worker=self.worker_id)
+            self.stats.folders_total = len(self.opened.top.folders)
+            await self._pipeline(self._claimed())
+
+    async def _planned(self, planned: list[tuple[str, int | None]]) -> AsyncIterator[str]:
+        for folder, customer_id in planned:
+            self.folders[folder] = _Folder(customer_id)
+            yield folder
+
+    async def _claimed(self) -> AsyncIterator[str]:
+        assert self.run_id is not None
+        chunk = max(1, self.opts.source.list_concurrency)
+        while True:
+            claimed = await runs.claim_folders(self.pool, self.run_id, self.worker_id, chunk)
+            if not claimed:
+                return
+            for folder, customer_id in claimed:
+                self.folders[folder] = _Folder(customer_id)
+                self.log.emit("folder_claimed", folder=folder, customer_id=customer_id)
+                yield folder
+
+    async def _pipeline(self, feed: AsyncIterator[str]) -> None:
+        concurrency = self.opts.source.list_concurrency
+        events_send, events_receive = anyio.create_memory_object_stream[ListingEvent](
+            concurrency * 2
+        )
+        batch_send, batch_receive = anyio.create_memory_object_stream[_Batch](
+            self.opts.db_concurrency
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: walk(self.opened.source, feed, events_send,
+                                       concurrency=concurrency))  # fmt: skip
+            tg.start_soon(self._consume, events_receive, batch_send)
+            async with batch_receive, anyio.create_task_group() as writers:
+                for _ in range(self.opts.db_concurrency):
+                    writers.start_soon(self._write_batches, batch_receive.clone())
+
+    # -- rows stage -------------------------------------------------------------------
+
+    async def _consume(
+        self, events: ObjectReceiveStream[ListingEvent], batches: ObjectSendStream[_Batch]
+    ) -> None:
+        async with events, batches:
+            while True:
+                event = None
+                # A quiet listing still flushes what it has, so small runs finish promptly.
+                with anyio.move_on_after(self.opts.flush_interval_s):
+                    try:
+                        event = await events.receive()
+                    except anyio.EndOfStream:
+                        break
+                if event is None:
+                    await self._flush(batches)
+                elif isinstance(event, FolderFailure):
+                    await self._folder_failed(event)
+                else:
+                    await self._add_page(event.folder, event.objects, batches)
+                    if event.last:
+                        self.folders[event.folder].listed = True
+                        await self._finish_ready([event.folder])
+                self._update_stats()
+            await self._flush(batches)
+
+    async def _add_page(
+        self, folder: str, objects: list[Any], batches: ObjectSendStream[_Batch]
+    ) -> None:
+        state = self.folders[folder]
+        for obj in objects:
+            kind, row = build_row(obj, folder, state.customer_id, self.cdn)
+            state.counts[kind] += 1
+            if row is None:
+                continue
+            state.counts["media"] += 1
+            seen = self.open_rows.get(row.file_path)
+            if seen is None:
+                self.open_rows[row.file_path] = row
+            else:
+                seen.tags.extend(t for t in row.tags if t not in seen.tags)
+            self.open_folders.add(folder)
+            if len(self.open_rows) >= self.opts.batch_size:
+                await self._flush(batches)
+        self.stats.objects += len(objects)
+
+    async def _flush(self, batches: ObjectSendStream[_Batch]) -> None:
+        if not self.open_rows:
+            return
+        batch = _Batch(merge_duplicates(list(self.open_rows.values())), self.open_folders)
+        self.open_rows, self.open_folders = {}, set()
+        for folder in batch.folders:
+            self.folders[folder].outstanding += 1
+        self.rows_sent += len(batch.rows)
+        await batches.send(batch)
+
+    async def _folder_failed(self, event: FolderFailure) -> None:
+        state = self.folders[event.folder]
+        state.failed = True
+        self.stats.errors += 1
+        self.log.emit("folder_failed", folder=event.folder, reason=event.reason)
+        if self.run_id is not None:
+            await runs.fail_folder(self.pool, self.run_id, event.folder, event.reason, state.counts)
+
+    # -- sink stage -------------------------------------------------------------------
+
+    async def _write_batches(self, batches: ObjectReceiveStream[_Batch]) -> None:
+        async with batches:
+            async for batch in batches:
+                outcome = await self.sink.write(batch.rows)
+                for folder in batch.folders:
+                    state = self.folders[folder]
+                    state.outstanding -= 1
+                    state.counts.update(outcome.per_folder.get(folder, Counter()))
+                for row, reason in outcome.failures:
+                    self.log.emit("row_failed", file_path=row.file_path, reason=reason)
+                self.stats.rows_written += len(batch.rows)
+                self.stats.errors += len(outcome.failures)
+                self.log.emit("batch_written", rows=len(batch.rows), retries=outcome.retries,
+                              failed=len(outcome.failures))  # fmt: skip
+                await self._finish_ready(batch.folders)
+
+    async def _finish_ready(self, candidates: Any) -> None:
+        """Mark done the folders that are fully listed and fully committed."""
+        ready = []
+        for folder in candidates:
+            state = self.folders[folder]
+            if (state.listed and not state.failed and not state.finished
+                    and state.outstanding == 0 and folder not in self.open_folders):  # fmt: skip
+                state.finished = True
+                ready.append((folder, state.counts))
+        if not ready:
+            return
+        self.stats.folders_done += len(ready)
+        if self.run_id is not None:
+            await runs.finish_folders(self.pool, self.run_id, ready)
+        for folder, counts in ready:
+            self.log.emit("folder_done", folder=folder, **counts)
+
+    def _update_stats(self) -> None:
+        client = self.opened.client
+        if client is not None:
+            self.stats.calls, self.stats.retries = client.stats.calls, client.stats.retries
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+async def _result(
+    pool: asyncpg.Pool,
+    opts: MigrateOptions,
+    run_id: int | None,
+    status: str,
+    match_summary: dict[str, int],
+    started: float,
+) -> MigrateResult:
+    assert run_id is not None
+    stored = await runs.run_report(pool, run_id)
+    totals = {k: int(v) for k, v in stored["totals"].items()}
+    totals["unchanged"] = max(
+        0, totals["media"] - totals["inserted"] - totals["updated"] - totals["failed"]
+    )
+    return MigrateResult(
+        run_id=run_id,
+        status=status,
+        totals=totals,
+        folders=stored["folders"],
+        failed_rows=stored["failed_rows"],
+        settings=opts.recorded(),
+        match_summary=match_summary,
+        elapsed_s=time.monotonic() - started,
+    )
+
+
+def _planned_result(
+    opts: MigrateOptions,
+    worker: _Worker,
+    match_summary: dict[str, int],
+    warnings: list[str],
+    started: float,
+) -> MigrateResult:
+    totals: Counter[str] = Counter()
+    folders = []
+    for name, state in worker.folders.items():
+        totals.update(state.counts)
+        state_name = "failed" if state.failed else "planned"
+        folders.append({"folder": name, "customer_id": state.customer_id, "state": state_name,
+                        "counts": dict(state.counts)})  # fmt: skip
+    totals["folders"] = len(worker.folders)
+    totals["folders_failed"] = sum(1 for s in worker.folders.values() if s.failed)
+    return MigrateResult(
+        run_id=None,
+        status="planned",
+        totals=dict(totals),
+        folders=folders,
+        failed_rows=[],
+        settings=opts.recorded(),
+        match_summary=match_summary,
+        warnings=warnings,
+        elapsed_s=time.monotonic() - started,
+    )

@@ -1,0 +1,152 @@
+"""Sink stage: write batches of rows into image_assets, one SQL statement per batch.
+
+The statement (sql/upsert_batch.sql) takes the whole batch as one JSON parameter
+(`json_to_recordset`): measured within ~15% of COPY-into-temp-table on this kind of machine
+at a tenth of the client CPU, and a single statement keeps the journal in the same
+transaction as the rows it describes.
+
+Failures: transient ones (lost connection, deadlock, serialization, admin shutdown) are
+retried on a fresh pool connection with backoff; data errors split the batch in halves until
+the bad rows are isolated, recorded in loader.row_failures with their reason, and skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import asyncpg.exceptions as pgexc
+
+from loader.db import retrying
+from loader.errors import SchemaError
+from loader.rows import AssetRow
+from loader.sqlfiles import sql
+
+# Errors caused by some row's values: retrying the same batch cannot help, splitting can.
+DATA_ERRORS: tuple[type[BaseException], ...] = (
+    pgexc.DataError,
+    pgexc.IntegrityConstraintViolationError,
+    pgexc.CardinalityViolationError,
+    pgexc.ProgramLimitExceededError,
+)
+# The table is not what preflight saw (dropped or altered mid-run): stop the run.
+SCHEMA_ERRORS: tuple[type[BaseException], ...] = (
+    pgexc.UndefinedTableError,
+    pgexc.UndefinedColumnError,
+    pgexc.InsufficientPrivilegeError,
+    pgexc.UndefinedFunctionError,
+)
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """Per-folder counts (inserted / updated / unchanged / failed) and the rows that failed."""
+
+    per_folder: dict[str, Counter[str]] = field(default_factory=dict)
+    failures: list[tuple[AssetRow, str]] = field(default_factory=list)
+    retries: int = 0
+
+    def add(self, other: BatchOutcome) -> None:
+        for folder, counts in other.per_folder.items():
+            self.per_folder.setdefault(folder, Counter()).update(counts)
+        self.failures.extend(other.failures)
+        self.retries += other.retries
+
+
+def merge_duplicates(rows: Sequence[AssetRow]) -> list[AssetRow]:
+    """One row per file_path, tags united in first-seen order, sorted by file_path.
+
+    ON CONFLICT cannot touch a row twice in one statement (SQLSTATE 21000), and a batch sorted
+    by file_path locks rows in one global order, so two connections never deadlock.
+    """
+    by_path: dict[str, AssetRow] = {}
+    for row in rows:
+        seen = by_path.get(row.file_path)
+        if seen is None:
+            by_path[row.file_path] = row
+        else:
+            seen.tags.extend(t for t in row.tags if t not in seen.tags)
+    return [by_path[path] for path in sorted(by_path)]
+
+
+class UpsertSink:
+    """Writes batches for one run (or plans them, with `dry_run`)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        run_id: int | None,
+        upload_source: str,
+        overwrite_cdn: bool,
+        dry_run: bool = False,
+        attempts: int = 6,
+    ) -> None:
+        self.pool = pool
+        self.run_id = run_id
+        self.upload_source = upload_source
+        self.overwrite_cdn = overwrite_cdn
+        self.dry_run = dry_run
+        self.attempts = attempts
+
+    async def write(self, rows: Sequence[AssetRow]) -> BatchOutcome:
+        """Write `rows` (already merged by file_path); never raises for bad rows."""
+        outcome = BatchOutcome()
+        if not rows:
+            return outcome
+        try:
+            return await self._write_with_retry(rows)
+        except DATA_ERRORS as exc:
+            if len(rows) == 1:
+                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                await self._record_failure(rows[0], reason)
+                outcome.failures.append((rows[0], reason))
+                outcome.per_folder[rows[0].folder] = Counter(failed=1)
+                return outcome
+        middle = len(rows) // 2
+        outcome.add(await self.write(rows[:middle]))
+        outcome.add(await self.write(rows[middle:]))
+        return outcome
+
+    async def _write_with_retry(self, rows: Sequence[AssetRow]) -> BatchOutcome:
+        payload = [row.as_json() for row in rows]
+        outcome = BatchOutcome()
+
+        def count_retry(_: BaseException) -> None:
+            outcome.retries += 1
+
+        async def upsert(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            if self.dry_run:
+                return await conn.fetch(sql("plan_batch"), payload, self.overwrite_cdn)
+            return await conn.fetch(
+                sql("upsert_batch"), payload, self.upload_source, self.overwrite_cdn, self.run_id
+            )
+
+        try:
+            records = await retrying(
+                self.pool, upsert, attempts=self.attempts, what=f"batch of {len(rows)} rows",
+                on_retry=count_retry,
+            )  # fmt: skip
+        except SCHEMA_ERRORS as exc:
+            raise SchemaError(f"cannot write image_assets: {exc}") from None
+        for record in records:
+            outcome.per_folder[record["folder"]] = Counter(
+                inserted=record["inserted"],
+                updated=record["updated"],
+                unchanged=record["unchanged"],
+            )
+        return outcome
+
+    async def _record_failure(self, row: AssetRow, reason: str) -> None:
+        if self.dry_run or self.run_id is None:
+            return
+        await retrying(
+            self.pool,
+            lambda conn: conn.execute(
+                sql("row_failure_add"), self.run_id, row.file_path, row.folder, reason
+            ),
+            attempts=self.attempts,
+            what=f"recording the failure of {row.file_path!r}",
+        )

@@ -1,0 +1,22 @@
+-- Claim up to $3 folders of run $1 for worker $2. Postgres is the coordinator: SKIP LOCKED
+-- hands each folder to one worker. Claimable: pending folders; folders claimed by a worker
+-- whose liveness lock (worker_lock.sql) is free, i.e. that died; and folders that failed under
+-- another worker (so a resumed process retries them once, not in a loop).
+WITH candidates AS (
+    SELECT f.folder
+    FROM loader.folders AS f
+    WHERE f.run_id = $1
+      AND (f.state = 'pending'
+           OR (f.state = 'failed' AND f.claimed_by IS DISTINCT FROM $2)
+           OR (f.state = 'claimed' AND f.claimed_by IS DISTINCT FROM $2
+               AND pg_try_advisory_xact_lock(hashtextextended(f.claimed_by, 0))))
+    ORDER BY f.folder
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE loader.folders AS f
+SET state = 'claimed', claimed_by = $2, claimed_at = now(), attempts = f.attempts + 1,
+    error = NULL
+FROM candidates AS c
+WHERE f.run_id = $1 AND f.folder = c.folder
+RETURNING f.folder, f.customer_id;

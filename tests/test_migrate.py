@@ -1,0 +1,93 @@
+"""`loader migrate` end to end: real HTTP Storage server on loopback, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import asyncpg
+import pytest
+
+from loader.listing import SourceOptions
+from loader.migrate import MigrateOptions, migrate
+from tests.sample import PREFIX, media_names, sample_catalogue
+from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage
+
+KEPT = f"{PREFIX}kimminsu01-6601/IMG_0000.jpg"
+
+
+def options(url: str, db_url: str, **kw: object) -> MigrateOptions:
+    source = SourceOptions(bucket=STORAGE_BUCKET, storage_url=url, key=STORAGE_KEY,
+                           list_concurrency=8)  # fmt: skip
+    kw.setdefault("match", "none")
+    return MigrateOptions(source=source, database_url=db_url, batch_size=500, **kw)  # type: ignore[arg-type]
+
+
+async def table_writes(db: asyncpg.Connection) -> tuple[int, int]:
+    """(n_tup_ins, n_tup_upd) of image_assets, once the statistics have settled."""
+    last = None
+    for _ in range(20):
+        await db.execute("SELECT pg_stat_clear_snapshot()")
+        row = await db.fetchrow(
+            "SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables WHERE relname = 'image_assets'"
+        )
+        current = (row["n_tup_ins"], row["n_tup_upd"])
+        if current == last:
+            return current
+        last = current
+        await asyncio.sleep(0.3)
+    return last  # type: ignore[return-value]
+
+
+async def test_migrate_registers_every_media_file_once_and_keeps_existing_data(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    await db.execute(
+        "INSERT INTO image_assets (file_path, filename, ai_tags, alt_text, title, status,"
+        " upload_source) VALUES ($1, 'IMG_0000.jpg', ARRAY['portrait', NULL, 'best'],"
+        " 'keep me', 'Title', 'archived', 'app')",
+        KEPT,
+    )
+    url = await start_storage(sample_catalogue())
+    result = await migrate(options(url, db_url))
+    assert result.status == "succeeded"
+    media = media_names()
+    rows = await db.fetch("SELECT file_path, ai_tags, cdn_url, upload_source FROM image_assets")
+    assert sorted(r["file_path"] for r in rows) == sorted(media)  # once each, nothing else
+    assert all(r["cdn_url"] for r in rows)
+    kept = await db.fetchrow("SELECT * FROM image_assets WHERE file_path = $1", KEPT)
+    assert kept["ai_tags"] == ["portrait", None, "best"]
+    assert (kept["alt_text"], kept["title"], kept["status"], kept["upload_source"]) == (
+        "keep me", "Title", "archived", "app",
+    )  # fmt: skip
+    assert result.totals["inserted"] == len(media) - 1
+    assert result.totals["updated"] == 1  # the cdn_url it lacked
+    assert result.totals["unchanged"] == 0
+    # every generated URL is answered by the Storage server
+    async with aiohttp.ClientSession() as http:
+        for row in rows:
+            async with http.head(row["cdn_url"]) as response:
+                assert response.status == 200, row["cdn_url"]
+
+
+async def test_second_run_writes_nothing(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    url = await start_storage(sample_catalogue())
+    await migrate(options(url, db_url))
+    before = await table_writes(db)
+    again = await migrate(options(url, db_url))
+    assert await table_writes(db) == before
+    assert (again.totals["inserted"], again.totals["updated"]) == (0, 0)
+    assert again.totals["unchanged"] == len(media_names())
+
+
+async def test_dry_run_plans_without_writing(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    url = await start_storage(sample_catalogue())
+    plan = await migrate(options(url, db_url, dry_run=True))
+    assert plan.status == "planned"
+    assert plan.totals["inserted"] == len(media_names())
+    assert await db.fetchval("SELECT count(*) FROM image_assets") == 0
+    assert await db.fetchval("SELECT count(*) FROM loader.runs") == 0
