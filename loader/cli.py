@@ -11,6 +11,7 @@ import functools
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -19,6 +20,7 @@ import orjson
 
 from loader import __version__, db, embedded
 from loader.errors import ExitCode, LoaderError
+from loader.eventlog import EventLog
 from loader.listing import SourceOptions
 from loader.progress import LiveStats, live_progress
 
@@ -281,3 +283,181 @@ def main() -> None:
         click.echo(f"internal error: {type(exc).__name__}: {exc} (LOADER_DEBUG=1 for details)",
                    err=True)  # fmt: skip
         sys.exit(int(ExitCode.INTERNAL))
+
+
+@cli.command()
+@storage_options
+@database_options
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=5000,
+    show_default=True,
+    help="Rows per upsert statement.",
+)
+@click.option(
+    "--db-concurrency",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Database connections writing batches at once (2 is best on 2 cores).",
+)
+@click.option(
+    "--upload-source",
+    default="customer-migration",
+    show_default=True,
+    help="upload_source of rows the run creates (rollback marker).",
+)
+@click.option(
+    "--cdn-url",
+    "cdn_url",
+    type=click.Choice(["fill", "overwrite"]),
+    default="fill",
+    show_default=True,
+    help="fill: only where cdn_url is NULL; overwrite: always.",
+)
+@click.option("--cdn-base", help="CDN URL in front of the bucket; cdn_url = BASE/PATH.")
+@click.option(
+    "--match",
+    type=click.Choice(["auto", "none"]),
+    default="auto",
+    show_default=True,
+    help="auto: tag folders the matcher ties to a customer with confidence, and "
+    "folders a person decided (loader match apply); none: tag nothing.",
+)
+@click.option("--dry-run", is_flag=True, help="Plan only: counts of inserts/updates, no writes.")
+@click.option(
+    "--resume",
+    "--join",
+    "resume",
+    type=int,
+    metavar="RUN_ID",
+    help="Work on an existing run: finish a killed one, or add a worker to one.",
+)
+@click.option(
+    "--prepare",
+    "prepare_only",
+    is_flag=True,
+    help="Create the run and its folder list, print RUN_ID, and stop.",
+)
+@click.option(
+    "--create-unique-index",
+    is_flag=True,
+    help="Create the unique index on image_assets.file_path if it is missing.",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a JSON report here.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append structured JSON-lines events here.",
+)
+@with_source
+def migrate(
+    opts: SourceOptions,
+    database_url: str | None,
+    report_path: Path | None,
+    log_file: Path | None,
+    **flags: Any,
+) -> None:
+    """Register every image and video of the bucket in image_assets.
+
+    Inserts what is missing, tags matched folders' files customer-{id} (merged in Postgres,
+    existing tags kept), fills cdn_url, and journals every change so `loader rollback`
+    can undo it. Safe to re-run (a second run writes nothing). Exit code 11 when some
+    folders or rows failed (see the report), 12 when the run stopped midway (resume it).
+
+    Example:
+
+        loader migrate --storage-url "$SUPABASE_URL" --report migrate.json
+    """
+    from loader.migrate import MigrateOptions
+    from loader.migrate import migrate as migrate_library
+    from loader.report import print_migrate_summary, write_json
+
+    options = MigrateOptions(
+        source=opts, database_url=target_database(database_url), log_file=log_file, **flags
+    )
+    stats = LiveStats()
+    with EventLog(log_file) as log, live_progress(stats):
+        result = run(lambda: migrate_library(options, stats=stats, log=log))
+    for message in result.warnings:
+        warn(message)
+    if report_path is not None:
+        write_json(report_path, result.as_report())
+    if result.status == "prepared":
+        click.echo(result.run_id)
+        return
+    print_migrate_summary(result)
+    if result.exit_code != ExitCode.OK:
+        sys.exit(int(result.exit_code))
+
+
+@cli.group(name="storage")
+def storage_group() -> None:
+    """The project's Supabase-Storage-compatible server (tests, demo, benchmarks)."""
+
+
+@storage_group.command(name="serve")
+@click.option(
+    "--root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Serve every file below this folder as an object.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve the objects listed in this JSON-lines file.",
+)
+@click.option("--bucket", default=DEFAULT_BUCKET, show_default=True)
+@click.option(
+    "--key",
+    envvar="SUPABASE_SERVICE_ROLE_KEY",
+    required=True,
+    help="The service-role key clients must send.",
+)
+@click.option("--anon-key", help="A key that is accepted but sees nothing (row-level security).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0)
+@click.option("--jitter-ms", type=click.FloatRange(min=0), default=0.0)
+@click.option(
+    "--fail-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    help="Fraction of list/bucket responses that fail (429, 5xx, 544, stalls, resets,"
+    " truncated JSON).",
+)
+@click.option("--seed", type=int, help="Make the fault sequence reproducible.")
+def storage_serve(
+    root: Path | None,
+    manifest: Path | None,
+    latency_ms: float,
+    jitter_ms: float,
+    fail_rate: float,
+    seed: int | None,
+    **server: Any,
+) -> None:
+    """Serve a catalogue with the Storage REST API's routes and semantics.
+
+    Example:
+
+        loader storage serve --manifest .loader/demo/manifest.jsonl --key demo-key --port 5000
+    """
+    from loader.storage_server import Catalogue, Faults, serve_forever
+
+    if (root is None) == (manifest is None):
+        raise click.UsageError("give exactly one of --root and --manifest")
+    try:
+        catalogue = (
+            Catalogue.from_directory(root, bucket=server["bucket"]) if root is not None
+            else Catalogue.from_manifest(manifest, bucket=server["bucket"])  # type: ignore[arg-type]
+        )  # fmt: skip
+    except LoaderError as exc:
+        raise LoaderFailure(exc) from None
+    faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, fail_rate=fail_rate, seed=seed)
+    serve_forever(catalogue, faults=faults, **server)

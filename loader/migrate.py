@@ -107,6 +107,29 @@ class MigrateResult:
     def exit_code(self) -> ExitCode:
         return ExitCode.INCOMPLETE if self.status == "incomplete" else ExitCode.OK
 
+    def as_report(self) -> dict[str, Any]:
+        """The `--report` JSON: counts per action and per folder, failures, timings, settings."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "inserted": self.totals.get("inserted", 0),
+            "updated": self.totals.get("updated", 0),
+            "unchanged": self.totals.get("unchanged", 0),
+            "failed": self.totals.get("failed", 0),
+            "totals": self.totals,
+            "match": self.match_summary,
+            "folders": self.folders,
+            "failed_folders": [
+                {"folder": f["folder"], "reason": f.get("error")}
+                for f in self.folders
+                if f.get("state") == "failed"
+            ],
+            "failed_rows": self.failed_rows,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "settings": self.settings,
+            "warnings": self.warnings,
+        }
+
 
 @dataclass(slots=True)
 class _Folder:

@@ -10,6 +10,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from loader.migrate import MigrateResult
 from loader.scan import ScanReport
 
 KINDS = ("image", "video", "other", "placeholder")
@@ -52,3 +53,42 @@ def write_json(path: Path, payload: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     tmp.replace(path)
+
+
+def print_migrate_summary(result: MigrateResult) -> None:
+    """What the run did, in one table, then failed folders and rows (first few)."""
+    out = console()
+    t = result.totals
+    title = (
+        f"migrate run {result.run_id}: {result.status}"
+        if result.run_id is not None
+        else "migrate --dry-run: nothing written"
+    )
+    table = Table(title=title, show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    verb = "would be " if result.run_id is None else ""
+    for label, key in (
+        (f"{verb}inserted", "inserted"),
+        (f"{verb}updated", "updated"),
+        ("unchanged", "unchanged"),
+        ("failed rows", "failed"),
+        ("folders", "folders"),
+        ("folders failed", "folders_failed"),
+    ):
+        table.add_row(label, f"{t.get(key, 0):,}")
+    if result.match_summary:
+        table.add_section()
+        for status, count in sorted(result.match_summary.items()):
+            table.add_row(f"folders matched: {status}", f"{count:,}")
+    out.print(table)
+    out.print(f"{result.elapsed_s:.2f}s")
+    failed = [f for f in result.folders if f.get("state") == "failed"]
+    for folder in failed[:10]:
+        out.print(f"[red]failed folder[/red] {folder['folder']}: {folder.get('error')}")
+    for row in result.failed_rows[:10]:
+        out.print(f"[red]failed row[/red] {row['file_path']}: {row['reason']}")
+    if result.status == "running":
+        out.print("other workers are still working on this run")
+    if result.status == "incomplete" and result.run_id is not None:
+        out.print(f"retry what failed with: loader migrate --resume {result.run_id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -51,20 +51,35 @@ async def template_database(pg_server_url: str) -> str:
 
 
 @pytest.fixture
-async def db_url(pg_server_url: str, template_database: str) -> AsyncIterator[str]:
+async def make_database(
+    pg_server_url: str, template_database: str
+) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Factory of fresh databases (demo + loader schemas); all dropped after the test."""
+    names: list[str] = []
+
+    async def make() -> str:
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(pg_server_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        finally:
+            await admin.close()
+        names.append(name)
+        return _with_database(pg_server_url, name)
+
+    yield make
+    admin = await asyncpg.connect(pg_server_url)
+    try:
+        for name in names:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db_url(make_database: Callable[[], Awaitable[str]]) -> str:
     """A fresh database with the demo and loader schemas, dropped after the test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    finally:
-        await admin.close()
-    yield _with_database(pg_server_url, name)
-    admin = await asyncpg.connect(pg_server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    return await make_database()
 
 
 @pytest.fixture

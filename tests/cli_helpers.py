@@ -1,0 +1,50 @@
+"""Running the real `loader` command in a subprocess from async tests (the Storage server
+runs in the test's event loop, so the child must be awaited, not waited on)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import anyio
+
+from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY
+
+COMPARED_COLUMNS = (
+    "file_path, filename, original_filename, file_size, mime_type, format, cdn_url, ai_tags,"
+    " upload_source, status, alt_text, title, description, created_at"
+)
+
+
+@dataclass(slots=True)
+class Completed:
+    code: int
+    out: str
+    err: str
+
+
+def loader_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "loader", *args]
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("DATABASE_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY"):
+        env.pop(name, None)
+    return env
+
+
+async def run_loader(*args: str, timeout: float = 120) -> Completed:
+    with anyio.fail_after(timeout):
+        done = await anyio.run_process(loader_argv(*args), check=False, env=child_env(),
+                                       stdin=subprocess.DEVNULL)  # fmt: skip
+    return Completed(done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+def migrate_args(storage_url: str, db_url: str, *extra: str) -> list[str]:
+    return [
+        "migrate", "--storage-url", storage_url, "--key", STORAGE_KEY, "--bucket",
+        STORAGE_BUCKET, "--database-url", db_url, *extra,
+    ]  # fmt: skip
