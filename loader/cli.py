@@ -461,3 +461,35 @@ def storage_serve(
         raise LoaderFailure(exc) from None
     faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, fail_rate=fail_rate, seed=seed)
     serve_forever(catalogue, faults=faults, **server)
+
+
+@cli.command()
+@database_options
+@click.argument("run_id", type=int)
+@click.option(
+    "--force", is_flag=True, help="Also undo rows changed since, or a run a later run built on."
+)
+def rollback(database_url: str | None, run_id: int, force: bool) -> None:
+    """Undo one migrate run exactly, from its journal.
+
+    Deletes the rows the run inserted and, in rows it updated, removes exactly the tags it
+    added and restores the cdn_url it replaced. Changes others made since are kept.
+
+    Example:
+
+        loader rollback 3
+    """
+    from loader.rollback import rollback as rollback_library
+
+    url = target_database(database_url)
+
+    async def go() -> Any:
+        async with db.connection(url) as conn:
+            return await rollback_library(conn, run_id, force=force)
+
+    result = run(go)
+    click.echo(f"run {run_id} rolled back: {result.deleted:,} rows deleted, "
+               f"{result.restored:,} rows restored")  # fmt: skip
+    if result.kept_changed:
+        warn(f"{result.kept_changed:,} inserted rows were changed since the run and were kept"
+             " (--force deletes them too)")  # fmt: skip

@@ -64,6 +64,7 @@ class MigrateOptions:
     resume: int | None = None
     prepare_only: bool = False
     create_unique_index: bool = False
+    backup: bool = True
     log_file: Path | None = None
     flush_interval_s: float = 0.5
 
@@ -183,6 +184,9 @@ async def migrate(
                         folders=folders,
                     )
                     log.emit("run_created", run_id=run_id, folders=len(folders))
+                    if opts.backup:
+                        await runs.backup_table(pool, run_id)
+                        log.emit("backup_done", run_id=run_id)
             if opts.prepare_only:
                 return await _result(pool, opts, run_id, "prepared", match_summary, started)
             worker = _Worker(pool, opened, opts, run_id, cdn, stats, log)

@@ -79,6 +79,14 @@ CREATE TABLE IF NOT EXISTS loader.row_failures (
     PRIMARY KEY (run_id, file_path)
 );
 
+-- A copy of image_assets as it was when a run started (the user asked for a backup first).
+-- Rows are stored as jsonb so any shape of the user's table fits; rollback does not need it
+-- (the journal is exact), it is the belt to the journal's braces.
+CREATE TABLE IF NOT EXISTS loader.backups (
+    run_id bigint NOT NULL REFERENCES loader.runs ON DELETE CASCADE,
+    row    jsonb NOT NULL
+);
+
 -- A person's folder -> customer decisions (`loader match apply`); they win over automatic ones.
 CREATE TABLE IF NOT EXISTS loader.match_decisions (
     folder      text PRIMARY KEY,

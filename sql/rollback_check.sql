@@ -1,0 +1,15 @@
+-- Before undoing run $1: its status, how many of its inserted rows were changed since (kept
+-- unless --force), and how many of its rows a later, not rolled back run also changed.
+SELECT
+    (SELECT status FROM loader.runs WHERE run_id = $1 FOR UPDATE) AS status,
+    (SELECT count(*)
+       FROM loader.journal AS j
+       JOIN image_assets AS ia ON ia.id = j.asset_id
+      WHERE j.run_id = $1 AND j.action = 'insert'
+        AND (ia.ai_tags IS DISTINCT FROM j.new_ai_tags
+             OR ia.cdn_url IS DISTINCT FROM j.new_cdn_url)) AS changed_since,
+    (SELECT count(*)
+       FROM loader.journal AS j
+       JOIN loader.journal AS later ON later.file_path = j.file_path AND later.run_id > j.run_id
+       JOIN loader.runs AS r ON r.run_id = later.run_id AND r.status <> 'rolled_back'
+      WHERE j.run_id = $1) AS touched_later;
