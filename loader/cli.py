@@ -493,3 +493,47 @@ def rollback(database_url: str | None, run_id: int, force: bool) -> None:
     if result.kept_changed:
         warn(f"{result.kept_changed:,} inserted rows were changed since the run and were kept"
              " (--force deletes them too)")  # fmt: skip
+
+
+@cli.command()
+@storage_options
+@database_options
+@click.option(
+    "--repair", is_flag=True, help="Fix what is missing with a migrate run, then verify again."
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the findings as JSON here.",
+)
+@with_source
+def verify(opts: SourceOptions, database_url: str | None, repair: bool,
+           report_path: Path | None) -> None:  # fmt: skip
+    """Check every Storage media file has its row, its customer tag and a cdn_url.
+
+    Exit code 11 when something is missing (or a folder could not be listed).
+
+    Example:
+
+        loader verify --storage-url "$SUPABASE_URL" --repair
+    """
+    from loader.migrate import MigrateOptions
+    from loader.migrate import migrate as migrate_library
+    from loader.report import print_verify_result, write_json
+    from loader.verify import verify as verify_library
+
+    url = target_database(database_url)
+    result = run(lambda: verify_library(opts, url))
+    print_verify_result(result)
+    if repair and result.repairable:
+        info(f"repairing {result.repairable:,} problems with a migrate run ...")
+        repaired = run(lambda: migrate_library(MigrateOptions(source=opts, database_url=url)))
+        info(f"run {repaired.run_id}: {repaired.totals.get('inserted', 0):,} inserted, "
+             f"{repaired.totals.get('updated', 0):,} updated")  # fmt: skip
+        result = run(lambda: verify_library(opts, url))
+        print_verify_result(result)
+    if report_path is not None:
+        write_json(report_path, result.as_report())
+    if not result.ok:
+        sys.exit(int(ExitCode.INCOMPLETE))

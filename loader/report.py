@@ -12,6 +12,7 @@ from rich.table import Table
 
 from loader.migrate import MigrateResult
 from loader.scan import ScanReport
+from loader.verify import VerifyResult
 
 KINDS = ("image", "video", "other", "placeholder")
 
@@ -92,3 +93,27 @@ def print_migrate_summary(result: MigrateResult) -> None:
         out.print("other workers are still working on this run")
     if result.status == "incomplete" and result.run_id is not None:
         out.print(f"retry what failed with: loader migrate --resume {result.run_id}")
+
+
+def print_verify_result(result: VerifyResult) -> None:
+    """One line per check, with a few example paths for each problem found."""
+    out = console()
+    out.print(
+        f"verify: {result.media_files:,} media files in Storage"
+        f" (folder -> customer from the {result.mapping_from})"
+    )
+    labels = {
+        "missing": "files with no image_assets row",
+        "untagged": "rows missing their customer tag",
+        "no_cdn_url": "rows without cdn_url",
+        "conflicting_tags": "rows with more than one customer tag (review by hand)",
+    }
+    for check, label in labels.items():
+        count = result.counts[check]
+        colour = "green" if count == 0 else "red"
+        out.print(f"  [{colour}]{count:>9,}[/{colour}]  {label}")
+        for path in result.examples.get(check, [])[:5]:
+            out.print(f"             {path}")
+    for failure in result.failed_folders:
+        out.print(f"[red]folder not listed[/red] {failure.folder}: {failure.reason}")
+    out.print("[green]OK[/green]" if result.ok else "[red]problems found[/red]")

@@ -82,3 +82,26 @@ async def test_rollback_refuses_to_break_a_later_run(
     await migrate(options(url, db_url, match="auto"))  # adds customer tags to run 1's rows
     with pytest.raises(BadInputError, match="later run"):
         await rollback(db, first.run_id)
+
+
+async def test_verify_finds_gaps_and_a_migrate_run_repairs_them(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    from loader.verify import verify
+
+    await seed(db)
+    url = await start_storage(sample_catalogue())
+    opts = options(url, db_url, match="auto")
+    await migrate(opts)
+    assert (await verify(opts.source, db_url)).ok
+    await db.execute("DELETE FROM image_assets WHERE file_path LIKE '%IMG_0003.jpg'")
+    await db.execute("UPDATE image_assets SET ai_tags = '{}' WHERE file_path = $1", KEPT)
+    await db.execute("UPDATE image_assets SET cdn_url = NULL WHERE file_path LIKE '%clip.MOV'")
+    found = await verify(opts.source, db_url)
+    assert (found.counts["missing"], found.counts["untagged"], found.counts["no_cdn_url"]) == (
+        12, 1, 12,
+    )  # fmt: skip
+    assert found.mapping_from == "latest run"
+    assert KEPT in found.examples["untagged"]
+    await migrate(opts)
+    assert (await verify(opts.source, db_url)).ok
