@@ -1,0 +1,68 @@
+"""Pytest plugin: run the Storage-compatible server (`loader.storage_server`) in tests.
+
+    async def test_x(start_storage):
+        url = await start_storage(catalogue_of(["originals/customers/kim/a.jpg"]))
+
+Servers listen on a free loopback port and stop at teardown. `serve_storage_app` serves an
+app built with `build_app`, for tests that read its counters (`app[STATS]`).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from loader.storage_server import Catalogue, StoredObject, build_app, serve_app
+
+STORAGE_BUCKET = "media"
+STORAGE_KEY = "test-service-role-key"
+STORAGE_ANON_KEY = "test-anon-key"
+STORAGE_TIMESTAMP = "2024-05-01T09:30:00.000Z"
+
+StartStorage = Callable[..., Awaitable[str]]
+ServeStorageApp = Callable[[web.Application], Awaitable[str]]
+
+
+def catalogue_of(names: Iterable[str], *, size: int = 1024) -> Catalogue:
+    """A catalogue of objects with the given names, `size` bytes each, mimetype by extension."""
+    return Catalogue.from_objects(
+        StoredObject(
+            name,
+            size,
+            mimetypes.guess_type(name)[0] or "application/octet-stream",
+            STORAGE_TIMESTAMP,
+            STORAGE_TIMESTAMP,
+        )
+        for name in names
+    )
+
+
+@pytest.fixture
+async def serve_storage_app() -> AsyncIterator[ServeStorageApp]:
+    """Factory: `await serve_storage_app(app)` serves `app` and returns its base URL."""
+    async with AsyncExitStack() as servers:
+
+        async def serve(app: web.Application) -> str:
+            return await servers.enter_async_context(serve_app(app))
+
+        yield serve
+
+
+@pytest.fixture
+async def start_storage(serve_storage_app: ServeStorageApp) -> StartStorage:
+    """Factory: `await start_storage(catalogue, **build_app_kw)` serves `catalogue` and returns
+    the base URL. Bucket, key and anon key default to STORAGE_BUCKET, STORAGE_KEY and
+    STORAGE_ANON_KEY."""
+
+    async def start(catalogue: Catalogue, **kw: Any) -> str:
+        kw.setdefault("bucket", STORAGE_BUCKET)
+        kw.setdefault("key", STORAGE_KEY)
+        kw.setdefault("anon_key", STORAGE_ANON_KEY)
+        return await serve_storage_app(build_app(catalogue, **kw))
+
+    return start
