@@ -19,6 +19,7 @@ import click
 import orjson
 
 from loader import __version__, db, embedded
+from loader.config import state_dir
 from loader.errors import ExitCode, LoaderError
 from loader.eventlog import EventLog
 from loader.listing import SourceOptions
@@ -537,3 +538,66 @@ def verify(opts: SourceOptions, database_url: str | None, repair: bool,
         write_json(report_path, result.as_report())
     if not result.ok:
         sys.exit(int(ExitCode.INCOMPLETE))
+
+
+@cli.group(name="demo")
+def demo_group() -> None:
+    """A generated, realistic library to try the loader on (embedded database)."""
+
+
+@demo_group.command(name="run")
+@click.option(
+    "--scale",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Multiplies customers, folders and files.",
+)
+def demo_run(scale: int) -> None:
+    """Seed a demo library and run the whole migration on it (what `make demo` runs).
+
+    Example:
+
+        loader demo run
+    """
+    from loader.report import print_demo_outcome
+    from loader.showcase import run_demo
+
+    outcome = run(lambda: run_demo(scale, say=info))
+    print_demo_outcome(outcome)
+    if outcome.first.exit_code != ExitCode.OK or not outcome.verified.ok:
+        sys.exit(int(ExitCode.INCOMPLETE))
+
+
+@demo_group.command(name="seed")
+@click.option(
+    "--scale",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Multiplies customers, folders and files (100: 10,000 folders).",
+)
+def demo_seed(scale: int) -> None:
+    """Write a demo library: a Storage manifest, and the demo database with customers,
+    existing image_assets rows and storage.objects.
+
+    Example:
+
+        loader demo seed --scale 10
+    """
+    from loader.showcase import DEMO_BUCKET, DemoPaths, demo_database, seed
+
+    paths = DemoPaths.under(state_dir() / "demo")
+    server = embedded.ensure_running()
+
+    async def go() -> Any:
+        database_url = await demo_database(server.url())
+        return database_url, (await seed(scale, database_url, paths))[0]
+
+    database_url, counts = run(go)
+    click.echo(
+        f"database {db.describe(database_url)}: {counts.customers:,} customers, "
+        f"{counts.existing_assets:,} image_assets rows, {counts.objects:,} objects"
+    )
+    click.echo(f"manifest {paths.manifest}; serve it with:\n  loader storage serve --manifest "
+               f"{paths.manifest} --bucket {DEMO_BUCKET} --key demo-key")  # fmt: skip

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-from loader.migrate import MigrateResult
-from loader.scan import ScanReport
-from loader.verify import VerifyResult
+if TYPE_CHECKING:
+    from loader.migrate import MigrateResult
+    from loader.scan import ScanReport
+    from loader.showcase import DemoOutcome
+    from loader.verify import VerifyResult
 
 KINDS = ("image", "video", "other", "placeholder")
 
@@ -117,3 +119,21 @@ def print_verify_result(result: VerifyResult) -> None:
     for failure in result.failed_folders:
         out.print(f"[red]folder not listed[/red] {failure.folder}: {failure.reason}")
     out.print("[green]OK[/green]" if result.ok else "[red]problems found[/red]")
+
+
+def print_demo_outcome(outcome: DemoOutcome) -> None:
+    """The demo's story: match quality, the migration, verification, and the re-run."""
+    out = console()
+    q = outcome.quality
+    out.print(
+        f"\nmatch: {q.links} of {q.folders} folders tied to a customer "
+        f"(precision {q.precision:.3f}, recall {q.recall:.3f}, wrong links {q.wrong_links}); "
+        f"report {outcome.paths.match_report}, review list {outcome.paths.review_csv}"
+    )
+    print_migrate_summary(outcome.first)
+    print_verify_result(outcome.verified)
+    s = outcome.second.totals
+    out.print(
+        f"re-run (run {outcome.second.run_id}): {s.get('inserted', 0)} inserted, "
+        f"{s.get('updated', 0)} updated, {s.get('unchanged', 0):,} unchanged"
+    )

@@ -1,0 +1,124 @@
+"""The batch upsert and the server-side tag merge: the traps of postgres-upsert-notes.md."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from loader import runs
+from loader.classify import classify
+from loader.db import create_pool
+from loader.listing import ListedObject
+from loader.rows import AssetRow, CdnUrls, build_row
+from loader.sink import UpsertSink, merge_duplicates
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "merged"),
+    [
+        (["a", "b"], ["b", "c"], ["a", "b", "c"]),
+        (["a"], ["c", "c", "d", "c"], ["a", "c", "d"]),  # duplicates inside new: once each
+        (["a", None], ["a", "b"], ["a", None, "b"]),  # NULL element in old: still appends
+        (None, ["x"], ["x"]),  # NULL array is empty
+        (["a"], [None, "b"], ["a", "b"]),  # NULL element in new: skipped
+        (["z", "a"], [], ["z", "a"]),  # order of old kept
+        (None, None, []),
+    ],
+)
+async def test_merge_tags(db: asyncpg.Connection, old, new, merged) -> None:
+    assert await db.fetchval("SELECT loader.merge_tags($1::text[], $2::text[])", old, new) == (
+        merged
+    )
+
+
+def row(path: str, tags: list[str], folder: str = "f") -> AssetRow:
+    return AssetRow(path, folder, path, "jpg", "image/jpeg", 1, None, tags, f"http://cdn/{path}")
+
+
+def test_merge_duplicates_unites_tags_and_sorts() -> None:
+    merged = merge_duplicates([row("b", ["x"]), row("a", ["y"]), row("b", ["z", "x"])])
+    assert [(r.file_path, r.tags) for r in merged] == [("a", ["y"]), ("b", ["x", "z"])]
+
+
+@pytest.fixture
+async def sink_pool(db_url: str):
+    pool = await create_pool(db_url, 2)
+    yield pool
+    await pool.close()
+
+
+async def new_run(pool: asyncpg.Pool) -> int:
+    return await runs.create_run(pool, bucket="b", prefix="p/", options={}, folders=[])
+
+
+async def test_bad_row_is_isolated_and_recorded(sink_pool: asyncpg.Pool, db) -> None:
+    run_id = await new_run(sink_pool)
+    sink = UpsertSink(sink_pool, run_id=run_id, upload_source="t", overwrite_cdn=False)
+    rows = [row(f"p/{i:03d}.jpg", []) for i in range(50)]
+    rows[17].file_size = 2**63 + 5  # out of bigint range: a data error for this row only
+    outcome = await sink.write(rows)
+    assert [r.file_path for r, _ in outcome.failures] == ["p/017.jpg"]
+    assert outcome.per_folder["f"]["inserted"] == 49
+    assert outcome.per_folder["f"]["failed"] == 1
+    assert await db.fetchval("SELECT count(*) FROM image_assets") == 49
+    reason = await db.fetchval("SELECT reason FROM loader.row_failures WHERE run_id = $1", run_id)
+    assert "out of range" in reason
+
+
+async def test_cdn_url_fill_versus_overwrite(sink_pool: asyncpg.Pool, db) -> None:
+    await db.execute(
+        "INSERT INTO image_assets (file_path, cdn_url) VALUES ('p/a.jpg', 'http://old/a.jpg')"
+    )
+    run_id = await new_run(sink_pool)
+    fill = UpsertSink(sink_pool, run_id=run_id, upload_source="t", overwrite_cdn=False)
+    outcome = await fill.write([row("p/a.jpg", [])])
+    assert outcome.per_folder["f"]["unchanged"] == 1
+    overwrite = UpsertSink(sink_pool, run_id=run_id, upload_source="t", overwrite_cdn=True)
+    outcome = await overwrite.write([row("p/a.jpg", [])])
+    assert outcome.per_folder["f"]["updated"] == 1
+    assert await db.fetchval("SELECT cdn_url FROM image_assets") == "http://cdn/p/a.jpg"
+    # the journal keeps the first "before" of the run
+    assert await db.fetchval("SELECT prev_cdn_url FROM loader.journal") == "http://old/a.jpg"
+
+
+def test_cdn_urls_encode_every_segment() -> None:
+    cdn = CdnUrls.for_bucket("https://x.supabase.co/storage/v1", "blog images")
+    url = cdn.url("originals/customers/lee nam/what?#1 (2)&%.jpg")
+    assert url == (
+        "https://x.supabase.co/storage/v1/object/public/blog%20images/originals/customers/"
+        "lee%20nam/what%3F%231%20%282%29%26%25.jpg"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "mimetype", "kind", "mime"),
+    [
+        ("IMG_1.JPG", None, "image", "image/jpeg"),
+        ("clip.MOV", "application/octet-stream", "video", "video/quicktime"),
+        ("x.heic", None, "image", "image/heic"),
+        ("x.HEIF", None, "image", "image/heif"),
+        ("x.m4v", None, "video", "video/x-m4v"),
+        ("scan", "image/png", "image", "image/png"),
+        ("notes.txt", "text/plain", "other", "text/plain"),
+        (".keep.png", "image/png", "placeholder", None),
+        (".emptyFolderPlaceholder", None, "placeholder", None),
+        (".DS_Store", None, "placeholder", None),
+    ],
+)
+def test_classify(name: str, mimetype: str | None, kind: str, mime: str | None) -> None:
+    assert classify(name, mimetype) == (kind, mime)
+
+
+def test_build_row_tags_and_skips() -> None:
+    cdn = CdnUrls("https://cdn.example.com/media")
+    obj = ListedObject("originals/customers/kim-1/2024-05-01/A B.PNG", 10, None, "t0", "t1")
+    kind, built = build_row(obj, "kim-1", 42, cdn)
+    assert kind == "image" and built is not None
+    assert (built.filename, built.format, built.mime_type, built.tags) == (
+        "A B.PNG", "png", "image/png", ["customer-42"],
+    )  # fmt: skip
+    assert (
+        built.cdn_url
+        == "https://cdn.example.com/media/originals/customers/kim-1/2024-05-01/A%20B.PNG"
+    )
+    assert build_row(ListedObject("p/n.txt", 1, None, None, None), "p", 1, cdn) == ("other", None)
