@@ -1,0 +1,647 @@
+"""Tie Storage customer folders (`kimjongchull-6654`) to rows of `customers`.
+
+A wrong link puts one customer's photos in another customer's account, which is far worse
+than no link, so the matcher links automatically only when the evidence is strong and
+unique, sends everything else to a person, and never creates customers.
+
+For each folder, in order of precedence:
+
+1. **decided**: a person's decision (`loader.match_decisions`) wins, including "no customer".
+2. **exact**: the folder equals one customer's `folder_name`.
+3. **normalized**: equal after NFKC, case folding, trimming and treating `- _ . space` runs as
+   one separator (`KimJongChul_6654` = `kimjongchul-6654`).
+4. **scored**: the folder is split into a name part and a 4-digit phone suffix; customers are
+   found through a romanization-insensitive key (`loader.romanize`) and through their phone
+   suffix, then scored: name similarity (best rapidfuzz ratio over the customer's plausible
+   spellings) combined with phone evidence (`equal`, `different`, `absent`) into one
+   confidence in [0, 1] (`confidence`). **auto** when the best confidence reaches `accept`
+   and leads the runner-up by `margin`; **review** when it reaches `REVIEW_FLOOR`; else
+   **unmatched**. With the default `accept`, only equal phone digits can auto-accept (and
+   then only with a name score of 0.9 or more): a name alone tops out at 0.8.
+
+**conflict** (never linked; a person decides) when:
+
+- several customers share the folder's `folder_name` (exactly, or after normalization);
+- the folder is some customer's `folder_name`, but name and phone point to another customer:
+  one whose confidence reaches `REVIEW_FLOOR` and beats the `folder_name` owner's by `margin`
+  (someone typed the folder into the wrong customer row, or two customers claim it);
+- several folders claim one customer. Claims rank decided > exact > normalized > auto: the one
+  strongest claim keeps its link and the weaker ones become conflicts; claims tied at the top
+  all become conflicts. Decided folders never change (a person may give a customer two
+  folders).
+
+`FolderMatch.customer_id` is set only for links (decided, exact, normalized, auto); review,
+conflict and unmatched folders carry their top-3 `candidates` instead.
+"""
+
+from __future__ import annotations
+
+import csv
+import heapq
+import logging
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+
+import asyncpg
+import orjson
+from rapidfuzz import fuzz, process
+
+from loader import romanize
+from loader.errors import BadInputError
+from loader.sqlfiles import sql
+
+log = logging.getLogger(__name__)
+
+# Defaults chosen on the demo libraries (`benchmarks/bench_match.py --sweep`): the highest
+# recall with no wrong link across seeds and scales 1 to 100, with headroom (see README).
+ACCEPT = 0.85
+MARGIN = 0.1
+# Below this a candidate is not worth a person's time: the folder is reported unmatched.
+REVIEW_FLOOR = 0.5
+TOP_CANDIDATES = 3
+
+LINKED = frozenset({"decided", "exact", "normalized", "auto"})
+NEEDS_PERSON = frozenset({"review", "unmatched", "conflict"})
+_CLAIM_RANK = {"decided": 3, "exact": 2, "normalized": 1, "auto": 0}
+
+# confidence = base + weight * name evidence, per phone evidence. Name evidence rescales the
+# name score so that 0.5 (what unrelated Korean names reach: same letters, other order) is 0.
+_EVIDENCE = {"equal": (0.25, 0.75), "absent": (0.0, 0.8), "different": (0.0, 0.72)}
+_UNRELATED = 0.5
+
+_SEPARATORS = re.compile(r"[-_.\s]+")
+_DIGIT_RUNS = re.compile(r"[0-9]+")
+
+
+@dataclass(slots=True, frozen=True)
+class Customer:
+    id: int
+    name: str
+    phone: str | None
+    folder_name: str | None
+
+
+@dataclass(slots=True)
+class Candidate:
+    customer_id: int
+    name: str
+    name_score: float
+    phone_evidence: str  # 'equal' | 'different' | 'absent'
+    spelling: str  # the customer's spelling closest to the folder's name part
+    confidence: float
+
+
+@dataclass(slots=True)
+class FolderMatch:
+    folder: str
+    status: str  # 'exact'|'normalized'|'auto'|'review'|'unmatched'|'conflict'|'decided'
+    customer_id: int | None
+    customer_name: str | None
+    confidence: float
+    candidates: list[Candidate] = field(default_factory=list)
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class ApplySummary:
+    decisions_written: int
+    folder_names_written: int
+    skipped: list[str]  # folder_name writes left out, each with its reason
+
+
+def normalize_folder(name: str) -> str:
+    """Folder name as compared by the `normalized` rule (NFKC, casefold, one separator)."""
+    text = unicodedata.normalize("NFKC", name).casefold().strip()
+    return _SEPARATORS.sub("-", text).strip("-")
+
+
+def split_folder(name: str) -> tuple[str, str | None]:
+    """(letters of the name part, last 4 digits of the last run of 4+ digits or None).
+
+    Hangul in a folder name (possible when rows were written to `storage.objects` with SQL)
+    is romanized, so it compares like the usual ASCII names.
+    """
+    text = unicodedata.normalize("NFKC", name)
+    runs = [run for run in _DIGIT_RUNS.findall(text) if len(run) >= 4]
+    return romanize.romanize(text), (runs[-1][-4:] if runs else None)
+
+
+def phone_suffix(phone: str | None) -> str | None:
+    """Last 4 digits of a phone number in any format, or None when it has fewer."""
+    if not phone:
+        return None
+    if not phone.isascii():  # full-width digits
+        phone = unicodedata.normalize("NFKC", phone)
+    digits = "".join(ch for ch in phone if "0" <= ch <= "9")
+    return digits[-4:] if len(digits) >= 4 else None
+
+
+def confidence(name_score: float, phone_evidence: str) -> float:
+    """One confidence in [0, 1] from a name similarity in [0, 1] and the phone evidence."""
+    base, weight = _EVIDENCE[phone_evidence]
+    evidence = max(0.0, (name_score - _UNRELATED) / (1 - _UNRELATED))
+    return round(base + weight * evidence, 4)
+
+
+def _deletions(key: str) -> set[str]:
+    # A key and its one-letter deletions: two keys within one typo share an element.
+    return {key, *(key[:i] + key[i + 1 :] for i in range(len(key)))}
+
+
+@dataclass(slots=True)
+class _Probe:
+    """One folder as the scorer sees it, with its name scores cached per customer name."""
+
+    letters: str
+    digits: str | None
+    names: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+
+class _Index:
+    """Every lookup structure over the customers, built once per `match_folders` call."""
+
+    __slots__ = (
+        "by_folder_name",
+        "by_id",
+        "by_name",
+        "by_norm",
+        "by_suffix",
+        "names_by_key",
+        "suffixes",
+    )
+
+    def __init__(self, customers: Sequence[Customer]) -> None:
+        self.by_id = {c.id: c for c in customers}
+        self.by_folder_name: dict[str, list[Customer]] = defaultdict(list)
+        self.by_norm: dict[str, list[Customer]] = defaultdict(list)
+        self.by_suffix: dict[str, list[Customer]] = defaultdict(list)
+        # name -> (customers with a phone, customers without), so a popular name costs the
+        # scorer a few customers per folder, not all of them (they would tie anyway).
+        self.by_name: dict[str, tuple[list[Customer], list[Customer]]] = {}
+        self.suffixes: dict[int, str | None] = {}
+        for c in customers:
+            if c.folder_name:
+                self.by_folder_name[c.folder_name].append(c)
+                self.by_norm[normalize_folder(c.folder_name)].append(c)
+            suffix = phone_suffix(c.phone)
+            self.suffixes[c.id] = suffix
+            if suffix:
+                self.by_suffix[suffix].append(c)
+            self.by_name.setdefault(c.name, ([], []))[0 if suffix else 1].append(c)
+        self.names_by_key: dict[str, list[str]] = defaultdict(list)
+        for name in self.by_name:
+            for variant in _deletions(romanize.name_key(name)):
+                self.names_by_key[variant].append(name)
+
+    def candidates(self, probe: _Probe) -> list[Candidate]:
+        """The best `TOP_CANDIDATES + 1` customers for a folder, best first: those with its
+        phone suffix, and those whose name key is within one typo of one of its keys."""
+        digits = probe.digits
+        found = [self.score(c, probe) for c in self.by_suffix.get(digits, ())] if digits else []
+        names: set[str] = set()
+        for key in romanize.variant_keys(probe.letters) if probe.letters else ():
+            for variant in _deletions(key):
+                names.update(self.names_by_key.get(variant, ()))
+        for name in names:
+            with_phone, without_phone = self.by_name[name]
+            others = (c for c in with_phone if self.suffixes[c.id] != digits)
+            found.extend(self.score(c, probe) for c in islice(others, TOP_CANDIDATES + 1))
+            found.extend(self.score(c, probe) for c in without_phone[: TOP_CANDIDATES + 1])
+        return _rank(found, TOP_CANDIDATES + 1)
+
+    def score(self, c: Customer, probe: _Probe) -> Candidate:
+        """`c` as a candidate for the folder `probe`."""
+        if c.name not in probe.names:
+            probe.names[c.name] = _name_score(probe.letters, c.name)
+        spelling, name_score = probe.names[c.name]
+        suffix = self.suffixes[c.id]
+        evidence = (
+            "absent"
+            if not probe.digits or not suffix
+            else "equal"
+            if probe.digits == suffix
+            else "different"
+        )
+        return Candidate(
+            c.id, c.name, name_score, evidence, spelling, confidence(name_score, evidence)
+        )
+
+
+def _name_score(letters: str, name: str) -> tuple[str, float]:
+    if not letters:
+        return "", 0.0
+    choices = romanize.spellings(name, like=letters)
+    best = process.extractOne(letters, choices, scorer=fuzz.ratio, processor=None)
+    return (best[0], round(best[1] / 100, 4)) if best else ("", 0.0)
+
+
+def _rank(candidates: Iterable[Candidate], n: int) -> list[Candidate]:
+    return heapq.nlargest(n, candidates, key=lambda c: (c.confidence, c.name_score, -c.customer_id))
+
+
+def _linked(
+    folder: str, status: str, c: Customer, ranked: list[Candidate], scored: Candidate
+) -> FolderMatch:
+    """A link to `c`, listed first among the candidates, then the best others."""
+    others = [cand for cand in ranked if cand.customer_id != c.id][: TOP_CANDIDATES - 1]
+    return FolderMatch(folder, status, c.id, c.name, 1.0, [scored, *others], None)
+
+
+def _match_one(
+    folder: str,
+    index: _Index,
+    decisions: Mapping[str, int | None],
+    accept: float,
+    margin: float,
+) -> FolderMatch:
+    probe = _Probe(*split_folder(folder))
+    ranked = index.candidates(probe)
+
+    if folder in decisions:
+        decided = decisions[folder]
+        if decided is None:
+            return FolderMatch(
+                folder,
+                "decided",
+                None,
+                None,
+                1.0,
+                ranked[:TOP_CANDIDATES],
+                "a person decided: no customer",
+            )
+        c = index.by_id.get(decided)
+        if c is None:
+            raise BadInputError(f"decision for folder {folder!r} names unknown customer {decided}")
+        return _linked(folder, "decided", c, ranked, index.score(c, probe))
+
+    for status, owners in (
+        ("exact", index.by_folder_name.get(folder, [])),
+        ("normalized", index.by_norm.get(normalize_folder(folder), [])),
+    ):
+        if not owners:
+            continue
+        if len(owners) > 1:
+            ids = ", ".join(str(c.id) for c in owners)
+            reason = f"{status} folder_name match with several customers: {ids}"
+            scored = _rank((index.score(c, probe) for c in owners), TOP_CANDIDATES)
+            return FolderMatch(folder, "conflict", None, None, scored[0].confidence, scored, reason)
+        owner = owners[0]
+        own = index.score(owner, probe)
+        best = ranked[0] if ranked else None
+        if (
+            best is not None
+            and best.customer_id != owner.id
+            and best.confidence >= REVIEW_FLOOR
+            and best.confidence - own.confidence >= margin
+        ):
+            reason = (
+                f"folder_name of customer {owner.id}, but name and phone point to customer "
+                f"{best.customer_id} ({best.confidence:.2f} vs {own.confidence:.2f})"
+            )
+            return FolderMatch(
+                folder,
+                "conflict",
+                None,
+                None,
+                best.confidence,
+                _rank([own, *ranked], TOP_CANDIDATES),
+                reason,
+            )
+        return _linked(folder, status, owner, ranked, own)
+
+    return _scored(folder, ranked, accept, margin, bool(probe.letters), probe.digits is not None)
+
+
+def _scored(
+    folder: str,
+    ranked: list[Candidate],
+    accept: float,
+    margin: float,
+    has_name: bool,
+    has_digits: bool,
+) -> FolderMatch:
+    top3 = ranked[:TOP_CANDIDATES]
+    if not ranked:
+        why = "no customer with a similar name or the same phone digits"
+        if not has_name or not has_digits:
+            why += f" (the folder name has no {'letters' if not has_name else 'phone digits'})"
+        return FolderMatch(folder, "unmatched", None, None, 0.0, [], why)
+    best = ranked[0]
+    runner = ranked[1] if len(ranked) > 1 else None
+    close = runner is not None and best.confidence - runner.confidence < margin
+    if best.confidence >= accept and not close:
+        return FolderMatch(folder, "auto", best.customer_id, best.name, best.confidence, top3, None)
+    if best.confidence < REVIEW_FLOOR:
+        reason = (
+            f"best candidate (customer {best.customer_id}, {best.confidence:.2f}) "
+            f"is below {REVIEW_FLOOR}"
+        )
+        return FolderMatch(folder, "unmatched", None, None, best.confidence, top3, reason)
+    if close and runner is not None and runner.confidence >= REVIEW_FLOOR:
+        reason = (
+            f"customers {best.customer_id} and {runner.customer_id} are equally likely "
+            f"({best.confidence:.2f} vs {runner.confidence:.2f})"
+        )
+    elif best.phone_evidence == "different":
+        reason = f"name fits customer {best.customer_id} but the phone digits differ"
+    elif best.phone_evidence == "absent":
+        reason = f"name fits customer {best.customer_id} but there are no phone digits to confirm"
+    else:
+        reason = f"confidence {best.confidence:.2f} is below {accept}"
+    return FolderMatch(folder, "review", None, None, best.confidence, top3, reason)
+
+
+def _resolve_claims(matches: list[FolderMatch]) -> None:
+    """Turn weaker or tied claims on one customer into conflicts (see module docstring)."""
+    claims: dict[int, list[FolderMatch]] = defaultdict(list)
+    for m in matches:
+        if m.status in LINKED and m.customer_id is not None:
+            claims[m.customer_id].append(m)
+    for customer_id, group in claims.items():
+        if len(group) < 2:
+            continue
+        ranks = sorted((_CLAIM_RANK[m.status] for m in group), reverse=True)
+        winner_rank = (
+            ranks[0] if ranks[0] == _CLAIM_RANK["decided"] or ranks[0] > ranks[1] else None
+        )
+        holders = ", ".join(repr(m.folder) for m in group if _CLAIM_RANK[m.status] == winner_rank)
+        for m in group:
+            if m.status == "decided" or _CLAIM_RANK[m.status] == winner_rank:
+                continue
+            others = ", ".join(repr(o.folder) for o in group if o is not m)
+            m.reason = (
+                f"customer {customer_id} is already linked to {holders}"
+                if holders
+                else f"customer {customer_id} is also claimed by {others}"
+            ) + f" ({m.status} match here)"
+            m.status, m.customer_id, m.customer_name = "conflict", None, None
+
+
+def match_folders(
+    folders: Sequence[str],
+    customers: Sequence[Customer],
+    *,
+    decisions: Mapping[str, int | None] | None = None,
+    accept: float = ACCEPT,
+    margin: float = MARGIN,
+) -> list[FolderMatch]:
+    """Match every folder to at most one customer; results in the order of `folders`.
+
+    `decisions` maps folder -> customer id (or None for "no customer") and wins over
+    everything; a decision naming an unknown customer raises BadInputError. See the module
+    docstring for the statuses and the conflict rules.
+    """
+    if not 0 < accept <= 1 or not 0 < margin < 1:
+        # A margin of 0 would let one of two equally likely customers win by tie-breaking.
+        raise BadInputError(
+            f"accept must be in (0, 1] and margin in (0, 1), not {accept}, {margin}"
+        )
+    index = _Index(customers)
+    chosen = decisions or {}
+    matches = [_match_one(folder, index, chosen, accept, margin) for folder in folders]
+    _resolve_claims(matches)
+    return matches
+
+
+# --- reports -----------------------------------------------------------------------------
+
+# A spreadsheet runs a cell that starts like a formula; a leading quote keeps it text. Text
+# that starts with a quote gets one more, so reading back is exact.
+_QUOTED_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _cell(text: str) -> str:
+    return "'" + text if text.startswith(_QUOTED_START) else text
+
+
+def _uncell(text: str) -> str:
+    return text[1:] if text.startswith("'") and text[1:].startswith(_QUOTED_START) else text
+
+
+def _compact(candidates: Sequence[Candidate]) -> str:
+    return "; ".join(
+        f"{c.customer_id} {c.name} {c.confidence:.2f} (name {c.name_score:.2f} as {c.spelling}, "
+        f"phone {c.phone_evidence})"
+        for c in candidates
+    )
+
+
+def summarize(matches: Sequence[FolderMatch]) -> dict[str, int]:
+    """Folder counts: total, linked, needing a person, and one per status."""
+    counts = {"total": len(matches), "linked": 0, "needs_person": 0}
+    for m in matches:
+        counts[m.status] = counts.get(m.status, 0) + 1
+        counts["linked"] += m.status in LINKED and m.customer_id is not None
+        counts["needs_person"] += m.status in NEEDS_PERSON
+    return counts
+
+
+def write_report(matches: Sequence[FolderMatch], json_path: Path) -> tuple[Path, Path]:
+    """Write `{"summary", "folders"}` as JSON and one row per folder as CSV (same stem)."""
+    json_path = Path(json_path)
+    csv_path = json_path.with_suffix(".csv")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"summary": summarize(matches), "folders": [asdict(m) for m in matches]}
+    json_path.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    # utf-8-sig: a spreadsheet opened on Windows shows Hangul only with the BOM.
+    with csv_path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(
+            [
+                "folder",
+                "status",
+                "customer_id",
+                "customer_name",
+                "confidence",
+                "reason",
+                "candidates",
+            ]
+        )
+        for m in matches:
+            writer.writerow(
+                [
+                    _cell(m.folder),
+                    m.status,
+                    "" if m.customer_id is None else m.customer_id,
+                    _cell(m.customer_name or ""),
+                    f"{m.confidence:.4f}",
+                    m.reason or "",
+                    _cell(_compact(m.candidates)),
+                ]
+            )
+    return json_path, csv_path
+
+
+REVIEW_COLUMNS = (
+    "folder",
+    "status",
+    "suggested_customer_id",
+    "confidence",
+    "reason",
+    "candidates",
+    "decision",
+)
+
+
+def write_review_csv(matches: Sequence[FolderMatch], path: Path) -> int:
+    """Write the folders that need a person (review, unmatched, conflict); return how many.
+
+    The person fills `decision` with a customer id, or `none` to keep the folder unmatched,
+    and leaves it empty to decide later.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = 0
+    with path.open("w", encoding="utf-8-sig", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(REVIEW_COLUMNS)
+        for m in matches:
+            if m.status not in NEEDS_PERSON:
+                continue
+            suggested = (
+                m.candidates[0].customer_id if m.candidates and m.status != "unmatched" else ""
+            )
+            writer.writerow(
+                [
+                    _cell(m.folder),
+                    m.status,
+                    suggested,
+                    f"{m.confidence:.2f}",
+                    m.reason or "",
+                    _cell(_compact(m.candidates)),
+                    "",
+                ]
+            )
+            rows += 1
+    return rows
+
+
+def read_review_csv(path: Path) -> dict[str, int | None]:
+    """Decisions a person filled into a review CSV: folder -> customer id, or None for `none`.
+
+    Rows with an empty decision are left out. A missing column, an empty folder, a decision
+    that is neither a positive integer nor `none`, or two different decisions for one folder
+    raise BadInputError naming the line.
+    """
+    path = Path(path)
+    decisions: dict[str, int | None] = {}
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as src:
+            reader = csv.DictReader(src)
+            missing = {"folder", "decision"} - set(reader.fieldnames or ())
+            if missing:
+                raise BadInputError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
+            for row in reader:
+                line = reader.line_num
+                raw = (row.get("decision") or "").strip()
+                if not raw:
+                    continue
+                folder = _uncell(row.get("folder") or "")
+                if not folder.strip():
+                    raise BadInputError(f"{path}:{line}: decision without a folder")
+                if raw.casefold() == "none":
+                    value: int | None = None
+                elif raw.isascii() and raw.isdigit() and int(raw) > 0:
+                    value = int(raw)
+                else:
+                    raise BadInputError(
+                        f"{path}:{line}: decision {raw!r} is neither a customer id nor 'none'"
+                    )
+                if folder in decisions and decisions[folder] != value:
+                    raise BadInputError(f"{path}:{line}: second, different decision for {folder!r}")
+                decisions[folder] = value
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise BadInputError(f"{path}: cannot read review file ({exc})") from None
+    return decisions
+
+
+# --- database ------------------------------------------------------------------------------
+
+
+async def load_customers(conn: asyncpg.Connection) -> list[Customer]:
+    """Every customer, in one query."""
+    rows = await conn.fetch(sql("match_load_customers"))
+    return [Customer(r["id"], r["name"], r["phone"], r["folder_name"]) for r in rows]
+
+
+async def load_decisions(conn: asyncpg.Connection) -> dict[str, int | None]:
+    """A person's stored decisions: folder -> customer id, or None for "no customer"."""
+    return {r["folder"]: r["customer_id"] for r in await conn.fetch(sql("match_load_decisions"))}
+
+
+async def apply_decisions(
+    conn: asyncpg.Connection,
+    decisions: Mapping[str, int | None],
+    *,
+    write_folder_name: bool,
+    decided_by: str = "review",
+) -> ApplySummary:
+    """Store decisions in `loader.match_decisions` (upsert), in one transaction.
+
+    Every customer id must exist, else BadInputError and nothing is written. With
+    `write_folder_name`, each decided customer's `customers.folder_name` is set to its folder
+    and the change recorded in `loader.customer_changes` (undo with `revert_folder_names`);
+    a customer decided for several folders, or a folder that is already another customer's
+    `folder_name`, is left alone and listed in `skipped`.
+    """
+    folders = list(decisions)
+    ids = [decisions[f] for f in folders]
+    wanted = sorted({i for i in ids if i is not None})
+    async with conn.transaction():
+        found = {r["id"] for r in await conn.fetch(sql("match_existing_customers"), wanted)}
+        unknown = [i for i in wanted if i not in found]
+        if unknown:
+            listed = ", ".join(map(str, unknown[:10]))
+            raise BadInputError(f"unknown customer id(s) in decisions: {listed}")
+        await conn.execute(sql("match_upsert_decisions"), folders, ids, decided_by)
+        written, skipped = (
+            await _write_folder_names(conn, decisions) if write_folder_name else (0, [])
+        )
+    return ApplySummary(len(folders), written, skipped)
+
+
+async def _write_folder_names(
+    conn: asyncpg.Connection, decisions: Mapping[str, int | None]
+) -> tuple[int, list[str]]:
+    by_customer: dict[int, list[str]] = defaultdict(list)
+    for folder, customer_id in decisions.items():
+        if customer_id is not None:
+            by_customer[customer_id].append(folder)
+    skipped = [
+        f"customer {cid}: decided for several folders ({', '.join(sorted(fs))})"
+        for cid, fs in sorted(by_customer.items())
+        if len(fs) > 1
+    ]
+    targets = {cid: fs[0] for cid, fs in by_customer.items() if len(fs) == 1}
+    holders: dict[str, list[int]] = defaultdict(list)
+    for row in await conn.fetch(sql("match_folder_name_holders"), list(targets.values())):
+        holders[row["folder_name"]].append(row["id"])
+    for cid, folder in list(targets.items()):
+        others = [h for h in holders.get(folder, ()) if h != cid]
+        if others:
+            skipped.append(f"customer {cid}: {folder!r} is customer {others[0]}'s folder_name")
+            del targets[cid]
+    changed = await conn.fetch(
+        sql("match_write_folder_names"), list(targets), list(targets.values())
+    )
+    return len(changed), skipped
+
+
+async def revert_folder_names(conn: asyncpg.Connection) -> int:
+    """Undo `apply_decisions(write_folder_name=True)`: restore every customer's folder_name
+    from before its first un-reverted change, and mark those changes reverted. A customer
+    whose folder_name was edited since (by someone else) is left alone and stays pending.
+    Returns how many customers were restored."""
+    async with conn.transaction():
+        row = await conn.fetchrow(sql("match_revert_folder_names"))
+    if row["pending"] > row["restored"]:
+        log.warning(
+            "%d customer folder_name change(s) not reverted: edited since",
+            row["pending"] - row["restored"],
+        )
+    return row["restored"]
