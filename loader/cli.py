@@ -22,7 +22,8 @@ from loader import __version__, db, embedded
 from loader.config import state_dir
 from loader.errors import ExitCode, LoaderError
 from loader.eventlog import EventLog
-from loader.listing import SourceOptions
+from loader.listing import SourceOptions, list_folders
+from loader.match import ACCEPT, MARGIN
 from loader.progress import LiveStats, live_progress
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -601,3 +602,131 @@ def demo_seed(scale: int) -> None:
     )
     click.echo(f"manifest {paths.manifest}; serve it with:\n  loader storage serve --manifest "
                f"{paths.manifest} --bucket {DEMO_BUCKET} --key demo-key")  # fmt: skip
+
+
+@cli.group(name="match", invoke_without_command=True)
+@storage_options
+@database_options
+@click.option("--folders", "folders_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="Read folder names from this file (one per line) instead "
+              "of listing Storage.")  # fmt: skip
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("match-report.json"),
+    show_default=True,
+    help="JSON report; a CSV with the same name is written beside it.",
+)
+@click.option(
+    "--review",
+    "review_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("match-review.csv"),
+    show_default=True,
+    help="The folders a person must decide, to edit and pass to `match apply`.",
+)
+@click.option(
+    "--accept",
+    type=click.FloatRange(0, 1),
+    default=ACCEPT,
+    show_default=True,
+    help="Lowest confidence linked automatically.",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=MARGIN,
+    show_default=True,
+    help="Lead over the runner-up needed to link automatically.",
+)
+@with_source
+def match(
+    opts: SourceOptions,
+    database_url: str | None,
+    folders_file: Path | None,
+    report_path: Path,
+    review_path: Path,
+    accept: float,
+    margin: float,
+) -> None:
+    """Tie each customer folder to a customer, or hand it to a person.
+
+    Links exact folder_name matches, normalized ones, and scored ones (romanized name and
+    phone digits) only when strong and unique; everything else goes to the review CSV.
+    Never creates customers.
+
+    Example:
+
+        loader match --report match.json
+    """
+    if click.get_current_context().invoked_subcommand is not None:
+        return
+    from loader.match import match_with_database, read_folders_file, write_report, write_review_csv
+    from loader.report import print_match_summary
+
+    url = target_database(database_url)
+
+    async def go() -> Any:
+        folders = read_folders_file(folders_file) if folders_file else await list_folders(opts)
+        async with db.connection(url) as conn:
+            return await match_with_database(conn, folders, accept=accept, margin=margin)
+
+    matches = run(go)
+    json_path, csv_path = write_report(matches, report_path)
+    to_review = write_review_csv(matches, review_path)
+    print_match_summary(matches)
+    info(f"report: {json_path} and {csv_path}; {to_review} folder(s) to review in {review_path}")
+
+
+@match.command(name="apply")
+@database_options
+@click.argument("review_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--write-folder-name",
+    is_flag=True,
+    help="Also set customers.folder_name (journaled; undo with `match revert`).",
+)
+def match_apply(database_url: str | None, review_csv: Path, write_folder_name: bool) -> None:
+    """Record a person's decisions from an edited review CSV; they win in later runs.
+
+    Fill the `decision` column with a customer id, or `none` to keep a folder unmatched.
+
+    Example:
+
+        loader match apply match-review.csv --write-folder-name
+    """
+    from loader.match import apply_decisions, read_review_csv
+
+    url = target_database(database_url)
+
+    async def go() -> Any:
+        decisions = read_review_csv(review_csv)
+        async with db.connection(url) as conn:
+            return await apply_decisions(conn, decisions, write_folder_name=write_folder_name)
+
+    summary = run(go)
+    click.echo(f"{summary.decisions_written} decision(s) recorded, "
+               f"{summary.folder_names_written} folder_name(s) written")  # fmt: skip
+    for skipped in summary.skipped:
+        warn(f"folder_name not written: {skipped}")
+
+
+@match.command(name="revert")
+@database_options
+def match_revert(database_url: str | None) -> None:
+    """Restore the customers.folder_name values `match apply --write-folder-name` changed.
+
+    Example:
+
+        loader match revert
+    """
+    from loader.match import revert_folder_names
+
+    url = target_database(database_url)
+
+    async def go() -> Any:
+        async with db.connection(url) as conn:
+            return await revert_folder_names(conn)
+
+    click.echo(f"{run(go)} folder_name change(s) reverted")

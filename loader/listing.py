@@ -410,6 +410,12 @@ async def open_source(opts: SourceOptions) -> AsyncIterator[OpenedSource]:
         yield OpenedSource(rest, top, warnings, client)
 
 
+async def list_folders(opts: SourceOptions) -> list[str]:
+    """The customer folders directly under the prefix (after the same preflight)."""
+    async with open_source(opts) as opened:
+        return opened.top.folders
+
+
 def _check_not_empty(top: TopLevel, prefix: str, *, role: str | None) -> None:
     if top.folders:
         return

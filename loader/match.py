@@ -645,3 +645,28 @@ async def revert_folder_names(conn: asyncpg.Connection) -> int:
             row["pending"] - row["restored"],
         )
     return row["restored"]
+
+
+async def match_with_database(
+    conn: asyncpg.Connection,
+    folders: Sequence[str],
+    *,
+    accept: float = ACCEPT,
+    margin: float = MARGIN,
+) -> list[FolderMatch]:
+    """Match `folders` against every customer, with a person's stored decisions winning."""
+    customers = await load_customers(conn)
+    decisions = await load_decisions(conn)
+    return match_folders(folders, customers, decisions=decisions, accept=accept, margin=margin)
+
+
+def read_folders_file(path: Path) -> list[str]:
+    """Folder names, one per line (blank lines and `#` comments skipped), for `--folders`."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInputError(f"{path}: cannot read folder list ({exc})") from None
+    folders = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    if not folders:
+        raise BadInputError(f"{path}: no folder names in it")
+    return folders

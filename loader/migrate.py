@@ -46,8 +46,6 @@ from loader.sink import UpsertSink, merge_duplicates
 from loader.sqlfiles import sql
 
 MatchMode = Literal["auto", "none"]
-# Match statuses that tie a folder to a customer; anything else is registered untagged.
-LINKING_STATUSES = frozenset({"exact", "normalized", "auto", "decided"})
 
 
 @dataclass(slots=True)
@@ -251,19 +249,17 @@ def _cdn_urls(opts: MigrateOptions, opened: OpenedSource) -> CdnUrls:
 async def _decide_customers(
     pool: asyncpg.Pool, opened: OpenedSource, mode: MatchMode
 ) -> tuple[list[tuple[str, int | None]], dict[str, int]]:
-    """Each folder's customer: the matcher's confident links and a person's decisions."""
+    """Each folder's customer: the matcher's confident links and a person's decisions
+    (a FolderMatch carries a customer id only when it is a link)."""
     folders = opened.top.folders
     if mode == "none":
         return [(f, None) for f in folders], {"untagged": len(folders)}
-    from loader.match import load_customers, load_decisions, match_folders
+    from loader.match import match_with_database
 
     async with pool.acquire() as conn:
-        customers = await load_customers(conn)
-        decisions = await load_decisions(conn)
-    matches = match_folders(folders, customers, decisions=decisions)
+        matches = await match_with_database(conn, folders)
     summary = Counter(m.status for m in matches)
-    linked = [(m.folder, m.customer_id if m.status in LINKING_STATUSES else None) for m in matches]
-    return linked, dict(summary)
+    return [(m.folder, m.customer_id) for m in matches], dict(summary)
 
 
 async def _analyze(pool: asyncpg.Pool, log: EventLog) -> None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from loader.match import FolderMatch
     from loader.migrate import MigrateResult
     from loader.scan import ScanReport
     from loader.showcase import DemoOutcome
@@ -137,3 +138,27 @@ def print_demo_outcome(outcome: DemoOutcome) -> None:
         f"re-run (run {outcome.second.run_id}): {s.get('inserted', 0)} inserted, "
         f"{s.get('updated', 0)} updated, {s.get('unchanged', 0):,} unchanged"
     )
+
+
+def print_match_summary(matches: list[FolderMatch], *, show: int = 20) -> None:
+    """Counts per status, then the folders a person must look at, with the best candidate."""
+    from loader.match import NEEDS_PERSON, summarize
+
+    out = console()
+    counts = summarize(matches)
+    table = Table(title=f"match: {counts['total']} folders, {counts['linked']} linked")
+    table.add_column("status")
+    table.add_column("folders", justify="right")
+    for status in ("decided", "exact", "normalized", "auto", "review", "conflict", "unmatched"):
+        table.add_row(status, str(counts.get(status, 0)))
+    out.print(table)
+    needing = [m for m in matches if m.status in NEEDS_PERSON]
+    for m in needing[:show]:
+        best = m.candidates[0] if m.candidates else None
+        hint = "no candidate"
+        if best is not None:
+            hint = f"best: {best.customer_id} {best.name} ({best.confidence:.2f}, phone "
+            hint += f"{best.phone_evidence})"
+        out.print(f"  {m.status:<9} {m.folder}  {hint}  {m.reason or ''}")
+    if len(needing) > show:
+        out.print(f"  ... {len(needing) - show} more in the review CSV")

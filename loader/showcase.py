@@ -24,14 +24,8 @@ from loader.demo import (
     write_manifest,
     write_truth,
 )
-from loader.listing import SourceOptions, open_source
-from loader.match import (
-    load_customers,
-    load_decisions,
-    match_folders,
-    write_report,
-    write_review_csv,
-)
+from loader.listing import SourceOptions, list_folders
+from loader.match import match_with_database, write_report, write_review_csv
 from loader.migrate import MigrateOptions, MigrateResult, migrate
 from loader.sqlfiles import sql
 from loader.storage_server import Catalogue, running_server
@@ -111,11 +105,9 @@ async def run_demo(scale: int = 1, *, say: Callable[[str], None] = print) -> Dem
         async with running_server(catalogue, bucket=DEMO_BUCKET, key=key) as storage_url:
             say(f"storage: {storage_url} (bucket {DEMO_BUCKET}, {len(catalogue):,} objects)")
             source = SourceOptions(bucket=DEMO_BUCKET, storage_url=storage_url, key=key)
+            folders = await list_folders(source)
             async with db.connection(database_url) as conn:
-                customers, decisions = await load_customers(conn), await load_decisions(conn)
-            async with open_source(source) as opened:
-                folders = opened.top.folders
-            matches = match_folders(folders, customers, decisions=decisions)
+                matches = await match_with_database(conn, folders)
             write_report(matches, paths.match_report)
             write_review_csv(matches, paths.review_csv)
             quality = evaluate(matches, library)

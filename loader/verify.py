@@ -60,12 +60,10 @@ async def _folder_customers(
     rows = await conn.fetch(sql("latest_run_folders"), opts.bucket, prefix)
     if rows:
         return {r["folder"]: r["customer_id"] for r in rows}, "latest run"
-    from loader.match import LINKED, load_customers, load_decisions, match_folders
+    from loader.match import match_with_database
 
-    matches = match_folders(
-        folders, await load_customers(conn), decisions=await load_decisions(conn)
-    )
-    return {m.folder: m.customer_id if m.status in LINKED else None for m in matches}, "matcher"
+    matches = await match_with_database(conn, folders)
+    return {m.folder: m.customer_id for m in matches}, "matcher"
 
 
 async def verify(opts: SourceOptions, database_url: str) -> VerifyResult:
