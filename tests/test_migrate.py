@@ -6,7 +6,6 @@ import asyncio
 
 import aiohttp
 import asyncpg
-import pytest
 
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate

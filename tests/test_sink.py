@@ -23,6 +23,12 @@ from loader.sink import UpsertSink, merge_duplicates
         (["a"], [None, "b"], ["a", "b"]),  # NULL element in new: skipped
         (["z", "a"], [], ["z", "a"]),  # order of old kept
         (None, None, []),
+        # the single-tag fast path gives the same answers
+        (["a", None], ["b"], ["a", None, "b"]),
+        (["a", None], ["a"], ["a", None]),
+        ([], ["a"], ["a"]),
+        (["a"], [None], ["a"]),
+        ([None], ["a"], [None, "a"]),
     ],
 )
 async def test_merge_tags(db: asyncpg.Connection, old, new, merged) -> None:
