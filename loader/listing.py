@@ -11,7 +11,7 @@ after it was read whole, so a retried page never emits an object twice.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -320,6 +320,23 @@ async def walk(
         tg.start_soon(feed)
         for _ in range(max(1, concurrency)):
             tg.start_soon(worker, name="list-worker")
+
+
+async def for_each_event(
+    opened: OpenedSource,
+    concurrency: int,
+    handle: Callable[[ListingEvent], Awaitable[None]],
+) -> None:
+    """Walk every top-level folder of `opened` and hand each page or failure to `handle`
+    as it arrives (a slow `handle` slows the walk: the stream between them is bounded)."""
+    send, receive = anyio.create_memory_object_stream[ListingEvent](concurrency * 2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            lambda: walk(opened.source, opened.top.folders, send, concurrency=concurrency)
+        )
+        async with receive:
+            async for event in receive:
+                await handle(event)
 
 
 @dataclass(slots=True)

@@ -7,17 +7,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import anyio
-
 from loader.classify import Kind, classify
 from loader.listing import (
     FolderFailure,
-    FolderPage,
     ListedObject,
     ListingEvent,
     SourceOptions,
+    for_each_event,
     open_source,
-    walk,
 )
 from loader.progress import LiveStats
 
@@ -72,29 +69,20 @@ async def scan(
             stats.objects += len(objects)
 
         tally(report.loose, opened.top.loose_files)
-        send, receive = anyio.create_memory_object_stream[ListingEvent](opts.list_concurrency * 2)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(
-                lambda: walk(
-                    opened.source, opened.top.folders, send, concurrency=opts.list_concurrency
-                )
-            )
-            async with receive:
-                async for event in receive:
-                    if isinstance(event, FolderFailure):
-                        report.failures.append(event)
-                        stats.errors += 1
-                        stats.folders_done += 1
-                        continue
-                    assert isinstance(event, FolderPage)
-                    tally(report.folders.setdefault(event.folder, Counter()), event.objects)
-                    if event.last:
-                        stats.folders_done += 1
-                    if opened.client is not None:
-                        stats.calls, stats.retries = (
-                            opened.client.stats.calls,
-                            opened.client.stats.retries,
-                        )
+
+        async def handle(event: ListingEvent) -> None:
+            if isinstance(event, FolderFailure):
+                report.failures.append(event)
+                stats.errors += 1
+                stats.folders_done += 1
+                return
+            tally(report.folders.setdefault(event.folder, Counter()), event.objects)
+            if event.last:
+                stats.folders_done += 1
+            if opened.client is not None:
+                stats.calls, stats.retries = opened.client.stats.calls, opened.client.stats.retries
+
+        await for_each_event(opened, opts.list_concurrency, handle)
         if opened.client is not None:
             report.calls, report.retries = opened.client.stats.calls, opened.client.stats.retries
     report.elapsed_s = time.monotonic() - started

@@ -71,25 +71,16 @@ def merge_duplicates(rows: Sequence[AssetRow]) -> list[AssetRow]:
     return [by_path[path] for path in sorted(by_path)]
 
 
+@dataclass(slots=True)
 class UpsertSink:
     """Writes batches for one run (or plans them, with `dry_run`)."""
 
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        *,
-        run_id: int | None,
-        upload_source: str,
-        overwrite_cdn: bool,
-        dry_run: bool = False,
-        attempts: int = 6,
-    ) -> None:
-        self.pool = pool
-        self.run_id = run_id
-        self.upload_source = upload_source
-        self.overwrite_cdn = overwrite_cdn
-        self.dry_run = dry_run
-        self.attempts = attempts
+    pool: asyncpg.Pool
+    run_id: int | None
+    upload_source: str
+    overwrite_cdn: bool
+    dry_run: bool = False
+    attempts: int = 6
 
     async def write(self, rows: Sequence[AssetRow]) -> BatchOutcome:
         """Write `rows` (already merged by file_path); never raises for bad rows."""

@@ -12,12 +12,17 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-import anyio
 import asyncpg
 
 from loader.classify import classify
 from loader.db import connection
-from loader.listing import FolderFailure, ListingEvent, SourceOptions, open_source, walk
+from loader.listing import (
+    FolderFailure,
+    ListingEvent,
+    SourceOptions,
+    for_each_event,
+    open_source,
+)
 from loader.rows import customer_tag
 from loader.sqlfiles import sql
 
@@ -85,26 +90,20 @@ async def verify(opts: SourceOptions, database_url: str) -> VerifyResult:
                 examples.extend((row[f"{name}_examples"] or [])[: 20 - len(examples)])
             pending.clear()
 
-        send, receive = anyio.create_memory_object_stream[ListingEvent](opts.list_concurrency)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(
-                lambda: walk(
-                    opened.source, opened.top.folders, send, concurrency=opts.list_concurrency
-                )
-            )
-            async with receive:
-                async for event in receive:
-                    if isinstance(event, FolderFailure):
-                        result.failed_folders.append(event)
-                        continue
-                    customer = customers.get(event.folder)
-                    tags = [customer_tag(customer)] if customer is not None else []
-                    for obj in event.objects:
-                        kind, _ = classify(obj.path.rsplit("/", 1)[-1], obj.mimetype)
-                        if kind in ("image", "video"):
-                            pending.append({"file_path": obj.path, "tags": tags})
-                            result.media_files += 1
-                    if len(pending) >= BATCH:
-                        await check()
-            await check()
+        async def handle(event: ListingEvent) -> None:
+            if isinstance(event, FolderFailure):
+                result.failed_folders.append(event)
+                return
+            customer = customers.get(event.folder)
+            tags = [customer_tag(customer)] if customer is not None else []
+            for obj in event.objects:
+                kind, _ = classify(obj.path.rsplit("/", 1)[-1], obj.mimetype)
+                if kind in ("image", "video"):
+                    pending.append({"file_path": obj.path, "tags": tags})
+                    result.media_files += 1
+            if len(pending) >= BATCH:
+                await check()
+
+        await for_each_event(opened, opts.list_concurrency, handle)
+        await check()
     return result
