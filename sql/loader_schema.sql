@@ -49,9 +49,12 @@ CREATE TABLE IF NOT EXISTS loader.journal (
     prev_cdn_url text,
     new_ai_tags  text[],
     new_cdn_url  text,
-    at           timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (run_id, file_path)
+    at           timestamptz NOT NULL DEFAULT now()
 );
+-- Keyed by a hash of the path: a btree entry is limited to ~2.7 kB, and Storage names
+-- written with SQL can be longer than that.
+CREATE UNIQUE INDEX IF NOT EXISTS journal_path_run ON loader.journal (md5(file_path), run_id);
+CREATE INDEX IF NOT EXISTS journal_run ON loader.journal (run_id);
 
 -- ai_tags merge, done inside Postgres so concurrent writers never lose a tag: keeps `old` as
 -- it is (order, and any NULL element), treats a NULL array as empty, and appends each non-NULL
@@ -89,9 +92,10 @@ CREATE TABLE IF NOT EXISTS loader.row_failures (
     file_path text NOT NULL,
     folder    text,
     reason    text NOT NULL,
-    at        timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (run_id, file_path)
+    at        timestamptz NOT NULL DEFAULT now()
 );
+CREATE UNIQUE INDEX IF NOT EXISTS row_failures_path_run
+    ON loader.row_failures (md5(file_path), run_id);
 
 -- A copy of image_assets as it was when a run started (the user asked for a backup first).
 -- Rows are stored as jsonb so any shape of the user's table fits; rollback does not need it

@@ -10,6 +10,8 @@ SELECT
              OR ia.cdn_url IS DISTINCT FROM j.new_cdn_url)) AS changed_since,
     (SELECT count(*)
        FROM loader.journal AS j
-       JOIN loader.journal AS later ON later.file_path = j.file_path AND later.run_id > j.run_id
+       JOIN loader.journal AS later
+         ON md5(later.file_path) = md5(j.file_path) AND later.file_path = j.file_path
+        AND later.run_id > j.run_id
        JOIN loader.runs AS r ON r.run_id = later.run_id AND r.status <> 'rolled_back'
       WHERE j.run_id = $1) AS touched_later;

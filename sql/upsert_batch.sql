@@ -51,7 +51,7 @@ journal AS (
     JOIN input AS i USING (file_path)
     LEFT JOIN prev AS p USING (file_path)
     -- A resumed folder is redone: the first journal entry holds the true "before".
-    ON CONFLICT (run_id, file_path) DO NOTHING
+    ON CONFLICT (md5(file_path), run_id) DO NOTHING
 )
 SELECT i.folder,
        count(*) FILTER (WHERE u.file_path IS NOT NULL AND p.file_path IS NULL) AS inserted,

@@ -109,7 +109,7 @@ async def test_missing_table_and_unique_index(start_storage: StartStorage, db, d
 
 
 async def test_report_and_log_never_hold_the_key(
-    start_storage: StartStorage, db_url: str, tmp_path
+    start_storage: StartStorage, db, db_url: str, tmp_path
 ) -> None:
     url = await start_storage(sample_catalogue())
     report, log = tmp_path / "r.json", tmp_path / "log.jsonl"
@@ -119,7 +119,9 @@ async def test_report_and_log_never_hold_the_key(
     body = orjson.loads(report.read_bytes())
     assert {"inserted", "updated", "unchanged", "failed"} <= set(body)
     assert body["inserted"] == len(media_names())
-    for text in (report.read_text(), log.read_text(), done.out, done.err):
+    stored = await db.fetchval("SELECT options::text FROM loader.runs")
+    assert '"key": "***"' in stored
+    for text in (report.read_text(), log.read_text(), done.out, done.err, stored):
         assert STORAGE_KEY not in text
     assert any(
         orjson.loads(line)["event"] == "folder_done" for line in log.read_text().splitlines()

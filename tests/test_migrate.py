@@ -90,3 +90,38 @@ async def test_dry_run_plans_without_writing(
     assert plan.totals["inserted"] == len(media_names())
     assert await db.fetchval("SELECT count(*) FROM image_assets") == 0
     assert await db.fetchval("SELECT count(*) FROM loader.runs") == 0
+
+
+async def test_odd_names_and_an_unstorable_path(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    """Storage checks key characters on upload only: rows written with SQL can hold `#`, `%`,
+    NFD Hangul, or names too long for a btree index. All but the last are registered with
+    working URLs; the last fails alone, recorded with its reason, and the run says so."""
+    import random
+    import string
+    import unicodedata
+
+    from tests.storage_fixtures import catalogue_of
+
+    incompressible = "".join(random.Random(1).choices(string.ascii_letters, k=4000))
+    folder = f"{PREFIX}odd-0001"
+    names = [
+        f"{folder}/100% #1.jpg",
+        f"{folder}/{unicodedata.normalize('NFD', '김종철')}.png",
+        f"{folder}/{'x' * 250}.webp",
+        f"{folder}/a?b=c&d.heic",
+        f"{folder}/{incompressible}.jpg",  # over the btree key limit of the unique index
+    ]
+    url = await start_storage(catalogue_of(names))
+    result = await migrate(options(url, db_url))
+    assert result.status == "incomplete"
+    assert result.exit_code == 11
+    assert [r["file_path"] for r in result.failed_rows] == [names[-1]]
+    assert "index row" in result.failed_rows[0]["reason"]
+    rows = await db.fetch("SELECT file_path, cdn_url FROM image_assets ORDER BY file_path")
+    assert sorted(r["file_path"] for r in rows) == sorted(names[:-1])
+    async with aiohttp.ClientSession() as http:
+        for row in rows:
+            async with http.get(row["cdn_url"]) as response:
+                assert response.status == 200, row["cdn_url"]
