@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+import asyncpg
 import click
 import orjson
 
@@ -27,6 +28,7 @@ from loader.match import ACCEPT, MARGIN
 from loader.progress import LiveStats, live_progress
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 DEFAULT_BUCKET = "blog-images"
 DEFAULT_PREFIX = "originals/customers/"
@@ -130,6 +132,17 @@ def target_database(url: str | None) -> str:
     return resolved
 
 
+def on_database(database_url: str | None, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `call(conn)` on one connection to the target database, through `run`."""
+    url = target_database(database_url)
+
+    async def go() -> T:
+        async with db.connection(url) as conn:
+            return await call(conn)
+
+    return run(go)
+
+
 def with_source(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the storage option group into one `opts: SourceOptions` argument.
 
@@ -179,13 +192,7 @@ def db_init(database_url: str | None, demo_schema: bool) -> None:
 
         loader db init --demo-schema
     """
-    url = target_database(database_url)
-
-    async def go() -> None:
-        async with db.connection(url) as conn:
-            await db.init_schema(conn, demo_schema=demo_schema)
-
-    run(go)
+    on_database(database_url, lambda conn: db.init_schema(conn, demo_schema=demo_schema))
     click.echo("schema ready" + (" (with demo tables)" if demo_schema else ""))
 
 
@@ -483,13 +490,7 @@ def rollback(database_url: str | None, run_id: int, force: bool) -> None:
     """
     from loader.rollback import rollback as rollback_library
 
-    url = target_database(database_url)
-
-    async def go() -> Any:
-        async with db.connection(url) as conn:
-            return await rollback_library(conn, run_id, force=force)
-
-    result = run(go)
+    result = on_database(database_url, lambda conn: rollback_library(conn, run_id, force=force))
     click.echo(f"run {run_id} rolled back: {result.deleted:,} rows deleted, "
                f"{result.restored:,} rows restored")  # fmt: skip
     if result.kept_changed:
@@ -698,14 +699,14 @@ def match_apply(database_url: str | None, review_csv: Path, write_folder_name: b
     """
     from loader.match import apply_decisions, read_review_csv
 
-    url = target_database(database_url)
-
-    async def go() -> Any:
+    try:
         decisions = read_review_csv(review_csv)
-        async with db.connection(url) as conn:
-            return await apply_decisions(conn, decisions, write_folder_name=write_folder_name)
-
-    summary = run(go)
+    except LoaderError as exc:
+        raise LoaderFailure(exc) from None
+    summary = on_database(
+        database_url,
+        lambda conn: apply_decisions(conn, decisions, write_folder_name=write_folder_name),
+    )
     click.echo(f"{summary.decisions_written} decision(s) recorded, "
                f"{summary.folder_names_written} folder_name(s) written")  # fmt: skip
     for skipped in summary.skipped:
@@ -723,10 +724,4 @@ def match_revert(database_url: str | None) -> None:
     """
     from loader.match import revert_folder_names
 
-    url = target_database(database_url)
-
-    async def go() -> Any:
-        async with db.connection(url) as conn:
-            return await revert_folder_names(conn)
-
-    click.echo(f"{run(go)} folder_name change(s) reverted")
+    click.echo(f"{on_database(database_url, revert_folder_names)} folder_name change(s) reverted")

@@ -12,11 +12,11 @@ import asyncpg
 import pytest
 
 from loader import demo
-from loader.listing import ListedObject, SourceOptions
+from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
-from loader.scan import scan
 from loader.storage_server import Catalogue
 from tests.storage_fixtures import STORAGE_KEY, StartStorage
+from tests.test_listing import listed_paths
 
 BUCKET = "blog-images"
 
@@ -38,17 +38,6 @@ async def demo_env(
     return url, {o["name"] for o in demo.iter_objects(library)}
 
 
-async def listed(opts: SourceOptions) -> list[str]:
-    paths: list[str] = []
-
-    def collect(obj: ListedObject, kind: str, mime: str | None) -> None:
-        paths.append(obj.path)
-
-    report = await scan(opts, on_object=collect)
-    assert report.failures == []
-    return paths
-
-
 async def test_rest_v1_v2_and_db_sources_list_the_same_objects(
     demo_env: tuple[str, set[str]], db_url: str, library: demo.DemoLibrary
 ) -> None:
@@ -56,8 +45,8 @@ async def test_rest_v1_v2_and_db_sources_list_the_same_objects(
     results = {}
     for api in ("v1", "v2"):
         opts = SourceOptions(bucket=BUCKET, storage_url=url, key=STORAGE_KEY, list_api=api)
-        results[api] = await listed(opts)
-    results["db"] = await listed(
+        results[api] = await listed_paths(opts)
+    results["db"] = await listed_paths(
         SourceOptions(bucket=BUCKET, source="db", storage_database_url=db_url)
     )
     under_prefix = {n for n in everything if n.startswith(demo.PREFIX)}
