@@ -52,7 +52,7 @@ import orjson
 from rapidfuzz import fuzz, process
 
 from loader import romanize
-from loader.errors import BadInputError
+from loader.errors import BadInputError, SchemaError
 from loader.sqlfiles import sql
 
 log = logging.getLogger(__name__)
@@ -655,7 +655,13 @@ async def match_with_database(
     margin: float = MARGIN,
 ) -> list[FolderMatch]:
     """Match `folders` against every customer, with a person's stored decisions winning."""
-    customers = await load_customers(conn)
+    try:
+        customers = await load_customers(conn)
+    except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as exc:
+        raise SchemaError(
+            f"cannot read customers (id, name, phone, folder_name): {exc}; "
+            "migrate with --match none to register files without customer tags"
+        ) from None
     decisions = await load_decisions(conn)
     return match_folders(folders, customers, decisions=decisions, accept=accept, margin=margin)
 

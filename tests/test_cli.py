@@ -186,3 +186,15 @@ async def test_match_report_review_and_apply(db, db_url: str, tmp_path) -> None:
     bad = await run_loader("match", "apply", str(review), "--database-url", db_url)
     assert bad.code == ExitCode.BAD_INPUT
     assert_one_clean_line(bad.err)
+
+
+async def test_missing_customers_table_is_a_schema_error(
+    start_storage: StartStorage, db, db_url: str
+) -> None:
+    url = await start_storage(sample_catalogue())
+    await db.execute("DROP TABLE customers")
+    done = await run_loader(*migrate_args(url, db_url))
+    assert done.code == ExitCode.SCHEMA
+    assert_one_clean_line(done.err)
+    assert "--match none" in done.err
+    assert (await run_loader(*migrate_args(url, db_url, "--match", "none"))).code == 0
