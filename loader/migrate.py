@@ -33,6 +33,7 @@ from loader.errors import BadInputError, ExitCode, LoaderError
 from loader.eventlog import EventLog
 from loader.listing import (
     FolderFailure,
+    ListedObject,
     ListingEvent,
     OpenedSource,
     SourceOptions,
@@ -298,7 +299,7 @@ class _Worker:
             dry_run=opts.dry_run,
         )
         self.folders: dict[str, _Folder] = {}
-        self.open_rows: dict[str, AssetRow] = {}
+        self.open_rows: list[AssetRow] = []
         self.open_folders: set[str] = set()
         self.rows_sent = 0
 
@@ -374,7 +375,7 @@ class _Worker:
             await self._flush(batches)
 
     async def _add_page(
-        self, folder: str, objects: list[Any], batches: ObjectSendStream[_Batch]
+        self, folder: str, objects: list[ListedObject], batches: ObjectSendStream[_Batch]
     ) -> None:
         state = self.folders[folder]
         for obj in objects:
@@ -383,11 +384,7 @@ class _Worker:
             if row is None:
                 continue
             state.counts["media"] += 1
-            seen = self.open_rows.get(row.file_path)
-            if seen is None:
-                self.open_rows[row.file_path] = row
-            else:
-                seen.tags.extend(t for t in row.tags if t not in seen.tags)
+            self.open_rows.append(row)
             self.open_folders.add(folder)
             if len(self.open_rows) >= self.opts.batch_size:
                 await self._flush(batches)
@@ -396,8 +393,8 @@ class _Worker:
     async def _flush(self, batches: ObjectSendStream[_Batch]) -> None:
         if not self.open_rows:
             return
-        batch = _Batch(merge_duplicates(list(self.open_rows.values())), self.open_folders)
-        self.open_rows, self.open_folders = {}, set()
+        batch = _Batch(merge_duplicates(self.open_rows), self.open_folders)
+        self.open_rows, self.open_folders = [], set()
         for folder in batch.folders:
             self.folders[folder].outstanding += 1
         self.rows_sent += len(batch.rows)
