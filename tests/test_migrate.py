@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import asyncpg
 
+from loader.db import connection
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
 from tests.sample import PREFIX, media_names, sample_catalogue
@@ -125,3 +126,26 @@ async def test_odd_names_and_an_unstorable_path(
         for row in rows:
             async with http.get(row["cdn_url"]) as response:
                 assert response.status == 200, row["cdn_url"]
+
+
+async def test_migrate_from_storage_objects_equals_migrate_over_rest(
+    start_storage: StartStorage, make_database, db_url: str
+) -> None:
+    from tests.sample import load_storage_objects
+
+    url = await start_storage(sample_catalogue())
+    rest_db = await make_database()
+    await migrate(options(url, rest_db))
+    async with connection(db_url) as conn:
+        await load_storage_objects(conn, sample_catalogue(), STORAGE_BUCKET)
+    source = SourceOptions(bucket=STORAGE_BUCKET, source="db", storage_database_url=db_url,
+                           storage_url=url)  # fmt: skip
+    result = await migrate(MigrateOptions(source=source, database_url=db_url, match="none"))
+    assert result.status == "succeeded"
+    query = "SELECT file_path, cdn_url, format, mime_type FROM image_assets ORDER BY 1"
+    rows = {}
+    for name, target in (("rest", rest_db), ("db", db_url)):
+        async with connection(target) as conn:
+            rows[name] = [tuple(r) for r in await conn.fetch(query)]
+    assert rows["db"] == rows["rest"]
+    assert len(rows["db"]) == len(media_names())
