@@ -153,7 +153,7 @@ async def run_report(pool: asyncpg.Pool, run_id: int) -> dict[str, Any]:
 
     async def read(conn: asyncpg.Connection) -> dict[str, Any]:
         run = await conn.fetchrow(sql("run_get"), run_id)
-        totals = dict(await conn.fetchrow(sql("run_totals"), run_id))
+        totals = await conn.fetchval(sql("run_totals"), run_id)
         folders = [dict(r) for r in await conn.fetch(sql("run_folders_report"), run_id)]
         failures = [dict(r) for r in await conn.fetch(sql("run_row_failures"), run_id)]
         return {"run": dict(run), "totals": totals, "folders": folders, "failed_rows": failures}

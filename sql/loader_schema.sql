@@ -97,6 +97,22 @@ CREATE TABLE IF NOT EXISTS loader.row_failures (
 CREATE UNIQUE INDEX IF NOT EXISTS row_failures_path_run
     ON loader.row_failures (md5(file_path), run_id);
 
+-- A run's counts, from its journal (the truth across resumes and workers) and its folders.
+CREATE OR REPLACE FUNCTION loader.run_counts(run bigint) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'inserted', (SELECT count(*) FROM loader.journal WHERE run_id = run AND action = 'insert'),
+        'updated', (SELECT count(*) FROM loader.journal WHERE run_id = run AND action = 'update'),
+        'failed', (SELECT count(*) FROM loader.row_failures WHERE run_id = run),
+        'media', (SELECT coalesce(sum((counts ->> 'media')::bigint), 0)
+                    FROM loader.folders WHERE run_id = run),
+        'folders', (SELECT count(*) FROM loader.folders WHERE run_id = run),
+        'folders_done', (SELECT count(*) FROM loader.folders
+                          WHERE run_id = run AND state = 'done'),
+        'folders_failed', (SELECT count(*) FROM loader.folders
+                            WHERE run_id = run AND state = 'failed'))
+$$;
+
 -- A copy of image_assets as it was when a run started (the user asked for a backup first).
 -- Rows are stored as jsonb so any shape of the user's table fits; rollback does not need it
 -- (the journal is exact), it is the belt to the journal's braces.

@@ -63,6 +63,9 @@ async def test_migrate_registers_every_media_file_once_and_keeps_existing_data(
     assert result.totals["inserted"] == len(media) - 1
     assert result.totals["updated"] == 1  # the cdn_url it lacked
     assert result.totals["unchanged"] == 0
+    stored = await db.fetchrow("SELECT status, counts, finished_at FROM loader.runs")
+    assert stored["status"] == "succeeded" and stored["finished_at"] is not None
+    assert stored["counts"]["inserted"] == len(media) - 1
     # every generated URL is answered by the Storage server
     async with aiohttp.ClientSession() as http:
         for row in rows:
