@@ -63,6 +63,19 @@ def info(message: str) -> None:
 # -- shared option groups ---------------------------------------------------------------
 
 
+def _output_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    # Checked before any work starts, so a typo does not cost a whole run's report.
+    if value is not None and not value.resolve().parent.is_dir():
+        raise click.BadParameter(f"folder {value.parent} does not exist")
+    return value
+
+
+OUTPUT_FILE: dict[str, Any] = {
+    "type": click.Path(dir_okay=False, writable=True, path_type=Path),
+    "callback": _output_file,
+}
+
+
 def database_options(fn: F) -> F:
     """`--database-url`: the target database (default `$DATABASE_URL`, else embedded)."""
     return click.option(
@@ -357,12 +370,12 @@ def main() -> None:
 @click.option(
     "--report",
     "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    **OUTPUT_FILE,
     help="Write a JSON report here.",
 )
 @click.option(
     "--log-file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    **OUTPUT_FILE,
     help="Append structured JSON-lines events here.",
 )
 @with_source
@@ -507,7 +520,7 @@ def rollback(database_url: str | None, run_id: int, force: bool) -> None:
 @click.option(
     "--report",
     "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    **OUTPUT_FILE,
     help="Write the findings as JSON here.",
 )
 @with_source
@@ -614,7 +627,7 @@ def demo_seed(scale: int) -> None:
 @click.option(
     "--report",
     "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    **OUTPUT_FILE,
     default=Path("match-report.json"),
     show_default=True,
     help="JSON report; a CSV with the same name is written beside it.",
@@ -622,7 +635,7 @@ def demo_seed(scale: int) -> None:
 @click.option(
     "--review",
     "review_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    **OUTPUT_FILE,
     default=Path("match-review.csv"),
     show_default=True,
     help="The folders a person must decide, to edit and pass to `match apply`.",

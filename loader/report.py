@@ -10,6 +10,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from loader.errors import BadInputError
+
 if TYPE_CHECKING:
     from loader.match import FolderMatch
     from loader.migrate import MigrateResult
@@ -55,8 +57,11 @@ def print_scan_summary(report: ScanReport, *, to_stderr: bool = False, top: int 
 def write_json(path: Path, payload: Any) -> None:
     """Write a report atomically (a killed process never leaves half a file)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-    tmp.replace(path)
+    try:
+        tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+        tmp.replace(path)
+    except OSError as exc:
+        raise BadInputError(f"cannot write report {path}: {exc.strerror or exc}") from None
 
 
 def print_migrate_summary(result: MigrateResult) -> None:
