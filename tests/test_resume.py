@@ -70,7 +70,7 @@ async def test_sigkill_then_resume_equals_an_uninterrupted_run(
 async def test_two_joined_workers_do_every_file_exactly_once(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
-    url = await start_storage(sample_catalogue(), faults=Faults(latency_ms=20))
+    url = await start_storage(sample_catalogue(), faults=Faults(latency_ms=40))
     prepared = await run_loader(*migrate_args(url, db_url, *SLOW, "--prepare"))
     assert prepared.code == 0, prepared.err
     run_id = prepared.out.strip()
@@ -109,7 +109,8 @@ async def test_storage_faults_and_a_killed_db_connection_lose_nothing(
                 pid = await db.fetchval(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                     " AND pid <> pg_backend_pid() AND query LIKE '%json_to_recordset%'"
-                    " AND state = 'active' LIMIT 1"
+                    # mid-statement if we can catch one, else a writer between batches
+                    " ORDER BY state = 'active' DESC LIMIT 1"
                 )
                 if pid and await db.fetchval("SELECT pg_terminate_backend($1)", pid):
                     killed.append(pid)
