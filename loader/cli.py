@@ -11,6 +11,7 @@ import functools
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +29,8 @@ from loader.match import ACCEPT, MARGIN
 from loader.progress import LiveStats, live_progress
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
 T = TypeVar("T")
 
 DEFAULT_BUCKET = "blog-images"
@@ -110,7 +113,8 @@ def storage_options(fn: F) -> F:
                      show_default=True, help="Entries per list call (v1 caps at 1500)."),
         click.option("--max-rps", type=click.FloatRange(min=0.1), default=None,
                      help="Cap on Storage requests per second."),
-        click.option("--request-timeout", type=click.FloatRange(min=0.1), default=30.0,
+        click.option("--request-timeout", "request_timeout_s", type=click.FloatRange(min=0.1),
+                     default=30.0,
                      show_default=True, help="Seconds per Storage request."),
         click.option("--retries", type=click.IntRange(1, 50), default=6, show_default=True,
                      help="Attempts per Storage request before a folder is marked failed."),
@@ -122,20 +126,7 @@ def storage_options(fn: F) -> F:
 
 def source_options(params: dict[str, Any]) -> SourceOptions:
     """Build `SourceOptions` from the storage option group's values (popping them)."""
-    return SourceOptions(
-        bucket=params.pop("bucket"),
-        prefix=params.pop("prefix"),
-        source=params.pop("source"),
-        storage_url=params.pop("storage_url"),
-        key=params.pop("key"),
-        list_api=params.pop("list_api"),
-        list_concurrency=params.pop("list_concurrency"),
-        page_size=params.pop("page_size"),
-        max_rps=params.pop("max_rps"),
-        request_timeout_s=params.pop("request_timeout"),
-        retries=params.pop("retries"),
-        storage_database_url=params.pop("storage_database_url"),
-    )
+    return SourceOptions(**{f.name: params.pop(f.name) for f in fields(SourceOptions)})
 
 
 def target_database(url: str | None) -> str:
