@@ -729,3 +729,23 @@ def match_revert(database_url: str | None) -> None:
     from loader.match import revert_folder_names
 
     click.echo(f"{on_database(database_url, revert_folder_names)} folder_name change(s) reverted")
+
+
+@cli.command(name="runs")
+@database_options
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+def runs_command(database_url: str | None, limit: int) -> None:
+    """List recent migrate runs: status, counts, folder progress (ids for --resume/rollback).
+
+    Example:
+
+        loader runs --limit 5
+    """
+    from loader.report import print_runs
+    from loader.runs import recent_runs
+
+    async def read(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+        await db.init_schema(conn)
+        return await recent_runs(conn, limit)
+
+    print_runs(on_database(database_url, read))

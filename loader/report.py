@@ -167,3 +167,18 @@ def print_match_summary(matches: list[FolderMatch], *, show: int = 20) -> None:
         out.print(f"  {m.status:<9} {m.folder}  {hint}  {m.reason or ''}")
     if len(needing) > show:
         out.print(f"  ... {len(needing) - show} more in the review CSV")
+
+
+def print_runs(rows: list[dict[str, Any]]) -> None:
+    """One line per run, newest first."""
+    table = Table(title="loader runs")
+    for name in ("run", "status", "started", "folders", "inserted", "updated", "failed"):
+        table.add_column(name, justify="right" if name not in ("status", "started") else "left")
+    for r in rows:
+        counts = r["counts"] or {}
+        table.add_row(
+            str(r["run_id"]), r["status"], f"{r['started_at']:%Y-%m-%d %H:%M}",
+            f"{r['folders_done']}/{r['folders']}", *(f"{counts.get(k, 0):,}" if counts else "-"
+                                                    for k in ("inserted", "updated", "failed")),
+        )  # fmt: skip
+    console().print(table)

@@ -159,3 +159,8 @@ async def run_report(pool: asyncpg.Pool, run_id: int) -> dict[str, Any]:
         return {"run": dict(run), "totals": totals, "folders": folders, "failed_rows": failures}
 
     return await retrying(pool, read, what="reading the run report")
+
+
+async def recent_runs(conn: asyncpg.Connection, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest runs with status, counts and folder progress (for `loader runs`)."""
+    return [dict(r) for r in await conn.fetch(sql("runs_list"), limit)]
