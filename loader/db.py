@@ -124,6 +124,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.InterfaceError,
+    # The pool's reset of a connection the server just closed: "cannot switch to state 15"
+    # (raised on release, after a restart or pg_terminate_backend); a fresh connection works.
+    asyncpg.exceptions.InternalClientError,
     OSError,
     TimeoutError,
 )

@@ -66,6 +66,7 @@ class MigrateOptions:
     backup: bool = True
     log_file: Path | None = None
     flush_interval_s: float = 0.5
+    takeover_poll_s: float = 0.5
 
     def recorded(self) -> dict[str, Any]:
         """The options stored with the run and in reports: no secrets."""
@@ -94,7 +95,7 @@ class MigrateOptions:
 @dataclass(slots=True)
 class MigrateResult:
     run_id: int | None
-    status: str  # succeeded | incomplete | running (other workers busy) | prepared | planned
+    status: str  # succeeded | incomplete | running (no live worker: resume) | prepared | planned
     totals: dict[str, int]
     folders: list[dict[str, Any]]
     failed_rows: list[dict[str, Any]]
@@ -105,7 +106,12 @@ class MigrateResult:
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.INCOMPLETE if self.status == "incomplete" else ExitCode.OK
+        """0 only for a run that is done (or a plan); a run left open is never a success."""
+        if self.status == "incomplete":
+            return ExitCode.INCOMPLETE
+        if self.status == "running":
+            return ExitCode.ABORTED
+        return ExitCode.OK
 
     def as_report(self) -> dict[str, Any]:
         """The `--report` JSON: counts per action and per folder, failures, timings, settings."""
@@ -190,13 +196,12 @@ async def migrate(
                 return await _result(pool, opts, run_id, "prepared", match_summary, started)
             worker = _Worker(pool, opened, opts, run_id, cdn, stats, log)
             try:
-                await worker.run(folders if opts.dry_run else None)
+                status = await worker.run(folders if opts.dry_run else None)
             except LoaderError as exc:
                 raise await _aborted(pool, run_id, exc, log) from None
             warnings = opened.warnings
         if opts.dry_run:
             return _planned_result(opts, worker, match_summary, warnings, started)
-        status = await runs.finalize_run(pool, run_id)
         if worker.rows_sent:
             await _analyze(pool, log)
         log.emit("worker_finished", run_id=run_id, status=status)
@@ -303,17 +308,36 @@ class _Worker:
         self.open_folders: set[str] = set()
         self.rows_sent = 0
 
-    async def run(self, planned: list[tuple[str, int | None]] | None) -> None:
-        """Work until no folder is left; `planned` (dry run) replaces claiming."""
+    async def run(self, planned: list[tuple[str, int | None]] | None) -> str:
+        """Work until no folder is left for a live worker, and return the run's status;
+        `planned` (dry run) replaces claiming."""
         if planned is not None:
             self.stats.folders_total = len(planned)
-            feed = self._planned(planned)
-            await self._pipeline(feed)
-            return
+            await self._pipeline(self._planned(planned))
+            return "planned"
+        assert self.run_id is not None
         async with runs.worker_lock(self.opts.database_url, self.worker_id):
             self.log.emit("worker_started", run_id=self.run_id, worker=self.worker_id)
             self.stats.folders_total = len(self.opened.top.folders)
-            await self._pipeline(self._claimed())
+            # A worker leaves only when no folder of the run is left for a live worker: while
+            # others still hold folders it waits, and takes over those of any that dies.
+            idle_rounds = 0
+            while True:
+                known = len(self.folders)
+                await self._pipeline(self._claimed())
+                status = await runs.finalize_run(self.pool, self.run_id)
+                if status != "running":
+                    return status
+                live = await runs.live_holders(self.pool, self.run_id, self.worker_id)
+                idle_rounds = 0 if live or len(self.folders) > known else idle_rounds + 1
+                if idle_rounds >= 2 or (
+                    not live and not await runs.has_open_folders(self.pool, self.run_id)
+                ):
+                    # Closed by another worker meanwhile, or (defensively) folders left that
+                    # no one can claim: 'running' then fails the command as resumable.
+                    return await runs.finalize_run(self.pool, self.run_id)
+                self.log.emit("waiting_for_workers", run_id=self.run_id, live=live)
+                await anyio.sleep(self.opts.takeover_poll_s)
 
     async def _planned(self, planned: list[tuple[str, int | None]]) -> AsyncIterator[str]:
         for folder, customer_id in planned:
@@ -325,9 +349,12 @@ class _Worker:
         chunk = max(1, self.opts.source.list_concurrency)
         while True:
             claimed = await runs.claim_folders(self.pool, self.run_id, self.worker_id, chunk)
-            if not claimed:
+            # A claim also returns the folders this worker already holds (see folders_claim):
+            # the ones it knows are in flight; any other is one whose claim reply was lost.
+            fresh = [(f, c) for f, c in claimed if f not in self.folders]
+            if not fresh:
                 return
-            for folder, customer_id in claimed:
+            for folder, customer_id in fresh:
                 self.folders[folder] = _Folder(customer_id)
                 self.log.emit("folder_claimed", folder=folder, customer_id=customer_id)
                 yield folder

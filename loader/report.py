@@ -97,8 +97,9 @@ def print_migrate_summary(result: MigrateResult) -> None:
         out.print(f"[red]failed folder[/red] {folder['folder']}: {folder.get('error')}")
     for row in result.failed_rows[:10]:
         out.print(f"[red]failed row[/red] {row['file_path']}: {row['reason']}")
-    if result.status == "running":
-        out.print("other workers are still working on this run")
+    if result.status == "running" and result.run_id is not None:
+        out.print(f"run {result.run_id} is not finished: resume with "
+                  f"loader migrate --resume {result.run_id}")  # fmt: skip
     if result.status == "incomplete" and result.run_id is not None:
         out.print(f"retry what failed with: loader migrate --resume {result.run_id}")
 

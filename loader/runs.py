@@ -134,11 +134,29 @@ async def fail_folder(
 
 
 async def finalize_run(pool: asyncpg.Pool, run_id: int) -> str:
-    """Close the run if no folder is left; returns its status ('running' while others work)."""
-    status = await retrying(
+    """Close the run if no folder is left; returns its status, 'running' while folders are
+    still pending or claimed (idempotent: a closed run returns its stored status)."""
+    return await retrying(
         pool, lambda conn: conn.fetchval(sql("run_finalize"), run_id), what="closing the run"
     )
-    return status or "running"
+
+
+async def live_holders(pool: asyncpg.Pool, run_id: int, worker_id: str) -> int:
+    """How many other live workers still hold folders of the run."""
+    return await retrying(
+        pool,
+        lambda conn: conn.fetchval(sql("run_live_holders"), run_id, worker_id),
+        what="checking other workers",
+    )
+
+
+async def has_open_folders(pool: asyncpg.Pool, run_id: int) -> bool:
+    """Whether any folder of the run is still pending or claimed."""
+    return await retrying(
+        pool,
+        lambda conn: conn.fetchval(sql("run_open_folders"), run_id),
+        what="checking open folders",
+    )
 
 
 async def mark_aborted(pool: asyncpg.Pool, run_id: int) -> None:

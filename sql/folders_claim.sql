@@ -2,7 +2,17 @@
 -- hands each folder to one worker. Claimable: pending folders; folders claimed by a worker
 -- whose liveness lock (worker_lock.sql) is free, i.e. that died; and folders that failed under
 -- another worker (so a resumed process retries them once, not in a loop).
-WITH candidates AS (
+--
+-- Idempotent under retry: the folders this worker already holds are returned too (`mine`
+-- reads the snapshot before the update, so nothing comes back twice). If a claim commits but
+-- its reply is lost, the retry still hands those folders to the worker, which then walks
+-- every folder it holds; it skips the ones it already knows (in flight).
+WITH mine AS (
+    SELECT f.folder, f.customer_id
+    FROM loader.folders AS f
+    WHERE f.run_id = $1 AND f.state = 'claimed' AND f.claimed_by = $2
+),
+candidates AS (
     SELECT f.folder
     FROM loader.folders AS f
     WHERE f.run_id = $1
@@ -13,10 +23,15 @@ WITH candidates AS (
     ORDER BY f.folder
     LIMIT $3
     FOR UPDATE SKIP LOCKED
+),
+taken AS (
+    UPDATE loader.folders AS f
+    SET state = 'claimed', claimed_by = $2, claimed_at = now(), attempts = f.attempts + 1,
+        error = NULL
+    FROM candidates AS c
+    WHERE f.run_id = $1 AND f.folder = c.folder
+    RETURNING f.folder, f.customer_id
 )
-UPDATE loader.folders AS f
-SET state = 'claimed', claimed_by = $2, claimed_at = now(), attempts = f.attempts + 1,
-    error = NULL
-FROM candidates AS c
-WHERE f.run_id = $1 AND f.folder = c.folder
-RETURNING f.folder, f.customer_id;
+SELECT folder, customer_id FROM taken
+UNION ALL
+SELECT folder, customer_id FROM mine;
