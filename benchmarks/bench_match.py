@@ -23,7 +23,8 @@ from typing import Any
 
 from common import base_parser, describe_machine, machine, write_result  # first: sys.path
 
-from loader import demo, match
+from loader import match
+from loader.devtools import demo_library as demo
 
 QUALITY_LIBRARIES = [(1, seed) for seed in range(1, 11)] + [(3, 101), (3, 102), (10, 7)]
 SWEEP_ACCEPT = (0.78, 0.80, 0.82, 0.84, 0.85, 0.86, 0.88, 0.90)

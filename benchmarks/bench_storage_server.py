@@ -24,7 +24,7 @@ import psutil
 # Runs from a checkout without `pip install -e .` too.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loader.storage_server import Catalogue, StoredObject, serve_forever
+from loader.devtools.storage_server import Catalogue, StoredObject, serve_forever
 
 BUCKET = "media"
 KEY = "bench-service-key"

@@ -37,11 +37,11 @@ import common  # first: sets up sys.path and LOADER_STATE_DIR
 from common import BUCKET, KEY, PREFIX, STAMP, BucketShape, bucket_objects, folder_name, median
 
 from loader import db, runs
+from loader.devtools.storage_server import Catalogue, running_server
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
 from loader.rows import AssetRow, CdnUrls, customer_tag
 from loader.sink import UpsertSink, merge_duplicates
-from loader.storage_server import Catalogue, running_server
 
 ROWS_PER_FOLDER = 100
 EXTRA_TAG = "reviewed-2024"

@@ -39,7 +39,7 @@ os.environ["LOADER_STATE_DIR"] = str(ROOT / ".loader")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from loader.storage_server import StoredObject  # noqa: E402
+from loader.devtools.storage_server import StoredObject  # noqa: E402
 
 BUCKET = "bench-media"
 KEY = "bench-service-role-key"

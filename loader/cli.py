@@ -461,7 +461,7 @@ def storage_serve(
 
         loader storage serve --manifest .loader/demo/manifest.jsonl --key demo-key --port 5000
     """
-    from loader.storage_server import Catalogue, Faults, serve_forever
+    from loader.devtools.storage_server import Catalogue, Faults, serve_forever
 
     if (root is None) == (manifest is None):
         raise click.UsageError("give exactly one of --root and --manifest")
@@ -566,8 +566,8 @@ def demo_run(scale: int) -> None:
 
         loader demo run
     """
+    from loader.devtools.demo_run import run_demo
     from loader.report import print_demo_outcome
-    from loader.showcase import run_demo
 
     outcome = run(lambda: run_demo(scale, say=info))
     print_demo_outcome(outcome)
@@ -591,7 +591,7 @@ def demo_seed(scale: int) -> None:
 
         loader demo seed --scale 10
     """
-    from loader.showcase import DEMO_BUCKET, DemoPaths, demo_database, seed
+    from loader.devtools.demo_run import DEMO_BUCKET, DemoPaths, demo_database, seed
 
     paths = DemoPaths.under(state_dir() / "demo")
     server = embedded.ensure_running()

@@ -13,10 +13,10 @@ from rich.table import Table
 from loader.errors import BadInputError
 
 if TYPE_CHECKING:
+    from loader.devtools.demo_run import DemoOutcome
     from loader.match import FolderMatch
     from loader.migrate import MigrateResult
     from loader.scan import ScanReport
-    from loader.showcase import DemoOutcome
     from loader.verify import VerifyResult
 
 KINDS = ("image", "video", "other", "placeholder")

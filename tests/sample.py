@@ -8,7 +8,7 @@ import datetime as dt
 
 import asyncpg
 
-from loader.storage_server import Catalogue
+from loader.devtools.storage_server import Catalogue
 from tests.storage_fixtures import STORAGE_TIMESTAMP, catalogue_of
 
 PREFIX = "originals/customers/"

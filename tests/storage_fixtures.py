@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from loader.storage_server import Catalogue, StoredObject, build_app, serve_app
+from loader.devtools.storage_server import Catalogue, StoredObject, build_app, serve_app
 
 STORAGE_BUCKET = "media"
 STORAGE_KEY = "test-service-role-key"

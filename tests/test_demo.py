@@ -10,10 +10,10 @@ import asyncpg
 import orjson
 import pytest
 
-from loader import demo
 from loader.classify import MEDIA_TYPES
+from loader.devtools import demo_library as demo
+from loader.devtools.storage_server import Catalogue
 from loader.match import normalize_folder, phone_suffix
-from loader.storage_server import Catalogue
 
 PREFIX = demo.PREFIX
 

@@ -11,10 +11,10 @@ import anyio
 import asyncpg
 import pytest
 
-from loader import demo
+from loader.devtools import demo_library as demo
+from loader.devtools.storage_server import Catalogue
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
-from loader.storage_server import Catalogue
 from tests.storage_fixtures import STORAGE_KEY, StartStorage
 from tests.test_listing import listed_paths
 

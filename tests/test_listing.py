@@ -10,10 +10,10 @@ import asyncpg
 import orjson
 import pytest
 
+from loader.devtools.storage_server import Faults
 from loader.errors import BucketNotFoundError, NotServiceRoleError, StorageAuthError
 from loader.listing import ListedObject, SourceOptions
 from loader.scan import scan
-from loader.storage_server import Faults
 from tests.sample import BIG_FOLDER_FILES, PREFIX, load_storage_objects, sample_catalogue
 from tests.sample import sample_names as all_names
 from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage

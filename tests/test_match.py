@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from loader import demo
+from loader.devtools import demo_library as demo
 from loader.errors import BadInputError
 from loader.match import (
     Customer,

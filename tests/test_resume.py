@@ -9,9 +9,9 @@ import subprocess
 import anyio
 import asyncpg
 
+from loader.devtools.storage_server import Faults
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
-from loader.storage_server import Faults
 from tests.cli_helpers import COMPARED_COLUMNS, child_env, loader_argv, migrate_args, run_loader
 from tests.sample import media_names, sample_catalogue
 from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage

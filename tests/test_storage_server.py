@@ -23,8 +23,7 @@ import orjson
 import pytest
 from yarl import URL
 
-from loader.errors import BadInputError
-from loader.storage_server import (
+from loader.devtools.storage_server import (
     FAULT_KINDS,
     STATS,
     Catalogue,
@@ -36,6 +35,7 @@ from loader.storage_server import (
     running_server,
     validate_key,
 )
+from loader.errors import BadInputError
 from tests.storage_fixtures import (
     STORAGE_ANON_KEY,
     STORAGE_BUCKET,
@@ -442,7 +442,7 @@ def test_serve_forever_prints_its_url_and_stops_on_sigterm(tmp_path: Path) -> No
     (tmp_path / "a.jpg").write_bytes(b"jpeg")
     script = (
         "import sys; from pathlib import Path;"
-        "from loader.storage_server import Catalogue, serve_forever;"
+        "from loader.devtools.storage_server import Catalogue, serve_forever;"
         "serve_forever(Catalogue.from_directory(Path(sys.argv[1])), bucket='media', key='k',"
         " host='127.0.0.1', port=0)"
     )

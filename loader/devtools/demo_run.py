@@ -14,7 +14,7 @@ from pathlib import Path
 
 from loader import db, embedded
 from loader.config import state_dir
-from loader.demo import (
+from loader.devtools.demo_library import (
     DemoLibrary,
     MatchQuality,
     SeedCounts,
@@ -24,11 +24,11 @@ from loader.demo import (
     write_manifest,
     write_truth,
 )
+from loader.devtools.storage_server import Catalogue, running_server
 from loader.listing import SourceOptions, list_folders
 from loader.match import match_with_database, write_report, write_review_csv
 from loader.migrate import MigrateOptions, MigrateResult, migrate
 from loader.sqlfiles import sql
-from loader.storage_server import Catalogue, running_server
 from loader.verify import VerifyResult, verify
 
 DEMO_BUCKET = "blog-images"

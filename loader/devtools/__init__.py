@@ -1,0 +1,3 @@
+"""Development tooling, kept apart from the product: a Storage-compatible server for tests,
+benchmarks and the demo (`storage_server`), the synthetic library generator
+(`demo_library`), and the end-to-end demo run behind `make demo` (`demo_run`)."""
