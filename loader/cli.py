@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import functools
 import os
+import shlex
+import signal
+import stat
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,8 +25,15 @@ import click
 import orjson
 
 from loader import __version__, db, embedded
-from loader.config import state_dir
-from loader.errors import ExitCode, LoaderError
+from loader.config import redact, remember_secret, remember_secrets_in, state_dir
+from loader.errors import (
+    AbortedError,
+    BadInputError,
+    DatabaseError,
+    ExitCode,
+    LoaderError,
+    as_loader_error,
+)
 from loader.eventlog import EventLog
 from loader.listing import SourceOptions, list_folders
 from loader.match import ACCEPT, MARGIN
@@ -32,6 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 T = TypeVar("T")
+Resume = Callable[[int], str]
 
 DEFAULT_BUCKET = "blog-images"
 DEFAULT_PREFIX = "originals/customers/"
@@ -41,42 +53,160 @@ class LoaderFailure(click.ClickException):
     """A library error as click shows it: `Error: <one line>` and the error's exit code."""
 
     def __init__(self, error: LoaderError) -> None:
-        super().__init__(str(error))
+        super().__init__(redact(str(error)))
         self.exit_code = int(error.exit_code)
 
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
 
-def run(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
-    """Run an async library call; expected failures become one line, never a traceback."""
+
+@dataclass(slots=True)
+class _Interruption:
+    signal: str | None = None
+
+
+async def _until_signal(call: Callable[[], Awaitable[T]], seen: _Interruption) -> T | None:
+    """Run `call`; SIGINT or SIGTERM cancels it (its cleanup runs) and is noted in `seen`."""
+    result: T | None = None
+    async with anyio.create_task_group() as tg:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for signum in signals:
+                    seen.signal = signal.Signals(signum).name
+                    tg.cancel_scope.cancel()
+                    return
+
+        async def work() -> None:
+            nonlocal result
+            result = await call()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(watch)
+        tg.start_soon(work)
+    return result
+
+
+def failure(
+    exc: BaseException, *, run_id: int | None = None, resume: Resume | None = None
+) -> LoaderError:
+    """The one place an exception becomes what the user sees: a `LoaderError` with its exit
+    code. Exception groups are unwrapped; a database lost while a run exists makes that run
+    resumable (exit 12); a run that stopped says the exact command that resumes it. Anything
+    unknown is re-raised: it is a bug (exit 1)."""
+    error = as_loader_error(exc)
+    if error is None:
+        raise exc
+    if run_id is None:
+        return error
+    command = resume(run_id) if resume is not None else f"loader migrate --resume {run_id}"
+    if isinstance(error, DatabaseError):
+        return AbortedError(
+            f"run {run_id} interrupted: {error}. Nothing is lost; when the database is back,"
+            f" resume with: {command}"
+        )
+    if error.exit_code in (ExitCode.ABORTED, ExitCode.STORAGE_UNREACHABLE):
+        return LoaderError(f"{error}; resume with: {command}", exit_code=error.exit_code)
+    return error
+
+
+def run(
+    coro_fn: Callable[[], Awaitable[Any]],
+    *,
+    stats: LiveStats | None = None,
+    resume: Resume | None = None,
+) -> Any:
+    """Run an async library call; expected failures become one line, never a traceback.
+
+    SIGINT/SIGTERM stop the call cleanly; when it was a migrate run (`stats.run_id` set) the
+    message names the run and the command that resumes it.
+    """
+    seen = _Interruption()
+
+    def run_id() -> int | None:
+        return stats.run_id if stats is not None else None
+
     try:
-        return anyio.run(coro_fn)
-    except LoaderError as exc:
-        raise LoaderFailure(exc) from None
+        result = anyio.run(_until_signal, coro_fn, seen)
     except KeyboardInterrupt:
-        raise LoaderFailure(LoaderError("interrupted", exit_code=ExitCode.ABORTED)) from None
+        seen.signal = "SIGINT"
+    except Exception as exc:
+        raise LoaderFailure(failure(exc, run_id=run_id(), resume=resume)) from None
+    if seen.signal is None:
+        return result
+    current = run_id()
+    if current is not None:
+        command = resume(current) if resume is not None else f"loader migrate --resume {current}"
+        raise LoaderFailure(
+            AbortedError(
+                f"interrupted ({seen.signal}): run {current} stopped and is resumable; resume it"
+                f" with: {command}"
+            )
+        )
+    raise LoaderFailure(AbortedError(f"interrupted ({seen.signal}); nothing was left half-done"))
 
 
 def warn(message: str) -> None:
-    click.secho(f"warning: {message}", fg="yellow", err=True)
+    click.secho(f"warning: {redact(message)}", fg="yellow", err=True)
 
 
 def info(message: str) -> None:
-    click.echo(message, err=True)
+    click.echo(redact(message), err=True)
 
 
 # -- shared option groups ---------------------------------------------------------------
 
 
+def check_output_file(path: Path) -> None:
+    """Refuse, before any work, an output path the command could not write at the end: one
+    that exists and is not a regular file (a directory, a device such as /dev/full, a symlink
+    to one), or whose folder is missing or not writable (proven by creating a file in it)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise BadInputError(f"cannot use {path}: {exc.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise BadInputError(f"{path} exists and is not a regular file: choose a file path")
+    folder = path.resolve().parent
+    if not folder.is_dir():
+        raise BadInputError(f"cannot write {path}: folder {path.parent} does not exist")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".loader-write-test-"):
+            pass
+        if st is not None:
+            with path.open("ab"):
+                pass
+    except OSError as exc:
+        raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def _output_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     # Checked before any work starts, so a typo does not cost a whole run's report.
-    if value is not None and not value.resolve().parent.is_dir():
-        raise click.BadParameter(f"folder {value.parent} does not exist")
+    if value is not None:
+        try:
+            check_output_file(value)
+        except BadInputError as exc:
+            raise click.BadParameter(str(exc)) from None
     return value
 
 
 OUTPUT_FILE: dict[str, Any] = {
-    "type": click.Path(dir_okay=False, writable=True, path_type=Path),
+    "type": click.Path(path_type=Path),
     "callback": _output_file,
 }
+
+
+def _remember_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # Passwords inside URLs and DSNs are masked wherever they turn up later (errors, logs).
+    remember_secrets_in(value)
+    return value
+
+
+def _remember_key(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    remember_secret(value)
+    return value
 
 
 def database_options(fn: F) -> F:
@@ -85,6 +215,7 @@ def database_options(fn: F) -> F:
         "--database-url",
         envvar="DATABASE_URL",
         show_envvar=True,
+        callback=_remember_url,
         help="Target PostgreSQL URL. Without it, a local embedded PostgreSQL is used.",
     )(fn)
 
@@ -93,16 +224,16 @@ def storage_options(fn: F) -> F:
     """Where to list from and how hard to push: shared by scan, match and migrate."""
     options = [
         click.option("--storage-url", envvar="SUPABASE_URL", show_envvar=True,
-                     help="Supabase project URL or Storage API root."),
+                     callback=_remember_url, help="Supabase project URL or Storage API root."),
         click.option("--key", envvar="SUPABASE_SERVICE_ROLE_KEY", show_envvar=True,
-                     help="Service-role key (never printed)."),
+                     callback=_remember_key, help="Service-role key (never printed)."),
         click.option("--bucket", default=DEFAULT_BUCKET, show_default=True),
         click.option("--prefix", default=DEFAULT_PREFIX, show_default=True,
                      help="Folder holding one sub-folder per customer."),
         click.option("--source", type=click.Choice(["rest", "db"]), default="rest",
                      show_default=True,
                      help="List through the REST API, or read storage.objects directly."),
-        click.option("--storage-database-url",
+        click.option("--storage-database-url", callback=_remember_url,
                      help="Database holding storage.objects for --source db "
                      "(default: the target database)."),
         click.option("--list-api", type=click.Choice(["auto", "v1", "v2"]), default="auto",
@@ -285,17 +416,22 @@ def scan(opts: SourceOptions, database_url: str | None, as_json: bool) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    for name in ("PGPASSWORD", "SUPABASE_SERVICE_ROLE_KEY"):
+        remember_secret(os.environ.get(name))
+    for name in ("DATABASE_URL", "SUPABASE_URL"):
+        remember_secrets_in(os.environ.get(name))
     try:
         cli.main(prog_name="loader")
-    except LoaderError as exc:  # raised outside `run`, e.g. while resolving options
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(int(exc.exit_code))
-    except Exception as exc:
-        if os.environ.get("LOADER_DEBUG"):
-            raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc} (LOADER_DEBUG=1 for details)",
-                   err=True)  # fmt: skip
-        sys.exit(int(ExitCode.INTERNAL))
+    except Exception as exc:  # raised outside `run`, e.g. while opening output files
+        error = as_loader_error(exc)
+        if error is None:
+            if os.environ.get("LOADER_DEBUG"):
+                raise
+            click.echo(redact(f"internal error: {type(exc).__name__}: {exc} "
+                              "(LOADER_DEBUG=1 for details)"), err=True)  # fmt: skip
+            sys.exit(int(ExitCode.INTERNAL))
+        click.echo(f"Error: {redact(str(error))}", err=True)
+        sys.exit(int(error.exit_code))
 
 
 @cli.command()
@@ -397,17 +533,45 @@ def migrate(
     )
     stats = LiveStats()
     with EventLog(log_file) as log, live_progress(stats):
-        result = run(lambda: migrate_library(options, stats=stats, log=log))
+        result = run(
+            lambda: migrate_library(options, stats=stats, log=log),
+            stats=stats,
+            resume=resume_command(database_url, opts),
+        )
     for message in result.warnings:
         warn(message)
-    if report_path is not None:
-        write_json(report_path, result.as_report())
     if result.status == "prepared":
+        if report_path is not None:
+            write_json(report_path, result.as_report())
         click.echo(result.run_id)
         return
+    # The summary first: a report that cannot be written must not hide what the run did.
     print_migrate_summary(result)
+    if report_path is not None:
+        write_json(report_path, result.as_report())
     if result.exit_code != ExitCode.OK:
         sys.exit(int(result.exit_code))
+
+
+def resume_command(database_url: str | None, opts: SourceOptions) -> Callable[[int], str]:
+    """The command that resumes a run (bucket, prefix and data options come from the run;
+    the connections are given again, secrets masked)."""
+
+    def command(run_id: int) -> str:
+        parts = ["loader", "migrate", "--resume", str(run_id)]
+        if opts.source == "db":
+            parts += ["--source", "db"]
+        elif opts.storage_url:
+            parts += ["--storage-url", redact(opts.storage_url)]
+        if database_url:
+            parts += ["--database-url", redact(database_url)]
+        line = shlex.join(parts)
+        if opts.source == "rest":
+            line += " (with the same --key or $SUPABASE_SERVICE_ROLE_KEY"
+            line += "; *** is your password)" if "***" in line else ")"
+        return line
+
+    return command
 
 
 @cli.group(name="storage")

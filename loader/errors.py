@@ -1,20 +1,25 @@
 """Errors the library raises, each carrying the process exit code the CLI turns it into.
 
 Exit codes are part of the tool's interface (scripts branch on them), so they are fixed here
-in one place and documented in the README.
+in one place with their meaning (`MEANING`, which the README's table must match: a test checks
+it). `as_loader_error` is the one place where other exceptions (asyncpg, OS errors, anyio task
+groups) become a `LoaderError`; anything it does not know stays a bug (exit 1).
 """
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
+
+import asyncpg
 
 
 class ExitCode(IntEnum):
     OK = 0
     INTERNAL = 1
     USAGE = 2  # click's own code for bad flags
-    BAD_INPUT = 3  # malformed file, bad option value
-    DATABASE = 4  # cannot connect / authenticate to Postgres
+    BAD_INPUT = 3  # malformed file, bad option value, unwritable output file
+    DATABASE = 4  # cannot connect / authenticate to Postgres, or lost it before a run existed
     SCHEMA = 5  # table, column or unique index missing; permission missing
     STORAGE_UNREACHABLE = 6
     STORAGE_AUTH = 7  # key rejected
@@ -22,7 +27,29 @@ class ExitCode(IntEnum):
     EMPTY_LISTING = 9  # nothing under the prefix: never reported as success
     NOT_SERVICE_ROLE = 10  # key is not a service-role key and the listing came back empty
     INCOMPLETE = 11  # finished, but some folders or rows failed (listed in the report)
-    ABORTED = 12  # stopped before finishing (e.g. interrupted); resumable
+    ABORTED = 12  # stopped before finishing (interrupted, database lost); resumable
+
+
+MEANING: dict[ExitCode, str] = {
+    ExitCode.OK: "success",
+    ExitCode.INTERNAL: "internal error (a bug: rerun with `LOADER_DEBUG=1` for the traceback)",
+    ExitCode.USAGE: "bad command line",
+    ExitCode.BAD_INPUT: "bad input (malformed file, unknown run id, value out of range, "
+    "output file that cannot be written, ...)",
+    ExitCode.DATABASE: "cannot connect to the database",
+    ExitCode.SCHEMA: "the target table is not usable (missing table, column, unique index, "
+    "privilege)",
+    ExitCode.STORAGE_UNREACHABLE: "Storage unreachable (after retries; a run stops early when "
+    "the whole server is down, and is resumable)",
+    ExitCode.STORAGE_AUTH: "Storage rejected the key",
+    ExitCode.BUCKET_NOT_FOUND: "bucket not found",
+    ExitCode.EMPTY_LISTING: "nothing under the prefix (never reported as success)",
+    ExitCode.NOT_SERVICE_ROLE: "the key is not a service-role key and nothing is visible",
+    ExitCode.INCOMPLETE: "finished, but some folders or rows failed (listed in the summary and "
+    "report)",
+    ExitCode.ABORTED: "stopped midway: interrupted (Ctrl-C, SIGTERM) or the database was lost "
+    "(resumable with `--resume RUN_ID`)",
+}
 
 
 class LoaderError(Exception):
@@ -68,5 +95,76 @@ class NotServiceRoleError(LoaderError):
     exit_code = ExitCode.NOT_SERVICE_ROLE
 
 
-class IncompleteError(LoaderError):
-    exit_code = ExitCode.INCOMPLETE
+class AbortedError(LoaderError):
+    """A run stopped midway; the message says how to resume it."""
+
+    exit_code = ExitCode.ABORTED
+
+
+# The connection to Postgres is gone (server stopped or restarted, backend terminated): the
+# same work on a new connection, later, would pass.
+_CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.OperatorInterventionError,  # 57P01 admin shutdown, 57P03 starting up
+    asyncpg.exceptions.InternalClientError,
+    asyncpg.InterfaceError,
+    ConnectionError,
+)
+# The database is there but a table, column, function or privilege is not.
+_SCHEMA: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.UndefinedTableError,
+    asyncpg.exceptions.UndefinedColumnError,
+    asyncpg.exceptions.UndefinedFunctionError,
+    asyncpg.exceptions.InvalidSchemaNameError,
+    asyncpg.exceptions.InsufficientPrivilegeError,
+)
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, as anyio task groups raise them."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+    return [exc]
+
+
+def as_loader_error(exc: BaseException) -> LoaderError | None:
+    """The `LoaderError` an exception stands for, or None when it is a bug.
+
+    A task group's ExceptionGroup is unwrapped: the most telling error inside it wins (a
+    `LoaderError` raised by a task before the others were cancelled, over the connection
+    errors those cancellations may cause).
+    """
+    mapped = [m for leaf in leaves(exc) if (m := _map_one(leaf)) is not None]
+    if not mapped:
+        return None
+    own = [m for m in mapped if type(m) is not DatabaseError]
+    return (own or mapped)[0]
+
+
+def _map_one(exc: BaseException) -> LoaderError | None:
+    if isinstance(exc, LoaderError):
+        return exc
+    if isinstance(exc, _SCHEMA):
+        return SchemaError(
+            f"the database lacks what the loader needs: {_first_line(exc)} (run `loader db init`"
+            " for the loader's own tables; check the target table and privileges)"
+        )
+    if isinstance(exc, _CONNECTION_LOST):
+        return DatabaseError(
+            f"lost the connection to the database ({_first_line(exc)}): check that it is up"
+            " and reachable, then run the command again"
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        where = f" {exc.filename}" if exc.filename else ""
+        return BadInputError(
+            f"cannot write{where}: {exc.strerror}: free some space or choose another path"
+        )
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return BadInputError(f"cannot use {exc.filename}: {exc.strerror or exc}")
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

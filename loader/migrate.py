@@ -29,7 +29,13 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from loader import runs
 from loader.config import redact_options
 from loader.db import create_pool, init_schema, retrying
-from loader.errors import BadInputError, ExitCode, LoaderError
+from loader.errors import (
+    BadInputError,
+    ExitCode,
+    LoaderError,
+    StorageUnreachableError,
+    as_loader_error,
+)
 from loader.eventlog import EventLog
 from loader.listing import (
     FolderFailure,
@@ -174,6 +180,7 @@ async def migrate(
         run_id = None
         if opts.resume is not None:
             run_id = await _adopt_run(pool, opts)
+            stats.run_id = run_id
         async with open_source(opts.source) as opened:
             cdn = _cdn_urls(opts, opened)
             match_summary: dict[str, int] = {}
@@ -188,6 +195,7 @@ async def migrate(
                         options=opts.recorded(),
                         folders=folders,
                     )
+                    stats.run_id = run_id
                     log.emit("run_created", run_id=run_id, folders=len(folders))
                     if opts.backup:
                         await runs.backup_table(pool, run_id)
@@ -197,8 +205,16 @@ async def migrate(
             worker = _Worker(pool, opened, opts, run_id, cdn, stats, log)
             try:
                 status = await worker.run(folders if opts.dry_run else None)
-            except LoaderError as exc:
-                raise await _aborted(pool, run_id, exc, log) from None
+            except anyio.get_cancelled_exc_class():
+                # Interrupted (SIGINT/SIGTERM): record it if the database lets us, quickly.
+                with anyio.CancelScope(shield=True), anyio.move_on_after(5):
+                    await _aborted(pool, run_id, LoaderError("interrupted"), log)
+                raise
+            except Exception as exc:
+                error = as_loader_error(exc)
+                if error is None:
+                    raise
+                raise await _aborted(pool, run_id, error, log) from None
             warnings = opened.warnings
         if opts.dry_run:
             return _planned_result(opts, worker, match_summary, warnings, started)
@@ -219,13 +235,13 @@ async def _aborted(
     log.emit("run_aborted", run_id=run_id, reason=str(exc))
     if run_id is None:
         return exc
-    # The database may be what failed; then the run stays 'running', resumable all the same.
+    # The database may be what failed; then the run stays 'running' with no live worker,
+    # which `loader runs` shows as interrupted: resumable all the same.
     with contextlib.suppress(LoaderError):
         await runs.mark_aborted(pool, run_id)
-    return LoaderError(
-        f"run {run_id} aborted: {exc}. Nothing is lost: resume with --resume {run_id}",
-        exit_code=ExitCode.ABORTED,
-    )
+    # A Storage server found down keeps its own exit code (6); anything else is "stopped" (12).
+    code = exc.exit_code if isinstance(exc, StorageUnreachableError) else ExitCode.ABORTED
+    return LoaderError(f"run {run_id} stopped: {exc}. Nothing is lost", exit_code=code)
 
 
 async def _adopt_run(pool: asyncpg.Pool, opts: MigrateOptions) -> int:
@@ -316,7 +332,7 @@ class _Worker:
             await self._pipeline(self._planned(planned))
             return "planned"
         assert self.run_id is not None
-        async with runs.worker_lock(self.opts.database_url, self.worker_id):
+        async with runs.worker_lock(self.opts.database_url, self.worker_id, self.run_id):
             self.log.emit("worker_started", run_id=self.run_id, worker=self.worker_id)
             self.stats.folders_total = len(self.opened.top.folders)
             # A worker leaves only when no folder of the run is left for a live worker: while

@@ -27,6 +27,7 @@ class LiveStats:
     calls: int = 0
     retries: int = 0
     started: float = field(default_factory=time.monotonic)
+    run_id: int | None = None  # set once a migrate run exists (interruptions name it)
 
     def line(self) -> str:
         elapsed = max(time.monotonic() - self.started, 1e-9)

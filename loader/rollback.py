@@ -28,8 +28,8 @@ class RollbackResult:
 async def rollback(conn: asyncpg.Connection, run_id: int, *, force: bool = False) -> RollbackResult:
     """Undo run `run_id` in one transaction; refuses when undoing would break a later run.
 
-    A run still marked running (a worker may be alive) or touched by a later run is refused
-    unless `force`.
+    A run a live worker is still on, or one touched by a later run, is refused unless `force`;
+    an interrupted run (marked running, no live worker) needs no `force`.
     """
     async with conn.transaction():
         check = await conn.fetchrow(sql("rollback_check"), run_id)
@@ -38,9 +38,9 @@ async def rollback(conn: asyncpg.Connection, run_id: int, *, force: bool = False
             raise BadInputError(f"run {run_id} does not exist")
         if status == "rolled_back":
             raise BadInputError(f"run {run_id} is already rolled back")
-        if not force and status == "running":
+        if not force and check["live"]:
             raise BadInputError(
-                f"run {run_id} is marked running; stop its workers first, or pass --force"
+                f"run {run_id} has a live worker; stop its workers first, or pass --force"
             )
         if not force and check["touched_later"]:
             raise BadInputError(

@@ -85,11 +85,11 @@ async def reopen_run(pool: asyncpg.Pool, run_id: int) -> RunInfo:
 
 
 @asynccontextmanager
-async def worker_lock(database_url: str, worker_id: str) -> AsyncIterator[None]:
-    """Hold this worker's liveness lock for the duration of the block."""
+async def worker_lock(database_url: str, worker_id: str, run_id: int) -> AsyncIterator[None]:
+    """Hold this worker's liveness lock, and its share of the run's, for the block."""
     conn = await connect(database_url)
     try:
-        await conn.execute(sql("worker_lock"), worker_id)
+        await conn.execute(sql("worker_lock"), worker_id, run_id)
         yield
     finally:
         await conn.close()

@@ -1,7 +1,11 @@
 -- Before undoing run $1: its status, how many of its inserted rows were changed since (kept
--- unless --force), and how many of its rows a later, not rolled back run also changed.
+-- unless --force), how many of its rows a later, not rolled back run also changed, and whether
+-- a live worker is on it (its shared liveness lock, worker_lock.sql, is held; taking it here
+-- for the transaction also keeps new workers from joining while the rollback runs).
 SELECT
     (SELECT status FROM loader.runs WHERE run_id = $1 FOR UPDATE) AS status,
+    NOT pg_try_advisory_xact_lock(hashtextextended('loader-run:' || $1::bigint::text, 0))
+        AS live,
     (SELECT count(*)
        FROM loader.journal AS j
        JOIN image_assets AS ia ON ia.id = j.asset_id

@@ -1,5 +1,14 @@
--- Recent runs, newest first, with their folder progress.
-SELECT r.run_id, r.status, r.bucket, r.prefix, r.started_at, r.finished_at, r.counts,
+-- Recent runs, newest first, with their folder progress. A run marked running or aborted
+-- that no live worker holds (the run's shared liveness lock, worker_lock.sql, is free) is
+-- 'interrupted': resumable with --resume, and rollback needs no --force. The try-lock is
+-- transaction-scoped and released as soon as this statement ends.
+SELECT r.run_id,
+       CASE WHEN r.status IN ('running', 'aborted')
+            THEN CASE WHEN pg_try_advisory_xact_lock(
+                               hashtextextended('loader-run:' || r.run_id::text, 0))
+                      THEN 'interrupted' ELSE 'running' END
+            ELSE r.status END AS status,
+       r.bucket, r.prefix, r.started_at, r.finished_at, r.counts,
        (SELECT count(*) FROM loader.folders f WHERE f.run_id = r.run_id) AS folders,
        (SELECT count(*) FROM loader.folders f WHERE f.run_id = r.run_id AND f.state = 'done')
            AS folders_done
