@@ -8,6 +8,7 @@ clean line on stderr and the error's exit code (see `loader.errors.ExitCode`).
 from __future__ import annotations
 
 import functools
+import io
 import os
 import shlex
 import signal
@@ -45,6 +46,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 Resume = Callable[[int], str]
 
+# Run ids are Postgres bigints: a larger number is a bad command line, not a database error.
+RUN_ID = click.IntRange(1, 2**63 - 1)
 DEFAULT_BUCKET = "blog-images"
 DEFAULT_PREFIX = "originals/customers/"
 
@@ -421,7 +424,16 @@ def main() -> None:
     for name in ("DATABASE_URL", "SUPABASE_URL"):
         remember_secrets_in(os.environ.get(name))
     try:
-        cli.main(prog_name="loader")
+        cli.main(prog_name="loader", standalone_mode=False)
+    except click.ClickException as exc:
+        # click's own messages may quote a value given on the command line: masked too.
+        shown = io.StringIO()
+        exc.show(file=shown)
+        sys.stderr.write(redact(shown.getvalue()))
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("Error: interrupted", err=True)
+        sys.exit(int(ExitCode.ABORTED))
     except Exception as exc:  # raised outside `run`, e.g. while opening output files
         error = as_loader_error(exc)
         if error is None:
@@ -479,7 +491,7 @@ def main() -> None:
     "--resume",
     "--join",
     "resume",
-    type=int,
+    type=RUN_ID,
     metavar="RUN_ID",
     help="Work on an existing run: finish a killed one, or add a worker to one.",
 )
@@ -642,7 +654,7 @@ def storage_serve(
 
 @cli.command()
 @database_options
-@click.argument("run_id", type=int)
+@click.argument("run_id", type=RUN_ID)
 @click.option(
     "--force", is_flag=True, help="Also undo rows changed since, or a run a later run built on."
 )
@@ -849,32 +861,61 @@ def match(
 
 
 @match.command(name="apply")
+@storage_options
 @database_options
 @click.argument("review_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--folders", "folders_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="The bucket's folder names, one per line, instead of "
+              "listing Storage.")  # fmt: skip
 @click.option(
     "--write-folder-name",
     is_flag=True,
     help="Also set customers.folder_name (journaled; undo with `match revert`).",
 )
-def match_apply(database_url: str | None, review_csv: Path, write_folder_name: bool) -> None:
+@with_source
+def match_apply(
+    opts: SourceOptions,
+    database_url: str | None,
+    review_csv: Path,
+    folders_file: Path | None,
+    write_folder_name: bool,
+) -> None:
     """Record a person's decisions from an edited review CSV; they win in later runs.
 
     Fill the `decision` column with a customer id, or `none` to keep a folder unmatched.
+    Every decided folder must be in the bucket (listed from Storage, or from --folders):
+    otherwise nothing is recorded and the exit code is 3.
 
     Example:
 
         loader match apply match-review.csv --write-folder-name
     """
-    from loader.match import apply_decisions, read_review_csv
+    from loader.match import apply_decisions, read_folders_file, read_review_csv
 
-    try:
+    url = target_database(database_url)
+
+    async def go() -> Any:
         decisions = read_review_csv(review_csv)
-    except LoaderError as exc:
-        raise LoaderFailure(exc) from None
-    summary = on_database(
-        database_url,
-        lambda conn: apply_decisions(conn, decisions, write_folder_name=write_folder_name),
-    )
+        if folders_file is not None:
+            known = set(read_folders_file(folders_file))
+        elif opts.source == "rest" and not opts.storage_url:
+            raise BadInputError(
+                "match apply checks each decision's folder against the bucket: pass"
+                " --storage-url and --key (or set SUPABASE_URL), or --folders FILE"
+            )
+        else:
+            known = set(await list_folders(opts))
+        unknown = sorted(set(decisions) - known)
+        if unknown:
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise BadInputError(
+                f"{len(unknown)} decision(s) name folders that are not in the bucket:"
+                f" {', '.join(map(repr, unknown[:10]))}{more}; nothing was recorded"
+            )
+        async with db.connection(url) as conn:
+            return await apply_decisions(conn, decisions, write_folder_name=write_folder_name)
+
+    summary = run(go)
     click.echo(f"{summary.decisions_written} decision(s) recorded, "
                f"{summary.folder_names_written} folder_name(s) written")  # fmt: skip
     for skipped in summary.skipped:

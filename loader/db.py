@@ -50,6 +50,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 def _connect_error(url: str, exc: BaseException) -> DatabaseError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, ValueError):
+        # The parser's message may quote a piece of the password: not shown.
+        reason = (
+            "not a valid postgresql:// URL (percent-encode '/', '@' and ':' in a password;"
+            " keyword DSNs such as 'host=... password=...' are not accepted)"
+        )
     return DatabaseError(f"cannot connect to database {redact_url(url)}: {reason}")
 
 
@@ -59,7 +65,8 @@ _CONNECT_ERRORS = (
     TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
-    ValueError,
+    ValueError,  # unparseable URL: a password with an unencoded '/' or '@', a bad port
+    OverflowError,  # port beyond 65535
 )
 
 

@@ -160,6 +160,8 @@ def _map_one(exc: BaseException) -> LoaderError | None:
         return BadInputError(
             f"cannot write{where}: {exc.strerror}: free some space or choose another path"
         )
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        return BadInputError(f"cannot listen: {exc.strerror}: choose another --port")
     if isinstance(exc, OSError) and exc.filename is not None:
         return BadInputError(f"cannot use {exc.filename}: {exc.strerror or exc}")
     return None

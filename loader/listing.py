@@ -15,11 +15,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
 from anyio.abc import ObjectSendStream
 
+from loader.config import redact
 from loader.db import create_pool, resolve_database_url
 from loader.errors import (
     BadInputError,
@@ -27,7 +29,9 @@ from loader.errors import (
     EmptyListingError,
     LoaderError,
     NotServiceRoleError,
+    StorageUnreachableError,
 )
+from loader.outage import OutageDetector
 from loader.sqlfiles import sql
 from loader.storage_client import (
     V1_PAGE_CAP,
@@ -289,9 +293,12 @@ async def walk(
     workers, sending pages (and failures) to `send`.
 
     Closes `send` when every folder is done. A folder whose listing fails for good (retries
-    exhausted, or a non-retryable answer) becomes a `FolderFailure`; the walk goes on.
+    exhausted, or a non-retryable answer) becomes a `FolderFailure`; the walk goes on, unless
+    the Storage server looks down as a whole (`loader.outage`): then it raises
+    `StorageUnreachableError`.
     """
     folder_send, folder_receive = anyio.create_memory_object_stream[str](concurrency)
+    outage = OutageDetector.for_concurrency(concurrency)
 
     async def feed() -> None:
         async with folder_send:
@@ -306,7 +313,11 @@ async def walk(
         async for folder in folder_receive:
             try:
                 async for objects in source.walk_folder(folder):
+                    outage.listed()
                     await send.send(FolderPage(folder, objects, last=False))
+            except StorageUnreachableError as exc:
+                outage.failed(folder, exc)  # raises when the server as a whole is down
+                await send.send(FolderFailure(folder, str(exc)))
             except LoaderError as exc:
                 await send.send(FolderFailure(folder, str(exc)))
             except (KeyError, TypeError) as exc:
@@ -396,6 +407,7 @@ async def open_source(opts: SourceOptions) -> AsyncIterator[OpenedSource]:
         raise BadInputError("no Storage URL: pass --storage-url or set SUPABASE_URL")
     if not opts.key:
         raise BadInputError("no key: pass --key or set SUPABASE_SERVICE_ROLE_KEY")
+    _check_storage_url(opts.storage_url)
     role = jwt_role(opts.key)
     if role is not None and role != "service_role":
         warnings.append(
@@ -427,10 +439,49 @@ async def open_source(opts: SourceOptions) -> AsyncIterator[OpenedSource]:
         yield OpenedSource(rest, top, warnings, client)
 
 
+def _check_storage_url(url: str) -> None:
+    """The key travels in headers only: a Storage URL carrying credentials (`user:pw@`, a
+    query such as `?apikey=`) would put them in every request line and error message."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsing it is the check)
+    except ValueError as exc:
+        raise BadInputError(f"invalid Storage URL {redact(url)}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInputError(f"invalid Storage URL {redact(url)}: expected http(s)://host[/path]")
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise BadInputError(
+            f"the Storage URL {redact(url)} carries credentials or a query: give the bare"
+            " project or Storage URL, and the key with --key or SUPABASE_SERVICE_ROLE_KEY"
+        )
+
+
 async def list_folders(opts: SourceOptions) -> list[str]:
     """The customer folders directly under the prefix (after the same preflight)."""
     async with open_source(opts) as opened:
         return opened.top.folders
+
+
+def loose_media(top: TopLevel) -> list[str]:
+    """Images and videos directly under the prefix, outside any customer folder. They belong
+    to no customer, so migrate does not register them; every command names them instead."""
+    from loader.classify import classify
+
+    return sorted(
+        o.path for o in top.loose_files
+        if classify(o.path.rsplit("/", 1)[-1], o.mimetype)[0] in ("image", "video")
+    )  # fmt: skip
+
+
+def loose_media_warning(paths: list[str], *, show: int = 10) -> str | None:
+    """The one line that says loose media files were left out (None when there are none)."""
+    if not paths:
+        return None
+    more = f" and {len(paths) - show:,} more (see the report)" if len(paths) > show else ""
+    return (
+        f"{len(paths):,} media file(s) lie directly under the prefix, outside any customer"
+        f" folder, and are not registered: {', '.join(paths[:show])}{more}"
+    )
 
 
 def _check_not_empty(top: TopLevel, prefix: str, *, role: str | None) -> None:

@@ -546,7 +546,7 @@ def read_review_csv(path: Path) -> dict[str, int | None]:
                     raise BadInputError(f"{path}:{line}: decision without a folder")
                 if raw.casefold() == "none":
                     value: int | None = None
-                elif raw.isascii() and raw.isdigit() and int(raw) > 0:
+                elif raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63:  # a bigint
                     value = int(raw)
                 else:
                     raise BadInputError(

@@ -43,6 +43,8 @@ from loader.listing import (
     ListingEvent,
     OpenedSource,
     SourceOptions,
+    loose_media,
+    loose_media_warning,
     open_source,
     walk,
 )
@@ -109,6 +111,7 @@ class MigrateResult:
     match_summary: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    loose_files: list[str] = field(default_factory=list)  # media outside customer folders
 
     @property
     def exit_code(self) -> ExitCode:
@@ -137,6 +140,7 @@ class MigrateResult:
                 if f.get("state") == "failed"
             ],
             "failed_rows": self.failed_rows,
+            "loose_files": self.loose_files,
             "elapsed_s": round(self.elapsed_s, 3),
             "settings": self.settings,
             "warnings": self.warnings,
@@ -182,6 +186,9 @@ async def migrate(
             run_id = await _adopt_run(pool, opts)
             stats.run_id = run_id
         async with open_source(opts.source) as opened:
+            loose_files = loose_media(opened.top)
+            if (loose_warning := loose_media_warning(loose_files)) is not None:
+                opened.warnings.append(loose_warning)
             cdn = _cdn_urls(opts, opened)
             match_summary: dict[str, int] = {}
             folders: list[tuple[str, int | None]] = []
@@ -217,12 +224,15 @@ async def migrate(
                 raise await _aborted(pool, run_id, error, log) from None
             warnings = opened.warnings
         if opts.dry_run:
-            return _planned_result(opts, worker, match_summary, warnings, started)
+            planned = _planned_result(opts, worker, match_summary, warnings, started)
+            planned.loose_files = loose_files
+            return planned
         if worker.rows_sent:
             await _analyze(pool, log)
         log.emit("worker_finished", run_id=run_id, status=status)
         result = await _result(pool, opts, run_id, status, match_summary, started)
         result.warnings = warnings
+        result.loose_files = loose_files
         return result
     finally:
         await pool.close()

@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from loader.errors import BadInputError
+from loader.listing import loose_media_warning
 
 if TYPE_CHECKING:
     from loader.devtools.demo_run import DemoOutcome
@@ -52,6 +54,8 @@ def print_scan_summary(report: ScanReport, *, to_stderr: bool = False, top: int 
     )
     for failure in report.failures:
         out.print(f"[red]failed folder[/red] {failure.folder}: {failure.reason}")
+    if (loose := loose_media_warning(report.loose_media)) is not None:
+        out.print(f"[yellow]{escape(loose)}[/yellow]")
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -125,6 +129,8 @@ def print_verify_result(result: VerifyResult) -> None:
             out.print(f"             {path}")
     for failure in result.failed_folders:
         out.print(f"[red]folder not listed[/red] {failure.folder}: {failure.reason}")
+    if (loose := loose_media_warning(result.loose_files)) is not None:
+        out.print(f"[yellow]{escape(loose)}[/yellow]")
     out.print("[green]OK[/green]" if result.ok else "[red]problems found[/red]")
 
 

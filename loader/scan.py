@@ -14,6 +14,7 @@ from loader.listing import (
     ListingEvent,
     SourceOptions,
     for_each_event,
+    loose_media,
     open_source,
 )
 from loader.progress import LiveStats
@@ -26,6 +27,7 @@ class ScanReport:
     api: str
     folders: dict[str, Counter[str]] = field(default_factory=dict)
     loose: Counter[str] = field(default_factory=Counter)
+    loose_media: list[str] = field(default_factory=list)  # named in the summary
     failures: list[FolderFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     calls: int = 0
@@ -69,6 +71,7 @@ async def scan(
             stats.objects += len(objects)
 
         tally(report.loose, opened.top.loose_files)
+        report.loose_media = loose_media(opened.top)
 
         async def handle(event: ListingEvent) -> None:
             if isinstance(event, FolderFailure):

@@ -40,6 +40,14 @@ SCHEMA_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+NUL_REASON = "the name contains a NUL byte, which Postgres text cannot store (rename the object)"
+
+
+def printable(path: str) -> str:
+    """A path as it can be stored and shown: NUL written as the two characters \\0."""
+    return path.replace("\x00", "\\0")
+
+
 @dataclass(slots=True)
 class BatchOutcome:
     """Per-folder counts (inserted / updated / unchanged / failed) and the rows that failed."""
@@ -85,6 +93,22 @@ class UpsertSink:
     async def write(self, rows: Sequence[AssetRow]) -> BatchOutcome:
         """Write `rows` (already merged by file_path); never raises for bad rows."""
         outcome = BatchOutcome()
+        # Postgres text cannot hold NUL: such a name is a failed row, not a failed batch.
+        if any("\x00" in row.file_path for row in rows):
+            storable = []
+            for row in rows:
+                if "\x00" not in row.file_path:
+                    storable.append(row)
+                    continue
+                await self._record_failure(row, NUL_REASON)
+                outcome.failures.append((row, NUL_REASON))
+                outcome.per_folder.setdefault(row.folder, Counter())["failed"] += 1
+            outcome.add(await self._write_split(storable))
+            return outcome
+        return await self._write_split(rows)
+
+    async def _write_split(self, rows: Sequence[AssetRow]) -> BatchOutcome:
+        outcome = BatchOutcome()
         if not rows:
             return outcome
         try:
@@ -97,8 +121,8 @@ class UpsertSink:
                 outcome.per_folder[rows[0].folder] = Counter(failed=1)
                 return outcome
         middle = len(rows) // 2
-        outcome.add(await self.write(rows[:middle]))
-        outcome.add(await self.write(rows[middle:]))
+        outcome.add(await self._write_split(rows[:middle]))
+        outcome.add(await self._write_split(rows[middle:]))
         return outcome
 
     async def _write_with_retry(self, rows: Sequence[AssetRow]) -> BatchOutcome:
@@ -136,7 +160,7 @@ class UpsertSink:
         await retrying(
             self.pool,
             lambda conn: conn.execute(
-                sql("row_failure_add"), self.run_id, row.file_path, row.folder, reason
+                sql("row_failure_add"), self.run_id, printable(row.file_path), row.folder, reason
             ),
             attempts=self.attempts,
             what=f"recording the failure of {row.file_path!r}",

@@ -23,6 +23,7 @@ import orjson
 
 from loader.errors import (
     BucketNotFoundError,
+    ExitCode,
     LoaderError,
     StorageAuthError,
     StorageUnreachableError,
@@ -35,6 +36,8 @@ V2_PAGE_CAP = 1000
 class TransientStorageError(LoaderError):
     """A failure worth retrying; raised as StorageUnreachableError once retries run out."""
 
+    exit_code = ExitCode.STORAGE_UNREACHABLE
+
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
@@ -42,6 +45,8 @@ class TransientStorageError(LoaderError):
 
 class StorageRequestError(LoaderError):
     """A 4xx answer that retrying will not change (bad request, not found, ...)."""
+
+    exit_code = ExitCode.BAD_INPUT
 
     def __init__(self, message: str, status: str, code: str | None) -> None:
         super().__init__(message)

@@ -21,6 +21,7 @@ from loader.listing import (
     ListingEvent,
     SourceOptions,
     for_each_event,
+    loose_media,
     open_source,
 )
 from loader.rows import customer_tag
@@ -37,6 +38,7 @@ class VerifyResult:
     examples: dict[str, list[str]] = field(default_factory=dict)
     failed_folders: list[FolderFailure] = field(default_factory=list)
     mapping_from: str = "matcher"
+    loose_files: list[str] = field(default_factory=list)  # media outside customer folders
 
     @property
     def ok(self) -> bool:
@@ -52,6 +54,7 @@ class VerifyResult:
                 {"folder": f.folder, "reason": f.reason} for f in self.failed_folders
             ],
             "mapping_from": self.mapping_from,
+            "loose_files": self.loose_files,
         }
 
     @property
@@ -75,6 +78,7 @@ async def verify(opts: SourceOptions, database_url: str) -> VerifyResult:
     """List Storage again and check every media file's row; never writes."""
     result = VerifyResult()
     async with connection(database_url) as conn, open_source(opts) as opened:
+        result.loose_files = loose_media(opened.top)
         customers, result.mapping_from = await _folder_customers(
             conn, opts, opened.source.prefix, opened.top.folders
         )

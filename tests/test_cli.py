@@ -166,7 +166,7 @@ async def test_match_report_review_and_apply(db, db_url: str, tmp_path) -> None:
         edited.append(line)
     review.write_text("\n".join(edited) + "\n", encoding="utf-8")
     applied = await run_loader("match", "apply", str(review), "--write-folder-name",
-                               "--database-url", db_url)  # fmt: skip
+                               "--folders", str(folders), "--database-url", db_url)  # fmt: skip
     assert applied.code == 0, applied.err
     assert await db.fetchval("SELECT folder_name FROM customers WHERE id = 4") == "nobody-0000"
     rerun = await run_loader("match", "--folders", str(folders), "--report", str(report),
@@ -183,7 +183,8 @@ async def test_match_report_review_and_apply(db, db_url: str, tmp_path) -> None:
     )
 
     review.write_text("folder,decision\nleenamgu-8768,abc\n", encoding="utf-8")
-    bad = await run_loader("match", "apply", str(review), "--database-url", db_url)
+    bad = await run_loader("match", "apply", str(review), "--folders", str(folders),
+                           "--database-url", db_url)  # fmt: skip
     assert bad.code == ExitCode.BAD_INPUT
     assert_one_clean_line(bad.err)
 
