@@ -30,13 +30,15 @@ _URL_USERINFO = re.compile(
     r"(?P<password>\S*)@(?=[^\s@]*(?:\s|$))"
 )
 # `password=...` as a URL query parameter or a keyword-DSN field (quoted or not), and the
-# usual names keys travel under in URLs (`apikey`, `token`, `key`, `secret`, ...).
+# usual names keys travel under in URLs (`apikey`, `token`, `key`, `secret`, ...). An unquoted
+# value is masked up to the next whitespace: a password may hold `&` (over-masking a URL's
+# later parameters beats leaking the rest of a password).
 _SECRET_NAMES = (
     r"[A-Za-z_]*(?:password|passwd|pwd|secret|token|apikey|api_key|api-key|key|passphrase)"
 )
 _KEY_VALUE = re.compile(
     rf"(?i)(?P<name>\b{_SECRET_NAMES})(?P<eq>\s*=\s*)"
-    r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|[^\s&;,'\"]+)"
+    r"(?P<value>'(?:[^'\\]|\\.)*'?|\"(?:[^\"\\]|\\.)*\"?|\S+)"
 )
 # Secret values known by value (keys, passwords from URLs, $PGPASSWORD): masked wherever they
 # turn up, e.g. echoed back inside a server's error message.
