@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import io
+import logging
 import os
 import shlex
 import signal
@@ -419,6 +420,10 @@ def scan(opts: SourceOptions, database_url: str | None, as_json: bool) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # asyncpg's pool and asyncio log connection trouble with tracebacks; the loader retries on
+    # its own and reports the outcome in one line, so their logs would only bury it.
+    for name in ("asyncpg", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     for name in ("PGPASSWORD", "SUPABASE_SERVICE_ROLE_KEY"):
         remember_secret(os.environ.get(name))
     for name in ("DATABASE_URL", "SUPABASE_URL"):

@@ -108,6 +108,7 @@ _CONNECTION_LOST: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.OperatorInterventionError,  # 57P01 admin shutdown, 57P03 starting up
     asyncpg.exceptions.InternalClientError,
+    asyncpg.exceptions.ObjectNotInPrerequisiteStateError,  # database not accepting connections
     asyncpg.InterfaceError,
     ConnectionError,
 )
