@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from loader.config import redact_value
+
 
 class EventLog:
     """Appends `{"ts", "event", ...}` lines to `path`; does nothing when `path` is None."""
@@ -20,7 +22,8 @@ class EventLog:
     def emit(self, event: str, **fields: Any) -> None:
         if self._file is None:
             return
-        record = {"ts": dt.datetime.now(dt.UTC).isoformat(), "event": event, **fields}
+        record = {"ts": dt.datetime.now(dt.UTC).isoformat(), "event": event,
+                  **{k: redact_value(v) for k, v in fields.items()}}  # fmt: skip
         # One write per line and a flush, so a killed process leaves whole lines behind.
         self._file.write(orjson.dumps(record, option=orjson.OPT_NON_STR_KEYS) + b"\n")
         self._file.flush()

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from loader.config import redact_value
 from loader.errors import BadInputError
 from loader.listing import loose_media_warning
 
@@ -61,6 +62,7 @@ def print_scan_summary(report: ScanReport, *, to_stderr: bool = False, top: int 
 def write_json(path: Path, payload: Any) -> None:
     """Write a report atomically (a killed process never leaves half a file)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
+    payload = redact_value(payload)  # failure reasons may quote a server's words
     try:
         tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
         tmp.replace(path)

@@ -20,6 +20,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import loader
+from loader import db as dbmod
+from loader import embedded
 from loader.config import redact
 from loader.devtools.storage_server import Faults
 from loader.errors import MEANING, ExitCode, LoaderError
@@ -355,6 +357,53 @@ async def test_database_lost_mid_run_then_resumed_to_the_same_table(
         ) == 80  # fmt: skip
     finally:
         await conn.close()
+
+
+async def test_embedded_server_stopped_mid_run_then_resumed_to_the_same_table(
+    start_storage: StartStorage,
+) -> None:
+    """The issue's own case: `pg_ctl stop -m fast` of the database during migrate."""
+    server = "stop-test-pg"
+    url = await start_storage(catalogue_of(names(40)), faults=Faults(latency_ms=60))
+    db_url = (await anyio.to_thread.run_sync(
+        lambda: embedded.ensure_running(server, fast_unsafe=True))).url()  # fmt: skip
+    try:
+        conn = await asyncpg.connect(db_url)
+        try:
+            await conn.execute("DROP SCHEMA IF EXISTS loader CASCADE")
+            await conn.execute("DROP TABLE IF EXISTS image_assets, customers CASCADE")
+            await dbmod.init_schema(conn, demo_schema=True)
+            args = migrate_args(url, db_url, *FAST, "--list-concurrency", "2",
+                                "--batch-size", "2")  # fmt: skip
+            child = await anyio.open_process(loader_argv(*args), env=child_env(),
+                                             stdin=subprocess.DEVNULL)  # fmt: skip
+            run_id = await _wait_for_run(conn, child)
+        finally:
+            await conn.close()
+        await anyio.to_thread.run_sync(lambda: embedded.stop(server))
+        with anyio.fail_after(90):
+            await child.wait()
+        err = b"".join([chunk async for chunk in child.stderr]).decode() if child.stderr else ""
+        assert child.returncode == ExitCode.ABORTED, err
+        assert "Traceback" not in err and "ExceptionGroup" not in err
+        assert f"loader migrate --resume {run_id}" in err
+        # Back up (on a new port): the run is interrupted, and resuming finishes it.
+        db_url = (await anyio.to_thread.run_sync(
+            lambda: embedded.ensure_running(server, fast_unsafe=True))).url()  # fmt: skip
+        assert "interrupted" in await _runs_status(db_url, run_id)
+        resumed = await run_loader(*migrate_args(url, db_url, *FAST, "--resume", str(run_id)))
+        assert resumed.code == 0, resumed.err
+        conn = await asyncpg.connect(db_url)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM image_assets") == 80
+            assert await conn.fetchval(
+                "SELECT count(*) FROM loader.journal WHERE run_id = $1 AND action = 'insert'",
+                run_id,
+            ) == 80  # fmt: skip
+        finally:
+            await conn.close()
+    finally:
+        await anyio.to_thread.run_sync(lambda: embedded.stop(server))
 
 
 # -- a dead Storage server ----------------------------------------------------------------
