@@ -859,9 +859,10 @@ def match(
             return await match_with_database(conn, folders, accept=accept, margin=margin)
 
     matches = run(go)
+    # The summary first: a report that cannot be written must not hide the matching.
+    print_match_summary(matches)
     json_path, csv_path = write_report(matches, report_path)
     to_review = write_review_csv(matches, review_path)
-    print_match_summary(matches)
     info(f"report: {json_path} and {csv_path}; {to_review} folder(s) to review in {review_path}")
 
 

@@ -465,6 +465,7 @@ async def test_a_dead_storage_server_stops_the_run_early(
     # At most (limit + concurrency) folders are tried, each with its retries: a bound that
     # does not depend on the folder count.
     limit = concurrency + 1
+    print(f"dead Storage server, {folders} folders: {attempts[0]} connection attempts")
     assert 0 < attempts[0] <= (limit + concurrency) * retries
     run_id = await db.fetchval("SELECT max(run_id) FROM loader.runs")
     assert await db.fetchval("SELECT count(*) FROM loader.folders WHERE run_id = $1",
