@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     NOT_SERVICE_ROLE = 10  # key is not a service-role key and the listing came back empty
     INCOMPLETE = 11  # finished, but some folders or rows failed (listed in the report)
     ABORTED = 12  # stopped before finishing (e.g. interrupted); resumable
+    PRIVATE_BUCKET = 13  # public cdn_urls of a private bucket would never work: nothing written
 
 
 class LoaderError(Exception):
@@ -66,6 +67,10 @@ class EmptyListingError(LoaderError):
 
 class NotServiceRoleError(LoaderError):
     exit_code = ExitCode.NOT_SERVICE_ROLE
+
+
+class PrivateBucketError(LoaderError):
+    exit_code = ExitCode.PRIVATE_BUCKET
 
 
 class IncompleteError(LoaderError):

@@ -10,13 +10,14 @@ from aioresponses import aioresponses
 
 from loader.errors import BucketNotFoundError, StorageAuthError, StorageUnreachableError
 from loader.storage_client import (
+    ResolvedBase,
     RetryPolicy,
     StorageClient,
     StorageRequestError,
     jwt_role,
     resolve_base_url,
 )
-from tests.test_listing import fake_jwt
+from tests.storage_fixtures import fake_jwt
 
 FAST = RetryPolicy(attempts=3, base_delay_s=0.001, max_delay_s=0.002)
 BUCKET = {"id": "media", "name": "media", "public": True}
@@ -26,7 +27,7 @@ async def test_project_url_gets_storage_v1_appended() -> None:
     with aioresponses() as mocked:
         mocked.get("https://x.supabase.co/storage/v1/bucket/media", payload=BUCKET)
         assert await resolve_base_url("https://x.supabase.co", "k", "media", retry=FAST) == (
-            "https://x.supabase.co/storage/v1"
+            ResolvedBase("https://x.supabase.co/storage/v1", BUCKET)
         )
 
 
@@ -36,7 +37,7 @@ async def test_bare_storage_root_is_found_after_a_gateway_404() -> None:
                    payload={"message": "no Route matched with those values"})  # fmt: skip
         mocked.get("http://127.0.0.1:5000/bucket/media", payload=BUCKET)
         assert await resolve_base_url("http://127.0.0.1:5000", "k", "media", retry=FAST) == (
-            "http://127.0.0.1:5000"
+            ResolvedBase("http://127.0.0.1:5000", BUCKET)
         )
 
 
