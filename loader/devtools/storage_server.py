@@ -1,12 +1,13 @@
 """A Supabase-Storage-compatible HTTP server for tests, the demo and benchmarks.
 
-It serves the read-only routes the loader uses, with the wire format of the real server
+It serves the routes the loader uses, and uploads, with the wire format of the real server
 (supabase/storage v1.11.2, see `storage-api.md` and its recordings):
 
 - `GET /bucket/{id}`
 - `POST /object/list/{bucket}` (v1: one level, offset pages, limit capped at 1500)
 - `POST /object/list-v2/{bucket}` (v2: cursor pages, recursive or one level)
 - `GET`/`HEAD /object/public/{bucket}/{path}`
+- `POST /object/{bucket}/{path}` (upload; `x-upsert: true` to replace)
 
 in one of two layouts (`layout=`): "bare", at the root, like a self-hosted server, which
 answers any other path with the framework's 404 (`statusCode` a number; inside its `/object`
@@ -208,6 +209,7 @@ class Catalogue:
         self, records: Iterable[_Record], *, bucket: str = DEFAULT_BUCKET, root: Path | None = None
     ) -> None:
         self.root = root
+        self.bucket = bucket
         by_name = {record[0]: record for record in records}
         self._names = sorted(by_name)
         self._entries = [
@@ -237,6 +239,20 @@ class Catalogue:
             ((o.name, o.size, o.mimetype, o.created_at, o.updated_at, o.id) for o in objects),
             bucket=bucket,
         )
+
+    def with_object(self, obj: StoredObject, content: bytes) -> Catalogue:
+        """A copy with `obj` added (or replaced); a directory catalogue also writes `content`.
+
+        Rebuilds the index: fine for the occasional upload of tests and the demo.
+        """
+        if self.root is not None:
+            path = self.root / obj.name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        kept = (o for o in self if o.name != obj.name)
+        catalogue = Catalogue.from_objects([*kept, obj], bucket=self.bucket)
+        catalogue.root = self.root
+        return catalogue
 
     def __len__(self) -> int:
         return len(self._names)
@@ -598,6 +614,35 @@ class _Storage:
         )
         return _json_response(lister(prefix, limit=limit, after=after))
 
+    async def upload(self, request: web.Request) -> web.Response:
+        """`POST /object/{bucket}/{path}`: store the body as an object (recordings 06-13, 71,
+        79); `x-upsert: true` replaces an existing one, keeping its id."""
+        if self._is_anon(request):
+            # Not recorded: row-level security refuses the insert for a key without rights.
+            return _error("403", "Unauthorized", "new row violates row-level security policy",
+                          "AccessDenied")  # fmt: skip
+        if request.match_info["bucket"] != self.bucket:
+            return _bucket_not_found()
+        name = request.match_info["path"]
+        if not validate_key(name):
+            return _error("400", "InvalidKey", f"Invalid key: {name}", "InvalidKey")
+        existing = self.catalogue.get(name)
+        if existing is not None and request.headers.get("x-upsert", "").lower() != "true":
+            return _error("409", "Duplicate", "The resource already exists", "KeyAlreadyExists")
+        content = await request.read()
+        now = iso_timestamp(time.time())
+        mimetype = request.headers.get("Content-Type") or "application/octet-stream"
+        stored = StoredObject(
+            name,
+            len(content),
+            mimetype.split(";")[0].strip(),
+            existing.created_at if existing is not None else now,
+            now,
+            existing.id if existing is not None else str(uuid.uuid4()),
+        )
+        self.catalogue = self.catalogue.with_object(stored, content)
+        return _json_response(orjson.dumps({"Key": f"{self.bucket}/{name}", "Id": stored.id}))
+
     async def public_object(self, request: web.Request) -> web.StreamResponse:
         # The real server looks the bucket up as public first: a private bucket is "not found".
         if not self.public or request.match_info["bucket"] != self.bucket:
@@ -729,11 +774,14 @@ def build_app(
     list_v1 = route("list", storage.list_v1, faulty=True)
     list_v2 = route("list-v2", storage.list_v2, faulty=True)
     public_object = route("public", storage.public_object, faulty=False)
+    upload = route("upload", storage.upload, faulty=False)
     base = GATEWAY_PREFIX if layout == "gateway" else ""
     app.router.add_get(f"{base}/bucket/{{bucket}}", get_bucket)
     app.router.add_post(f"{base}/object/list/{{bucket}}", list_v1)
     app.router.add_post(f"{base}/object/list-v2/{{bucket}}", list_v2)
     app.router.add_get(f"{base}/object/public/{{bucket}}/{{path:.+}}", public_object)
+    # After the list routes, which it would otherwise shadow.
+    app.router.add_post(f"{base}/object/{{bucket}}/{{path:.+}}", upload)
     return app
 
 
