@@ -4,6 +4,11 @@ buckets, key kinds, and a resume that keeps its run's URL base."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,7 +29,7 @@ from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
 from loader.scan import scan
 from loader.verify import verify
-from tests.cli_helpers import run_loader
+from tests.cli_helpers import child_env, loader_argv, run_loader
 from tests.sample import load_storage_objects, media_names, sample_catalogue
 from tests.storage_fixtures import (
     STORAGE_BUCKET,
@@ -288,3 +293,25 @@ async def test_empty_listing_is_exit_10_unless_the_key_is_known_to_be_the_servic
     base = await start_storage(catalogue_of(SMALL))
     with pytest.raises(EmptyListingError, match="no folders under 'elsewhere/'"):
         await scan(source(base, prefix="elsewhere"))
+
+
+def test_storage_serve_offers_the_gateway_layout_and_private_buckets(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(b"jpeg")
+    command = loader_argv("storage", "serve", "--root", str(tmp_path), "--bucket", "media",
+                          "--key", "k", "--port", "0", "--layout", "gateway", "--private")  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=child_env()) as server:
+        try:
+            assert server.stdout is not None
+            url = server.stdout.readline().split()[4]
+            for path, status, body in [
+                ("/storage/v1/object/public/media/a.jpg", 400, {"error": "Bucket not found"}),
+                ("/object/public/media/a.jpg", 404,
+                 {"message": "no Route matched with those values"}),
+            ]:  # fmt: skip
+                with pytest.raises(urllib.error.HTTPError) as info:
+                    urllib.request.urlopen(url + path, timeout=5)
+                answer = json.loads(info.value.read())
+                assert info.value.code == status and body.items() <= answer.items()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
