@@ -297,8 +297,8 @@ async def test_empty_listing_is_exit_10_unless_the_key_is_known_to_be_the_servic
 
 def test_storage_serve_offers_the_gateway_layout_and_private_buckets(tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(b"jpeg")
-    command = loader_argv("storage", "serve", "--root", str(tmp_path), "--bucket", "media",
-                          "--key", "k", "--port", "0", "--layout", "gateway", "--private")  # fmt: skip
+    flags = ["--bucket", "media", "--key", "k", "--port", "0", "--layout", "gateway", "--private"]
+    command = loader_argv("storage", "serve", "--root", str(tmp_path), *flags)
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=child_env()) as server:
         try:
             assert server.stdout is not None
