@@ -37,7 +37,7 @@ from loader.errors import (
     as_loader_error,
 )
 from loader.eventlog import EventLog
-from loader.listing import SourceOptions, list_folders
+from loader.listing import SOURCES, SourceOptions, list_folders
 from loader.match import ACCEPT, MARGIN
 from loader.progress import LiveStats, live_progress
 
@@ -234,7 +234,7 @@ def storage_options(fn: F) -> F:
         click.option("--bucket", default=DEFAULT_BUCKET, show_default=True),
         click.option("--prefix", default=DEFAULT_PREFIX, show_default=True,
                      help="Folder holding one sub-folder per customer."),
-        click.option("--source", type=click.Choice(["rest", "db"]), default="rest",
+        click.option("--source", type=click.Choice(list(SOURCES)), default="rest",
                      show_default=True,
                      help="List through the REST API, or read storage.objects directly."),
         click.option("--storage-database-url", callback=_remember_url,
@@ -477,10 +477,11 @@ def main() -> None:
 @click.option(
     "--cdn-url",
     "cdn_url",
-    type=click.Choice(["fill", "overwrite"]),
+    type=click.Choice(["fill", "overwrite", "keep"]),
     default="fill",
     show_default=True,
-    help="fill: only where cdn_url is NULL; overwrite: always.",
+    help="fill: only where cdn_url is NULL; overwrite: always; keep: never write cdn_url"
+    " (e.g. a private bucket).",
 )
 @click.option("--cdn-base", help="CDN URL in front of the bucket; cdn_url = BASE/PATH.")
 @click.option(
@@ -615,6 +616,19 @@ def storage_group() -> None:
     help="The service-role key clients must send.",
 )
 @click.option("--anon-key", help="A key that is accepted but sees nothing (row-level security).")
+@click.option(
+    "--private",
+    "private",
+    is_flag=True,
+    help="A private bucket: its public URLs answer 'Bucket not found'.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["bare", "gateway"]),
+    default="bare",
+    show_default=True,
+    help="bare: routes at the root (self-hosted); gateway: under /storage/v1.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0)
@@ -634,6 +648,7 @@ def storage_serve(
     jitter_ms: float,
     fail_rate: float,
     seed: int | None,
+    private: bool,
     **server: Any,
 ) -> None:
     """Serve a catalogue with the Storage REST API's routes and semantics.
@@ -654,7 +669,7 @@ def storage_serve(
     except LoaderError as exc:
         raise LoaderFailure(exc) from None
     faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, fail_rate=fail_rate, seed=seed)
-    serve_forever(catalogue, faults=faults, **server)
+    serve_forever(catalogue, faults=faults, public=not private, **server)
 
 
 @cli.command()
@@ -695,12 +710,22 @@ def rollback(database_url: str | None, run_id: int, force: bool) -> None:
     **OUTPUT_FILE,
     help="Write the findings as JSON here.",
 )
+@click.option(
+    "--check-urls",
+    "check_urls_n",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Also fetch the cdn_urls of N random media files; any not answering 200 is a problem.",
+)
 @with_source
 def verify(opts: SourceOptions, database_url: str | None, repair: bool,
-           report_path: Path | None) -> None:  # fmt: skip
-    """Check every Storage media file has its row, its customer tag and a cdn_url.
+           report_path: Path | None, check_urls_n: int) -> None:  # fmt: skip
+    """Check every Storage media file has its row, its customer tag and a cdn_url that
+    can work (public URLs of a private bucket never do).
 
-    Exit code 11 when something is missing (or a folder could not be listed).
+    Exit code 11 when something is missing (or a folder could not be listed, or a checked
+    cdn_url does not answer 200).
 
     Example:
 
@@ -712,14 +737,14 @@ def verify(opts: SourceOptions, database_url: str | None, repair: bool,
     from loader.verify import verify as verify_library
 
     url = target_database(database_url)
-    result = run(lambda: verify_library(opts, url))
+    result = run(lambda: verify_library(opts, url, check_urls_n=check_urls_n))
     print_verify_result(result)
     if repair and result.repairable:
         info(f"repairing {result.repairable:,} problems with a migrate run ...")
         repaired = run(lambda: migrate_library(MigrateOptions(source=opts, database_url=url)))
         info(f"run {repaired.run_id}: {repaired.totals.get('inserted', 0):,} inserted, "
              f"{repaired.totals.get('updated', 0):,} updated")  # fmt: skip
-        result = run(lambda: verify_library(opts, url))
+        result = run(lambda: verify_library(opts, url, check_urls_n=check_urls_n))
         print_verify_result(result)
     if report_path is not None:
         write_json(report_path, result.as_report())

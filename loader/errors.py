@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     NOT_SERVICE_ROLE = 10  # key is not a service-role key and the listing came back empty
     INCOMPLETE = 11  # finished, but some folders or rows failed (listed in the report)
     ABORTED = 12  # stopped before finishing (interrupted, database lost); resumable
+    PRIVATE_BUCKET = 13  # public cdn_urls of a private bucket would never work: nothing written
 
 
 MEANING: dict[ExitCode, str] = {
@@ -49,6 +50,8 @@ MEANING: dict[ExitCode, str] = {
     "report)",
     ExitCode.ABORTED: "stopped midway: interrupted (Ctrl-C, SIGTERM) or the database was lost "
     "(resumable with `--resume RUN_ID`)",
+    ExitCode.PRIVATE_BUCKET: "the bucket is private: public cdn_urls would never work (nothing "
+    "written; pass `--cdn-base URL` or `--cdn-url keep`)",
 }
 
 
@@ -93,6 +96,10 @@ class EmptyListingError(LoaderError):
 
 class NotServiceRoleError(LoaderError):
     exit_code = ExitCode.NOT_SERVICE_ROLE
+
+
+class PrivateBucketError(LoaderError):
+    exit_code = ExitCode.PRIVATE_BUCKET
 
 
 class AbortedError(LoaderError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -36,10 +36,12 @@ from loader.sqlfiles import sql
 from loader.storage_client import (
     V1_PAGE_CAP,
     V2_PAGE_CAP,
+    KeyKind,
     RetryPolicy,
     StorageClient,
     StorageRequestError,
-    jwt_role,
+    key_kind,
+    public_url_base,
     resolve_base_url,
 )
 
@@ -86,13 +88,31 @@ ListingEvent = FolderPage | FolderFailure
 
 
 class Source(Protocol):
-    """Anything that can list the prefix's top level and walk one folder's sub-tree."""
+    """A Storage backend: lists the prefix's top level and walks one folder's sub-tree.
+
+    Adding a backend is one class implementing this protocol, with an `open(opts)` async
+    context manager that preflights it (bucket exists, key can see it), plus one line in
+    `SOURCES`. `label` names what listed (in reports); `public_url_base` is where the bucket's
+    public URLs live (`{Storage API root}/object/public/{bucket}`, None when unknown);
+    `bucket_public` is the bucket's `public` flag (None when unknown); `warnings` are things
+    the user should hear before the work starts.
+    """
 
     prefix: str
+    public_url_base: str | None
+    bucket_public: bool | None
+    warnings: list[str]
+
+    @property
+    def label(self) -> str: ...
 
     async def top_level(self) -> TopLevel: ...
 
     def walk_folder(self, folder: str) -> AsyncIterator[list[ListedObject]]: ...
+
+    def request_counts(self) -> tuple[int, int]:
+        """(requests made, of which retries), for progress and reports."""
+        ...
 
 
 def normalize_prefix(prefix: str) -> str:
@@ -140,6 +160,8 @@ class RestSource:
         *,
         api: ListApi = "auto",
         page_size: int = 1000,
+        bucket_record: dict[str, Any] | None = None,
+        key: KeyKind | None = None,
     ) -> None:
         self.client = client
         self.bucket = bucket
@@ -147,8 +169,68 @@ class RestSource:
         self.api: ListApi = api
         # v1 silently caps at 1500: asking for more would make a short page look full.
         self.page_size = min(page_size, V1_PAGE_CAP)
+        self.public_url_base: str | None = public_url_base(client.base_url, bucket)
+        public = (bucket_record or {}).get("public")
+        self.bucket_public: bool | None = public if isinstance(public, bool) else None
+        self.key = key
+        self.warnings: list[str] = []
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, opts: SourceOptions) -> AsyncIterator[RestSource]:
+        """Resolve the URL form, check the bucket (whatever the form) and the key's kind."""
+        if not opts.storage_url:
+            raise BadInputError("no Storage URL: pass --storage-url or set SUPABASE_URL")
+        if not opts.key:
+            raise BadInputError("no key: pass --key or set SUPABASE_SERVICE_ROLE_KEY")
+        _check_storage_url(opts.storage_url)
+        kind = key_kind(opts.key)
+        client_options = _client_options(opts)
+        try:
+            resolved = await resolve_base_url(
+                opts.storage_url, opts.key, opts.bucket, **client_options
+            )
+        except BucketNotFoundError as exc:
+            if kind.service is not True:
+                raise NotServiceRoleError(
+                    f"{exc}, or {kind} cannot see it: {_NOT_SERVICE_CAUSE}"
+                ) from None
+            raise
+        async with StorageClient(resolved.url, opts.key, **client_options) as client:
+            rest = cls(
+                client,
+                opts.bucket,
+                opts.prefix,
+                api=opts.list_api,
+                page_size=opts.page_size,
+                bucket_record=resolved.bucket,
+                key=kind,
+            )
+            if kind.service is False:
+                rest.warnings.append(
+                    f"the key is {kind}, not the service role: row-level security will hide"
+                    " objects and listings may come back empty"
+                )
+            yield rest
+
+    @property
+    def label(self) -> str:
+        return self.api
+
+    def request_counts(self) -> tuple[int, int]:
+        return self.client.stats.calls, self.client.stats.retries
 
     async def top_level(self) -> TopLevel:
+        """The top level; no folders with a key not known to be the service role is
+        `NotServiceRoleError` (row-level security hides everything from such keys)."""
+        top = await self._top_level_any()
+        if not top.folders and self.key is not None and self.key.service is not True:
+            raise NotServiceRoleError(
+                f"no folders {_where(self.prefix)} with {self.key}: {_NOT_SERVICE_CAUSE}"
+            )
+        return top
+
+    async def _top_level_any(self) -> TopLevel:
         if self.api != "v1":
             try:
                 return await self._top_level_v2()
@@ -240,13 +322,54 @@ class DbSource:
     so the `(bucket_id, name)` index serves them.
     """
 
+    label = "db"
+
     def __init__(
-        self, pool: asyncpg.Pool, bucket: str, prefix: str, *, page_size: int = 1000
+        self,
+        pool: asyncpg.Pool,
+        bucket: str,
+        prefix: str,
+        *,
+        page_size: int = 1000,
+        bucket_public: bool | None = None,
+        public_url_base: str | None = None,
     ) -> None:
         self.pool = pool
         self.bucket = bucket
         self.prefix = normalize_prefix(prefix)
         self.page_size = page_size
+        self.bucket_public = bucket_public
+        self.public_url_base = public_url_base
+        self.warnings: list[str] = []
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, opts: SourceOptions) -> AsyncIterator[DbSource]:
+        """Check the bucket in storage.buckets; with `--storage-url`, find the Storage API
+        root that answers, for the bucket's public URLs."""
+        base = None
+        if opts.storage_url:
+            _check_storage_url(opts.storage_url)
+            resolved = await resolve_base_url(
+                opts.storage_url, opts.key, opts.bucket, **_client_options(opts)
+            )
+            base = public_url_base(resolved.url, opts.bucket)
+        url = resolve_database_url(opts.storage_database_url)
+        pool = await create_pool(url, max(1, min(opts.list_concurrency, 8)))
+        try:
+            async with pool.acquire() as conn:
+                public = await conn.fetchval(sql("storage_db_bucket_public"), opts.bucket)
+            if public is None:
+                raise BucketNotFoundError(
+                    f"bucket {opts.bucket!r} does not exist in storage.buckets"
+                )
+            yield cls(pool, opts.bucket, opts.prefix, page_size=opts.page_size,
+                      bucket_public=public, public_url_base=base)  # fmt: skip
+        finally:
+            await pool.close()
+
+    def request_counts(self) -> tuple[int, int]:
+        return 0, 0
 
     async def top_level(self) -> TopLevel:
         lo, hi = _prefix_range(self.prefix)
@@ -356,7 +479,7 @@ class SourceOptions:
 
     bucket: str
     prefix: str = "originals/customers/"
-    source: Literal["rest", "db"] = "rest"
+    source: str = "rest"  # a key of SOURCES
     storage_url: str | None = None
     key: str | None = None
     list_api: ListApi = "auto"
@@ -373,70 +496,45 @@ class OpenedSource:
     source: Source
     top: TopLevel
     warnings: list[str]
-    client: StorageClient | None = None
 
 
-@asynccontextmanager
-async def open_source(opts: SourceOptions) -> AsyncIterator[OpenedSource]:
-    """Preflight the source and list its top level.
+SourceOpener = Callable[[SourceOptions], AbstractAsyncContextManager[Source]]
 
-    REST: the URL is resolved (project URL or Storage root), the bucket must exist (an unknown
-    bucket would list as `[]`), and a JWT key whose role is not `service_role` is flagged.
-    Zero top-level folders is never a success: `NotServiceRoleError` when the key explains it
-    (row-level security hides everything from an anon key), else `EmptyListingError`.
-    """
-    warnings: list[str] = []
-    if opts.source == "db":
-        url = resolve_database_url(opts.storage_database_url)
-        pool = await create_pool(url, max(1, min(opts.list_concurrency, 8)))
-        try:
-            async with pool.acquire() as conn:
-                if not await conn.fetchval(sql("storage_db_bucket_exists"), opts.bucket):
-                    raise BucketNotFoundError(
-                        f"bucket {opts.bucket!r} does not exist in storage.buckets"
-                    )
-            source = DbSource(pool, opts.bucket, opts.prefix, page_size=opts.page_size)
-            top = await source.top_level()
-            _check_not_empty(top, source.prefix, role=None)
-            yield OpenedSource(source, top, warnings)
-        finally:
-            await pool.close()
-        return
+# Every Storage backend, by its `--source` name.
+SOURCES: dict[str, SourceOpener] = {"rest": RestSource.open, "db": DbSource.open}
 
-    if not opts.storage_url:
-        raise BadInputError("no Storage URL: pass --storage-url or set SUPABASE_URL")
-    if not opts.key:
-        raise BadInputError("no key: pass --key or set SUPABASE_SERVICE_ROLE_KEY")
-    _check_storage_url(opts.storage_url)
-    role = jwt_role(opts.key)
-    if role is not None and role != "service_role":
-        warnings.append(
-            f"the key's role is {role!r}, not 'service_role': row-level security will hide"
-            " objects and listings may come back empty"
-        )
-    client_options: dict[str, Any] = {
+_NOT_SERVICE_CAUSE = (
+    "row-level security hides buckets and objects from keys that are not the service role;"
+    " pass the service-role key (a JWT with role service_role, or an sb_secret_ key)"
+)
+
+
+def _client_options(opts: SourceOptions) -> dict[str, Any]:
+    return {
         "connections": opts.list_concurrency,
         "timeout_s": opts.request_timeout_s,
         "retry": RetryPolicy(attempts=opts.retries),
         "max_rps": opts.max_rps,
     }
-    try:
-        base_url = await resolve_base_url(opts.storage_url, opts.key, opts.bucket, **client_options)
-    except BucketNotFoundError:
-        if role is not None and role != "service_role":
-            # Row-level security hides buckets from anon keys too.
-            raise NotServiceRoleError(
-                f"bucket {opts.bucket!r} is not visible with a {role!r} key: use the"
-                " service-role key"
-            ) from None
-        raise
-    async with StorageClient(base_url, opts.key, **client_options) as client:
-        rest = RestSource(
-            client, opts.bucket, opts.prefix, api=opts.list_api, page_size=opts.page_size
-        )
-        top = await rest.top_level()
-        _check_not_empty(top, rest.prefix, role=role)
-        yield OpenedSource(rest, top, warnings, client)
+
+
+@asynccontextmanager
+async def open_source(opts: SourceOptions) -> AsyncIterator[OpenedSource]:
+    """Open the backend `opts.source` names (its own preflight) and list its top level.
+
+    Zero top-level folders is never a success: `EmptyListingError` (a backend may raise a
+    more precise error first, such as `NotServiceRoleError`).
+    """
+    opener = SOURCES.get(opts.source)
+    if opener is None:
+        raise BadInputError(f"unknown source {opts.source!r}: one of {', '.join(SOURCES)}")
+    async with opener(opts) as source:
+        top = await source.top_level()
+        if not top.folders:
+            raise EmptyListingError(
+                f"no folders {_where(source.prefix)}: check --bucket and --prefix"
+            )
+        yield OpenedSource(source, top, source.warnings)
 
 
 def _check_storage_url(url: str) -> None:
@@ -484,12 +582,5 @@ def loose_media_warning(paths: list[str], *, show: int = 10) -> str | None:
     )
 
 
-def _check_not_empty(top: TopLevel, prefix: str, *, role: str | None) -> None:
-    if top.folders:
-        return
-    where = f"under {prefix!r}" if prefix else "in the bucket"
-    if role is not None and role != "service_role":
-        raise NotServiceRoleError(
-            f"no folders {where}, and the key's role is {role!r}: use the service-role key"
-        )
-    raise EmptyListingError(f"no folders {where}: check --bucket and --prefix")
+def _where(prefix: str) -> str:
+    return f"under {prefix!r}" if prefix else "in the bucket"

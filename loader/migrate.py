@@ -33,6 +33,7 @@ from loader.errors import (
     BadInputError,
     ExitCode,
     LoaderError,
+    PrivateBucketError,
     StorageUnreachableError,
     as_loader_error,
 )
@@ -50,7 +51,7 @@ from loader.listing import (
 )
 from loader.preflight import check_target
 from loader.progress import LiveStats
-from loader.rows import AssetRow, CdnUrls, build_row
+from loader.rows import AssetRow, CdnUrls, NoCdnUrls, build_row
 from loader.sink import UpsertSink, merge_duplicates
 from loader.sqlfiles import sql
 
@@ -64,8 +65,10 @@ class MigrateOptions:
     batch_size: int = 5000
     db_concurrency: int = 2
     upload_source: str = "customer-migration"
-    cdn_url: Literal["fill", "overwrite"] = "fill"
+    cdn_url: Literal["fill", "overwrite", "keep"] = "fill"
     cdn_base: str | None = None
+    # Where this run's cdn_urls point; stored with the run so a resume or join writes the same.
+    public_url_base: str | None = None
     match: MatchMode = "auto"
     dry_run: bool = False
     resume: int | None = None
@@ -94,6 +97,7 @@ class MigrateOptions:
                 "upload_source": self.upload_source,
                 "cdn_url": self.cdn_url,
                 "cdn_base": self.cdn_base,
+                "public_url_base": self.public_url_base,
                 "match": self.match,
                 "dry_run": self.dry_run,
             }
@@ -262,20 +266,34 @@ async def _adopt_run(pool: asyncpg.Pool, opts: MigrateOptions) -> int:
     opts.upload_source = info.options.get("upload_source", opts.upload_source)
     opts.cdn_url = info.options.get("cdn_url", opts.cdn_url)
     opts.cdn_base = info.options.get("cdn_base", opts.cdn_base)
+    opts.public_url_base = info.options.get("public_url_base")
     return info.run_id
 
 
 def _cdn_urls(opts: MigrateOptions, opened: OpenedSource) -> CdnUrls:
-    if opts.cdn_base:
-        return CdnUrls(opts.cdn_base)
-    if opened.client is not None:
-        return CdnUrls.for_bucket(opened.client.base_url, opts.source.bucket)
-    if opts.source.storage_url:
-        root = opts.source.storage_url.rstrip("/")
-        if not root.endswith("/storage/v1"):
-            root += "/storage/v1"
-        return CdnUrls.for_bucket(root, opts.source.bucket)
-    raise BadInputError("--source db needs --storage-url or --cdn-base to build cdn_url")
+    """Where cdn_urls point: a resumed or joined run's own base, else `--cdn-base`, else the
+    bucket's public URLs on the Storage API root that answered.
+
+    A private bucket's public URLs never work (the server answers "Bucket not found"), so
+    writing them is refused unless a CDN or proxy is given (`--cdn-base`) or cdn_url is left
+    alone (`--cdn-url keep`).
+    """
+    if opts.cdn_url == "keep":
+        return NoCdnUrls()
+    source = opened.source
+    base = opts.public_url_base or opts.cdn_base
+    if base is None:
+        if source.bucket_public is False:
+            raise PrivateBucketError(
+                f"bucket {opts.source.bucket!r} is private: its public URLs would never work."
+                " Pass --cdn-base (a CDN or proxy that serves it) or --cdn-url keep"
+                " (leave cdn_url alone); nothing was written"
+            )
+        base = source.public_url_base
+    if base is None:
+        raise BadInputError("--source db needs --storage-url or --cdn-base to build cdn_url")
+    opts.public_url_base = base
+    return CdnUrls(base)
 
 
 async def _decide_customers(
@@ -497,9 +515,7 @@ class _Worker:
             self.log.emit("folder_done", folder=folder, **counts)
 
     def _update_stats(self) -> None:
-        client = self.opened.client
-        if client is not None:
-            self.stats.calls, self.stats.retries = client.stats.calls, client.stats.retries
+        self.stats.calls, self.stats.retries = self.opened.source.request_counts()
 
 
 # -- results ------------------------------------------------------------------------------

@@ -122,6 +122,7 @@ def print_verify_result(result: VerifyResult) -> None:
         "untagged": "rows missing their customer tag",
         "no_cdn_url": "rows without cdn_url",
         "conflicting_tags": "rows with more than one customer tag (review by hand)",
+        "private_bucket_urls": "cdn_urls that are public URLs of a private bucket (never work)",
     }
     for check, label in labels.items():
         count = result.counts[check]
@@ -133,6 +134,13 @@ def print_verify_result(result: VerifyResult) -> None:
         out.print(f"[red]folder not listed[/red] {failure.folder}: {failure.reason}")
     if (loose := loose_media_warning(result.loose_files)) is not None:
         out.print(f"[yellow]{escape(loose)}[/yellow]")
+    if result.urls_checked:
+        bad = len(result.url_failures)
+        colour = "green" if bad == 0 else "red"
+        out.print(f"  [{colour}]{bad:>9,}[/{colour}]  of {result.urls_checked:,} cdn_urls checked"
+                  " do not answer 200")  # fmt: skip
+        for failure in result.url_failures[:20]:
+            out.print(f"             {failure.answer}: {failure.url}")
     out.print("[green]OK[/green]" if result.ok else "[red]problems found[/red]")
 
 

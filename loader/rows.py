@@ -26,7 +26,7 @@ class AssetRow:
     file_size: int | None
     created_at: str | None
     tags: list[str]
-    cdn_url: str
+    cdn_url: str | None  # None: leave cdn_url alone (`--cdn-url keep`)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -59,14 +59,20 @@ class CdnUrls:
     def __init__(self, base: str) -> None:
         self.base = base.rstrip("/")
 
-    @classmethod
-    def for_bucket(cls, storage_api_root: str, bucket: str) -> CdnUrls:
-        return cls(f"{storage_api_root.rstrip('/')}/object/public/{quote(bucket, safe='')}")
-
     def url(self, path: str) -> str:
         # One quote() over the whole path keeping '/', the same as quoting each segment, at a
         # quarter of the cost: this runs for every file.
         return f"{self.base}/{quote(path, safe='/')}"
+
+
+class NoCdnUrls(CdnUrls):
+    """`--cdn-url keep`: rows carry no cdn_url, so existing ones stay and new rows get none."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def url(self, path: str) -> None:  # type: ignore[override]
+        return None
 
 
 def build_row(

@@ -59,7 +59,7 @@ async def scan(
     stats = stats or LiveStats()
     started = time.monotonic()
     async with open_source(opts) as opened:
-        report = ScanReport(api=getattr(opened.source, "api", "db"), warnings=opened.warnings)
+        report = ScanReport(api=opened.source.label, warnings=opened.warnings)
         stats.folders_total = len(opened.top.folders)
 
         def tally(counts: Counter[str], objects: list[ListedObject]) -> None:
@@ -82,11 +82,9 @@ async def scan(
             tally(report.folders.setdefault(event.folder, Counter()), event.objects)
             if event.last:
                 stats.folders_done += 1
-            if opened.client is not None:
-                stats.calls, stats.retries = opened.client.stats.calls, opened.client.stats.retries
+            stats.calls, stats.retries = opened.source.request_counts()
 
         await for_each_event(opened, opts.list_concurrency, handle)
-        if opened.client is not None:
-            report.calls, report.retries = opened.client.stats.calls, opened.client.stats.retries
+        report.calls, report.retries = opened.source.request_counts()
     report.elapsed_s = time.monotonic() - started
     return report

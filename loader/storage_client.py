@@ -15,12 +15,13 @@ import time
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 import anyio
 import orjson
 
+from loader.config import redact_url
 from loader.errors import (
     BucketNotFoundError,
     ExitCode,
@@ -110,6 +111,31 @@ def jwt_role(key: str) -> str | None:
     return role if isinstance(role, str) else None
 
 
+@dataclass(slots=True, frozen=True)
+class KeyKind:
+    """What a key says about itself: `service` is True when it is known to bypass row-level
+    security (a JWT with role service_role, or an `sb_secret_` key), False when it is known
+    not to (another JWT role, an `sb_publishable_` key), None when nothing is known."""
+
+    label: str
+    service: bool | None
+
+    def __str__(self) -> str:
+        return self.label
+
+
+def key_kind(key: str) -> KeyKind:
+    """Recognise Supabase's key kinds; the key itself never appears in the result."""
+    if key.startswith("sb_secret_"):
+        return KeyKind("an sb_secret_ key", True)
+    if key.startswith("sb_publishable_"):
+        return KeyKind("a publishable (sb_publishable_) key", False)
+    role = jwt_role(key)
+    if role is None:
+        return KeyKind("a key that is neither a JWT nor an sb_ API key", None)
+    return KeyKind(f"a JWT with role {role!r}", role == "service_role")
+
+
 def _retry_after(headers: Any) -> float | None:
     value = headers.get("Retry-After")
     try:
@@ -122,7 +148,7 @@ class StorageClient:
     """One keep-alive HTTP session against one Storage base URL.
 
     `base_url` is the Storage API root (e.g. `https://x.supabase.co/storage/v1` or a bare
-    Storage server); use `resolve_base_url` to accept a Supabase project URL as well.
+    Storage server); `resolve_base_url` finds it for any URL form the user gives.
     """
 
     def __init__(
@@ -169,7 +195,9 @@ class StorageClient:
             return await self._call("GET", f"/bucket/{quote(bucket, safe='')}", None)
         except StorageRequestError as exc:
             if exc.status == "404" or exc.code in ("NoSuchBucket", "not_found"):
-                raise BucketNotFoundError(f"bucket {bucket!r} does not exist") from None
+                raise BucketNotFoundError(
+                    f"bucket {bucket!r} does not exist at {redact_url(self.base_url)}"
+                ) from None
             raise
 
     async def list_v1(self, bucket: str, prefix: str, *, limit: int, offset: int) -> list[Any]:
@@ -253,10 +281,9 @@ class StorageClient:
             raise TransientStorageError(
                 f"HTTP {status} {code or ''} {message or ''}".strip(), _retry_after(headers)
             )
-        if status == 404 and body_status is None:
-            # A gateway or framework 404 (no Storage error body): this route does not exist.
+        if _route_not_found(status, payload):
             raise StorageRequestError(
-                f"no Storage API at {self.base_url} (HTTP 404)", status="route", code=None
+                f"HTTP 404 {message or 'not found'}".strip(), status="route", code=None
             )
         effective = body_status or str(status)
         if effective in ("401", "403") or code in ("AccessDenied", "InvalidJWT"):
@@ -282,23 +309,93 @@ def _error_fields(payload: Any) -> tuple[str | None, str | None, str | None]:
     )
 
 
-async def resolve_base_url(url: str, key: str, bucket: str, **client_options: Any) -> str:
-    """The Storage API root for `url`, which may be a Supabase project URL or a Storage root.
+def _route_not_found(status: int, payload: Any) -> bool:
+    """An HTTP 404 saying the route does not exist, as opposed to a Storage error.
 
-    A URL already ending in `/storage/v1` is used as is. Otherwise `{url}/storage/v1` is tried
-    first (hosted and self-hosted Supabase behind their gateway), then `url` itself (a bare
-    Storage server), by asking each for the bucket.
+    Storage errors carry `statusCode` as a string. The framework's own 404 for a path outside
+    Storage's routes carries it as a number; the Supabase gateway's has none
+    (`no Route matched with those values`); a plain-text 404 has no JSON at all. Inside its
+    route groups Storage answers `Route METHOD:/path not found` with a string statusCode.
     """
-    base = url.rstrip("/")
-    if base.endswith("/storage/v1"):
-        return base
-    for candidate in (f"{base}/storage/v1", base):
-        async with StorageClient(candidate, key, **client_options) as client:
+    if status != 404:
+        return False
+    if not isinstance(payload, dict) or not isinstance(payload.get("statusCode"), str):
+        return True
+    message = payload.get("message")
+    return isinstance(message, str) and message.startswith("Route ")
+
+
+STORAGE_PATH = "/storage/v1"
+
+
+def url_forms(url: str) -> list[str]:
+    """The Storage API roots `url` may stand for, the likelier first.
+
+    A Supabase project URL serves Storage under `/storage/v1` (behind the gateway); a bare
+    Storage server serves the same routes at its root. A URL already ending in `/storage/v1`
+    is a gateway URL, or a bare server given the wrong form.
+    """
+    base = url.strip().rstrip("/")
+    if base.endswith(STORAGE_PATH):
+        return [base, base[: -len(STORAGE_PATH)]]
+    return [base + STORAGE_PATH, base]
+
+
+def public_url_base(api_root: str, bucket: str) -> str:
+    """Where a bucket's public objects live: `{api_root}/object/public/{bucket}`, without any
+    credentials that were in the URL."""
+    parts = urlsplit(api_root.rstrip("/"))
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    root = urlunsplit(parts._replace(netloc=netloc))
+    return f"{root}/object/public/{quote(bucket, safe='')}"
+
+
+@dataclass(slots=True, frozen=True)
+class ResolvedBase:
+    """The Storage API root that answered, and the bucket's record when the key could read
+    it (`public` tells whether its public URLs work)."""
+
+    url: str
+    bucket: dict[str, Any] | None
+
+
+async def resolve_base_url(
+    url: str, key: str | None, bucket: str, **client_options: Any
+) -> ResolvedBase:
+    """Find the Storage API root behind `url` by asking each form (`url_forms`) for the bucket.
+
+    A route-not-found 404 means "wrong form, try the next"; any Storage answer settles it.
+    With a key, the bucket must exist (`BucketNotFoundError`) and the key must be accepted.
+    Without a key (only the public URL base is needed), a refusal still proves the root.
+    When no form answers: `StorageUnreachableError` naming every URL tried and why.
+    """
+    tried: list[str] = []
+    dead_hosts: set[str] = set()
+    for candidate in url_forms(url):
+        probe = redact_url(f"{candidate}/bucket/{quote(bucket, safe='')}")
+        host = urlsplit(candidate).netloc
+        if host in dead_hosts:
+            tried.append(f"{probe} (not tried: host unreachable)")
+            continue
+        async with StorageClient(candidate, key or "", **client_options) as client:
             try:
-                await client.get_bucket(bucket)
+                record = await client.get_bucket(bucket)
             except StorageRequestError as exc:
-                if exc.status == "route":
-                    continue
-                raise
-            return candidate
-    raise StorageUnreachableError(f"no Storage API found at {url} (tried /storage/v1 and root)")
+                if exc.status != "route":
+                    if key:
+                        raise
+                    return ResolvedBase(candidate, None)
+                tried.append(f"{probe} ({exc})")
+                continue
+            except StorageUnreachableError as exc:
+                tried.append(f"{probe} ({exc})")
+                dead_hosts.add(host)
+                continue
+            except (StorageAuthError, BucketNotFoundError):
+                if key:
+                    raise
+                return ResolvedBase(candidate, None)
+        return ResolvedBase(candidate, record if isinstance(record, dict) else None)
+    raise StorageUnreachableError(
+        f"no Storage API answers at {redact_url(url)}; tried: {'; '.join(tried)}"
+    )

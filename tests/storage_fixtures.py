@@ -9,19 +9,32 @@ app built with `build_app`, for tests that read its counters (`app[STATS]`).
 
 from __future__ import annotations
 
+import base64
 import mimetypes
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 
 from loader.devtools.storage_server import Catalogue, StoredObject, build_app, serve_app
 
+
+def fake_jwt(role: str) -> str:
+    """A JWT-shaped key with this role claim (our server compares keys, never signatures)."""
+
+    def part(payload: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
+
+    return f"{part({'alg': 'HS256'})}.{part({'role': role})}.signature"
+
+
 STORAGE_BUCKET = "media"
-STORAGE_KEY = "test-service-role-key"
-STORAGE_ANON_KEY = "test-anon-key"
+# Shaped like Supabase's keys: the loader reads the role claim to explain empty listings.
+STORAGE_KEY = fake_jwt("service_role")
+STORAGE_ANON_KEY = fake_jwt("anon")
 STORAGE_TIMESTAMP = "2024-05-01T09:30:00.000Z"
 
 StartStorage = Callable[..., Awaitable[str]]

@@ -9,8 +9,7 @@ import pytest
 from loader.errors import ExitCode
 from tests.cli_helpers import migrate_args, run_loader
 from tests.sample import media_names, sample_catalogue
-from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage
-from tests.test_listing import fake_jwt
+from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage, fake_jwt
 
 COMMANDS = [
     [], ["db"], ["db", "init"], ["db", "url"], ["db", "stop"], ["scan"], ["migrate"],

@@ -4,10 +4,7 @@ and clean errors for the wrong bucket or key."""
 
 from __future__ import annotations
 
-import base64
-
 import asyncpg
-import orjson
 import pytest
 
 from loader.devtools.storage_server import Faults
@@ -16,14 +13,7 @@ from loader.listing import ListedObject, SourceOptions
 from loader.scan import scan
 from tests.sample import BIG_FOLDER_FILES, PREFIX, load_storage_objects, sample_catalogue
 from tests.sample import sample_names as all_names
-from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage
-
-
-def fake_jwt(role: str) -> str:
-    def part(payload: dict[str, str]) -> str:
-        return base64.urlsafe_b64encode(orjson.dumps(payload)).decode().rstrip("=")
-
-    return f"{part({'alg': 'HS256'})}.{part({'role': role})}.signature"
+from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage, fake_jwt
 
 
 async def listed_paths(opts: SourceOptions) -> list[str]:

@@ -11,6 +11,7 @@ from loader.db import create_pool
 from loader.listing import ListedObject
 from loader.rows import AssetRow, CdnUrls, build_row
 from loader.sink import UpsertSink, merge_duplicates
+from loader.storage_client import public_url_base
 
 
 @pytest.mark.parametrize(
@@ -88,7 +89,7 @@ async def test_cdn_url_fill_versus_overwrite(sink_pool: asyncpg.Pool, db) -> Non
 
 
 def test_cdn_urls_encode_every_segment() -> None:
-    cdn = CdnUrls.for_bucket("https://x.supabase.co/storage/v1", "blog images")
+    cdn = CdnUrls(public_url_base("https://x.supabase.co/storage/v1", "blog images"))
     url = cdn.url("originals/customers/lee nam/what?#1 (2)&%.jpg")
     assert url == (
         "https://x.supabase.co/storage/v1/object/public/blog%20images/originals/customers/"

@@ -10,13 +10,17 @@ from aioresponses import aioresponses
 
 from loader.errors import BucketNotFoundError, StorageAuthError, StorageUnreachableError
 from loader.storage_client import (
+    ResolvedBase,
     RetryPolicy,
     StorageClient,
     StorageRequestError,
     jwt_role,
+    key_kind,
+    public_url_base,
     resolve_base_url,
+    url_forms,
 )
-from tests.test_listing import fake_jwt
+from tests.storage_fixtures import fake_jwt
 
 FAST = RetryPolicy(attempts=3, base_delay_s=0.001, max_delay_s=0.002)
 BUCKET = {"id": "media", "name": "media", "public": True}
@@ -26,7 +30,7 @@ async def test_project_url_gets_storage_v1_appended() -> None:
     with aioresponses() as mocked:
         mocked.get("https://x.supabase.co/storage/v1/bucket/media", payload=BUCKET)
         assert await resolve_base_url("https://x.supabase.co", "k", "media", retry=FAST) == (
-            "https://x.supabase.co/storage/v1"
+            ResolvedBase("https://x.supabase.co/storage/v1", BUCKET)
         )
 
 
@@ -36,7 +40,7 @@ async def test_bare_storage_root_is_found_after_a_gateway_404() -> None:
                    payload={"message": "no Route matched with those values"})  # fmt: skip
         mocked.get("http://127.0.0.1:5000/bucket/media", payload=BUCKET)
         assert await resolve_base_url("http://127.0.0.1:5000", "k", "media", retry=FAST) == (
-            "http://127.0.0.1:5000"
+            ResolvedBase("http://127.0.0.1:5000", BUCKET)
         )
 
 
@@ -92,3 +96,83 @@ def test_jwt_role() -> None:
     assert jwt_role(fake_jwt("anon")) == "anon"
     assert jwt_role("sb_secret_abcdef") is None
     assert jwt_role("a.b.c") is None
+
+
+def test_key_kinds() -> None:
+    kinds = {
+        fake_jwt("service_role"): True,
+        "sb_secret_abc": True,
+        fake_jwt("anon"): False,
+        fake_jwt("authenticated"): False,
+        "sb_publishable_abc": False,
+        "opaque-key": None,
+        "a.b.c": None,
+    }
+    for key, service in kinds.items():
+        kind = key_kind(key)
+        assert kind.service is service, key
+        assert key not in str(kind)
+
+
+def test_url_forms_hold_the_storage_v1_rule() -> None:
+    assert url_forms("https://x.supabase.co/") == [
+        "https://x.supabase.co/storage/v1",
+        "https://x.supabase.co",
+    ]
+    assert url_forms("http://h:5000/storage/v1/") == ["http://h:5000/storage/v1", "http://h:5000"]
+    assert public_url_base("http://u:pw@h/storage/v1", "blog images") == (
+        "http://h/storage/v1/object/public/blog%20images"
+    )
+
+
+# What answers a probe of the wrong URL form (recordings 76, 77 and the gateway's own 404).
+ROUTE_NOT_FOUND = [
+    {"message": "Route GET:/storage/v1/bucket/media not found", "error": "Not Found",
+     "statusCode": 404},
+    {"message": "no Route matched with those values"},
+    {"statusCode": "404", "error": "Not Found", "code": "InvalidRequest",
+     "message": "Route GET:/storage/v1/bucket/media not found"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body", ROUTE_NOT_FOUND)
+async def test_a_route_not_found_404_means_try_the_other_form(body: dict[str, object]) -> None:
+    with aioresponses() as mocked:
+        mocked.get("http://h/storage/v1/bucket/media", status=404, payload=body)
+        mocked.get("http://h/bucket/media", payload=BUCKET)
+        resolved = await resolve_base_url("http://h/storage/v1", "k", "media", retry=FAST)
+    assert resolved == ResolvedBase("http://h", BUCKET)
+
+
+async def test_a_storage_not_found_settles_the_form() -> None:
+    body = {"statusCode": "404", "error": "Bucket not found", "code": "NoSuchBucket",
+            "message": "Bucket not found"}  # fmt: skip
+    with aioresponses() as mocked:
+        mocked.get("http://h/storage/v1/bucket/media", status=400, payload=body)
+        with pytest.raises(BucketNotFoundError, match="at http://h/storage/v1"):
+            await resolve_base_url("http://h", "k", "media", retry=FAST)
+        assert len(mocked.requests) == 1
+
+
+async def test_without_a_key_a_refusal_still_proves_the_form() -> None:
+    body = {"statusCode": "400", "error": "Error", "code": "InvalidRequest",
+            "message": "headers must have required property 'authorization'"}  # fmt: skip
+    with aioresponses() as mocked:
+        mocked.get("http://h/storage/v1/bucket/media", status=404, body=b"Not Found")
+        mocked.get("http://h/bucket/media", status=400, payload=body)
+        assert await resolve_base_url("http://h", None, "media", retry=FAST) == (
+            ResolvedBase("http://h", None)
+        )
+
+
+async def test_when_no_form_answers_every_url_tried_is_named() -> None:
+    with aioresponses() as mocked:
+        mocked.get("http://h/storage/v1/bucket/media", status=404, body=b"Not Found")
+        mocked.get("http://h/bucket/media", status=404, payload=ROUTE_NOT_FOUND[1])
+        with pytest.raises(StorageUnreachableError) as info:
+            await resolve_base_url("http://h", "k", "media", retry=FAST)
+    assert str(info.value) == (
+        "no Storage API answers at http://h; tried: http://h/storage/v1/bucket/media"
+        " (HTTP 404 not found); http://h/bucket/media (HTTP 404 no Route matched with those"
+        " values)"
+    )

@@ -1,14 +1,20 @@
 """A Supabase-Storage-compatible HTTP server for tests, the demo and benchmarks.
 
-It serves the read-only routes the loader uses, with the wire format of the real server
+It serves the routes the loader uses, and uploads, with the wire format of the real server
 (supabase/storage v1.11.2, see `storage-api.md` and its recordings):
 
 - `GET /bucket/{id}`
 - `POST /object/list/{bucket}` (v1: one level, offset pages, limit capped at 1500)
 - `POST /object/list-v2/{bucket}` (v2: cursor pages, recursive or one level)
 - `GET`/`HEAD /object/public/{bucket}/{path}`
+- `POST /object/{bucket}/{path}` (upload; `x-upsert: true` to replace)
 
-each both at the root (self-hosted layout) and under `/storage/v1` (hosted layout).
+in one of two layouts (`layout=`): "bare", at the root, like a self-hosted server, which
+answers any other path with the framework's 404 (`statusCode` a number; inside its `/object`
+and `/bucket` route groups a Storage-style body with `statusCode` "404"); or "gateway",
+under `/storage/v1` like a Supabase project behind its gateway, which answers a path outside
+`/storage/v1/` with the gateway's `{"message":"no Route matched with those values"}`.
+A private bucket (`public=False`) answers its public route with "Bucket not found".
 
 Choices where the real server's behaviour is unknown or not worth copying:
 
@@ -203,6 +209,7 @@ class Catalogue:
         self, records: Iterable[_Record], *, bucket: str = DEFAULT_BUCKET, root: Path | None = None
     ) -> None:
         self.root = root
+        self.bucket = bucket
         by_name = {record[0]: record for record in records}
         self._names = sorted(by_name)
         self._entries = [
@@ -232,6 +239,20 @@ class Catalogue:
             ((o.name, o.size, o.mimetype, o.created_at, o.updated_at, o.id) for o in objects),
             bucket=bucket,
         )
+
+    def with_object(self, obj: StoredObject, content: bytes) -> Catalogue:
+        """A copy with `obj` added (or replaced); a directory catalogue also writes `content`.
+
+        Rebuilds the index: fine for the occasional upload of tests and the demo.
+        """
+        if self.root is not None:
+            path = self.root / obj.name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(content)
+        kept = (o for o in self if o.name != obj.name)
+        catalogue = Catalogue.from_objects([*kept, obj], bucket=self.bucket)
+        catalogue.root = self.root
+        return catalogue
 
     def __len__(self) -> int:
         return len(self._names)
@@ -593,10 +614,40 @@ class _Storage:
         )
         return _json_response(lister(prefix, limit=limit, after=after))
 
+    async def upload(self, request: web.Request) -> web.Response:
+        """`POST /object/{bucket}/{path}`: store the body as an object (recordings 06-13, 71,
+        79); `x-upsert: true` replaces an existing one, keeping its id."""
+        if self._is_anon(request):
+            # Not recorded: row-level security refuses the insert for a key without rights.
+            return _error("403", "Unauthorized", "new row violates row-level security policy",
+                          "AccessDenied")  # fmt: skip
+        if request.match_info["bucket"] != self.bucket:
+            return _bucket_not_found()
+        name = request.match_info["path"]
+        if not validate_key(name):
+            return _error("400", "InvalidKey", f"Invalid key: {name}", "InvalidKey")
+        existing = self.catalogue.get(name)
+        if existing is not None and request.headers.get("x-upsert", "").lower() != "true":
+            return _error("409", "Duplicate", "The resource already exists", "KeyAlreadyExists")
+        content = await request.read()
+        now = iso_timestamp(time.time())
+        mimetype = request.headers.get("Content-Type") or "application/octet-stream"
+        stored = StoredObject(
+            name,
+            len(content),
+            mimetype.split(";")[0].strip(),
+            existing.created_at if existing is not None else now,
+            now,
+            existing.id if existing is not None else str(uuid.uuid4()),
+        )
+        self.catalogue = self.catalogue.with_object(stored, content)
+        return _json_response(orjson.dumps({"Key": f"{self.bucket}/{name}", "Id": stored.id}))
+
     async def public_object(self, request: web.Request) -> web.StreamResponse:
-        found = None
-        if self.public and request.match_info["bucket"] == self.bucket:
-            found = self.catalogue.get(request.match_info["path"])
+        # The real server looks the bucket up as public first: a private bucket is "not found".
+        if not self.public or request.match_info["bucket"] != self.bucket:
+            return _bucket_not_found()
+        found = self.catalogue.get(request.match_info["path"])
         if found is None:
             return _error("404", "not_found", "Object not found", "NoSuchKey")
         headers = {"Content-Type": found.mimetype, "Cache-Control": "no-cache"}
@@ -649,6 +700,27 @@ def _sort_by(sort_by: object) -> tuple[str, bool]:
     return column, order == "desc"
 
 
+GATEWAY_PREFIX = "/storage/v1"
+LAYOUTS = ("bare", "gateway")
+_STORAGE_ROUTE_GROUPS = ("/object", "/bucket")
+
+
+def _unknown_route(request: web.Request, layout: str) -> web.Response:
+    """What the real stack answers for a path it has no route for (recordings 76, 77)."""
+    raw = request.raw_path
+    if layout == "gateway":
+        if not raw.startswith(GATEWAY_PREFIX + "/"):
+            return _json_response(orjson.dumps({"message": "no Route matched with those values"}),
+                                  404)  # fmt: skip
+        raw = raw[len(GATEWAY_PREFIX) :]  # the gateway strips its prefix before Storage
+    message = f"Route {request.method}:{raw} not found"
+    if raw.startswith(_STORAGE_ROUTE_GROUPS):
+        # Storage's own not-found handler inside its route groups (read from its source).
+        return _error("404", "Not Found", message, "InvalidRequest", http_status=404)
+    body = {"message": message, "error": "Not Found", "statusCode": 404}
+    return _json_response(orjson.dumps(body), 404)
+
+
 def build_app(
     catalogue: Catalogue,
     *,
@@ -657,16 +729,27 @@ def build_app(
     anon_key: str | None = None,
     faults: Faults | None = None,
     public: bool = True,
+    layout: str = "bare",
 ) -> web.Application:
     """The Storage app serving `catalogue` as bucket `bucket`, authorised by service `key`.
 
     `anon_key`, if given, is accepted and sees an empty bucket. `public` marks the bucket
-    public: only then does the public object route serve its files.
+    public: only then does the public object route serve its files. `layout` is "bare"
+    (routes at the root) or "gateway" (under `/storage/v1`, as behind Supabase's gateway).
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}")
     storage = _Storage(catalogue, bucket, key, anon_key, public, iso_timestamp(time.time()))
     injector = _FaultInjector(faults) if faults is not None else None
     stats = ServerStats()
-    app = web.Application()
+
+    @web.middleware
+    async def unknown_routes(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.http_exception is not None:
+            return _unknown_route(request, layout)
+        return await handler(request)
+
+    app = web.Application(middlewares=[unknown_routes])
     app[STATS] = stats
 
     def route(name: str, handler: Handler, *, faulty: bool) -> Handler:
@@ -691,11 +774,14 @@ def build_app(
     list_v1 = route("list", storage.list_v1, faulty=True)
     list_v2 = route("list-v2", storage.list_v2, faulty=True)
     public_object = route("public", storage.public_object, faulty=False)
-    for base in ("", "/storage/v1"):
-        app.router.add_get(f"{base}/bucket/{{bucket}}", get_bucket)
-        app.router.add_post(f"{base}/object/list/{{bucket}}", list_v1)
-        app.router.add_post(f"{base}/object/list-v2/{{bucket}}", list_v2)
-        app.router.add_get(f"{base}/object/public/{{bucket}}/{{path:.+}}", public_object)
+    upload = route("upload", storage.upload, faulty=False)
+    base = GATEWAY_PREFIX if layout == "gateway" else ""
+    app.router.add_get(f"{base}/bucket/{{bucket}}", get_bucket)
+    app.router.add_post(f"{base}/object/list/{{bucket}}", list_v1)
+    app.router.add_post(f"{base}/object/list-v2/{{bucket}}", list_v2)
+    app.router.add_get(f"{base}/object/public/{{bucket}}/{{path:.+}}", public_object)
+    # After the list routes, which it would otherwise shadow.
+    app.router.add_post(f"{base}/object/{{bucket}}/{{path:.+}}", upload)
     return app
 
 

@@ -1,0 +1,1 @@
+SELECT public FROM storage.buckets WHERE id = $1;
