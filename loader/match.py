@@ -46,10 +46,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import TypeGuard
 
 import asyncpg
 import orjson
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 from loader import romanize
 from loader.errors import BadInputError, SchemaError
@@ -73,6 +75,17 @@ _CLAIM_RANK = {"decided": 3, "exact": 2, "normalized": 1, "auto": 0}
 # name score so that 0.5 (what unrelated Korean names reach: same letters, other order) is 0.
 _EVIDENCE = {"equal": (0.25, 0.75), "absent": (0.0, 0.8), "different": (0.0, 0.72)}
 _UNRELATED = 0.5
+# A name compared after `romanize.letter_fold` (k/g, p/b, t/d, oo, ee, doubled letters) scores
+# this much less than the same name spelled alike, so a customer whose spelling fits as typed
+# outranks one who fits only after folding.
+FOLDED_DISCOUNT = 0.05
+# Name score of a folder whose name part is within one edit (a transposition counts as one) of
+# the customer's own `folder_name` name part, when the phone digits agree: one keystroke from
+# what the shop itself typed for this customer. Below a spelling that fits exactly (1.0), so an
+# exact fit of another customer with the same digits sends the folder to a person.
+FOLDER_NAME_SLIP = 0.95
+# Shorter name parts are left to the name score: one edit in 5 letters is a different name.
+FOLDER_NAME_SLIP_MIN_LETTERS = 6
 
 _SEPARATORS = re.compile(r"[-_.\s]+")
 _DIGIT_RUNS = re.compile(r"[0-9]+")
@@ -81,7 +94,7 @@ _DIGIT_RUNS = re.compile(r"[0-9]+")
 @dataclass(slots=True, frozen=True)
 class Customer:
     id: int
-    name: str
+    name: str | None  # NULL or blank: found only through an exact or normalized folder_name
     phone: str | None
     folder_name: str | None
 
@@ -89,7 +102,7 @@ class Customer:
 @dataclass(slots=True)
 class Candidate:
     customer_id: int
-    name: str
+    name: str | None
     name_score: float
     phone_evidence: str  # 'equal' | 'different' | 'absent'
     spelling: str  # the customer's spelling closest to the folder's name part
@@ -157,6 +170,7 @@ def _deletions(key: str) -> set[str]:
 class _Probe:
     """One folder as the scorer sees it, with its name scores cached per customer name."""
 
+    folder: str  # normalized
     letters: str
     digits: str | None
     names: dict[str, tuple[str, float]] = field(default_factory=dict)
@@ -171,11 +185,14 @@ class _Index:
         "by_name",
         "by_norm",
         "by_suffix",
+        "elsewhere",
         "names_by_key",
+        "own_letters",
         "suffixes",
     )
 
-    def __init__(self, customers: Sequence[Customer]) -> None:
+    def __init__(self, customers: Sequence[Customer], folders: Iterable[str]) -> None:
+        bucket = {normalize_folder(f) for f in folders}
         self.by_id = {c.id: c for c in customers}
         self.by_folder_name: dict[str, list[Customer]] = defaultdict(list)
         self.by_norm: dict[str, list[Customer]] = defaultdict(list)
@@ -184,15 +201,29 @@ class _Index:
         # scorer a few customers per folder, not all of them (they would tie anyway).
         self.by_name: dict[str, tuple[list[Customer], list[Customer]]] = {}
         self.suffixes: dict[int, str | None] = {}
+        # customer id -> its folder_name, normalized, when that is a folder of the bucket:
+        # such a customer most likely has that folder, not another one.
+        self.elsewhere: dict[int, str] = {}
+        # name part of a customer's folder_name, filled when first needed
+        self.own_letters: dict[int, str] = {}
         for c in customers:
             if c.folder_name:
+                norm = normalize_folder(c.folder_name)
                 self.by_folder_name[c.folder_name].append(c)
-                self.by_norm[normalize_folder(c.folder_name)].append(c)
+                self.by_norm[norm].append(c)
+                if norm in bucket:
+                    self.elsewhere[c.id] = norm
             suffix = phone_suffix(c.phone)
             self.suffixes[c.id] = suffix
+            if not _named(c.name):
+                continue  # nothing to score a name against
             if suffix:
                 self.by_suffix[suffix].append(c)
             self.by_name.setdefault(c.name, ([], []))[0 if suffix else 1].append(c)
+        for with_phone, without_phone in self.by_name.values():
+            # The per-name cap keeps customers not known to have another folder first.
+            with_phone.sort(key=lambda c: (c.id in self.elsewhere, c.id))
+            without_phone.sort(key=lambda c: (c.id in self.elsewhere, c.id))
         self.names_by_key: dict[str, list[str]] = defaultdict(list)
         for name in self.by_name:
             for variant in _deletions(romanize.name_key(name)):
@@ -212,13 +243,22 @@ class _Index:
             others = (c for c in with_phone if self.suffixes[c.id] != digits)
             found.extend(self.score(c, probe) for c in islice(others, TOP_CANDIDATES + 1))
             found.extend(self.score(c, probe) for c in without_phone[: TOP_CANDIDATES + 1])
-        return _rank(found, TOP_CANDIDATES + 1)
+        return self.rank(found, TOP_CANDIDATES + 1, probe)
 
-    def score(self, c: Customer, probe: _Probe) -> Candidate:
-        """`c` as a candidate for the folder `probe`."""
-        if c.name not in probe.names:
-            probe.names[c.name] = _name_score(probe.letters, c.name)
-        spelling, name_score = probe.names[c.name]
+    def rank(self, candidates: Iterable[Candidate], n: int, probe: _Probe) -> list[Candidate]:
+        """The `n` best, best first; among equals, customers whose folder_name is not another
+        folder of the bucket come first, then the lowest id."""
+
+        def key(c: Candidate) -> tuple[float, float, bool, int]:
+            other = self.elsewhere.get(c.customer_id, probe.folder) != probe.folder
+            return (c.confidence, c.name_score, not other, -c.customer_id)
+
+        return heapq.nlargest(n, candidates, key=key)
+
+    def score(self, c: Customer, probe: _Probe, *, own_folder_name: bool = True) -> Candidate:
+        """`c` as a candidate for the folder `probe`. With `own_folder_name`, a folder within
+        one edit of the customer's own folder_name, with equal phone digits, scores
+        `FOLDER_NAME_SLIP` (see there)."""
         suffix = self.suffixes[c.id]
         evidence = (
             "absent"
@@ -227,21 +267,56 @@ class _Index:
             if probe.digits == suffix
             else "different"
         )
+        name = c.name
+        if not _named(name):
+            spelling, name_score = "", 0.0
+        else:
+            if name not in probe.names:
+                probe.names[name] = _name_score(probe.letters, name)
+            spelling, name_score = probe.names[name]
+        if own_folder_name and evidence == "equal" and name_score < FOLDER_NAME_SLIP:
+            own = self.folder_name_letters(c)
+            if (
+                len(own) >= FOLDER_NAME_SLIP_MIN_LETTERS
+                and OSA.distance(probe.letters, own, score_cutoff=1) <= 1
+            ):
+                spelling, name_score = own, FOLDER_NAME_SLIP
         return Candidate(
             c.id, c.name, name_score, evidence, spelling, confidence(name_score, evidence)
         )
 
+    def folder_name_letters(self, c: Customer) -> str:
+        """The name part of `c.folder_name` as `split_folder` sees it ("" without one)."""
+        if c.id not in self.own_letters:
+            self.own_letters[c.id] = split_folder(c.folder_name)[0] if c.folder_name else ""
+        return self.own_letters[c.id]
+
+
+def _named(name: str | None) -> TypeGuard[str]:
+    """Whether a customer's name can be scored (NULL and blank names cannot)."""
+    return bool(name and name.strip())
+
 
 def _name_score(letters: str, name: str) -> tuple[str, float]:
+    """The customer's spelling closest to `letters` and its similarity in [0, 1]: the better
+    of the spellings as typed and after `romanize.letter_fold` of both (less FOLDED_DISCOUNT)."""
     if not letters:
         return "", 0.0
     choices = romanize.spellings(name, like=letters)
     best = process.extractOne(letters, choices, scorer=fuzz.ratio, processor=None)
-    return (best[0], round(best[1] / 100, 4)) if best else ("", 0.0)
-
-
-def _rank(candidates: Iterable[Candidate], n: int) -> list[Candidate]:
-    return heapq.nlargest(n, candidates, key=lambda c: (c.confidence, c.name_score, -c.customer_id))
+    if not best:
+        return "", 0.0
+    spelling, score = best[0], best[1] / 100
+    if score < 1:
+        folded = process.extractOne(
+            romanize.letter_fold(letters),
+            romanize.letter_folded(choices),
+            scorer=fuzz.ratio,
+            processor=None,
+        )
+        if folded and folded[1] / 100 - FOLDED_DISCOUNT > score:
+            spelling, score = choices[folded[2]], folded[1] / 100 - FOLDED_DISCOUNT
+    return spelling, round(score, 4)
 
 
 def _linked(
@@ -259,7 +334,7 @@ def _match_one(
     accept: float,
     margin: float,
 ) -> FolderMatch:
-    probe = _Probe(*split_folder(folder))
+    probe = _Probe(normalize_folder(folder), *split_folder(folder))
     ranked = index.candidates(probe)
 
     if folder in decisions:
@@ -288,10 +363,12 @@ def _match_one(
         if len(owners) > 1:
             ids = ", ".join(str(c.id) for c in owners)
             reason = f"{status} folder_name match with several customers: {ids}"
-            scored = _rank((index.score(c, probe) for c in owners), TOP_CANDIDATES)
+            scored = index.rank((index.score(c, probe) for c in owners), TOP_CANDIDATES, probe)
             return FolderMatch(folder, "conflict", None, None, scored[0].confidence, scored, reason)
         owner = owners[0]
-        own = index.score(owner, probe)
+        # The owner's folder_name is this folder: it counts once (the exact rule), not again
+        # as a one-edit slip, so name and phone can still point to someone else (conflict).
+        own = index.score(owner, probe, own_folder_name=False)
         best = ranked[0] if ranked else None
         if (
             best is not None
@@ -309,7 +386,7 @@ def _match_one(
                 None,
                 None,
                 best.confidence,
-                _rank([own, *ranked], TOP_CANDIDATES),
+                index.rank([own, *ranked], TOP_CANDIDATES, probe),
                 reason,
             )
         return _linked(folder, status, owner, ranked, own)
@@ -401,7 +478,7 @@ def match_folders(
         raise BadInputError(
             f"accept must be in (0, 1] and margin in (0, 1), not {accept}, {margin}"
         )
-    index = _Index(customers)
+    index = _Index(customers, folders)
     chosen = decisions or {}
     matches = [_match_one(folder, index, chosen, accept, margin) for folder in folders]
     _resolve_claims(matches)
@@ -425,8 +502,8 @@ def _uncell(text: str) -> str:
 
 def _compact(candidates: Sequence[Candidate]) -> str:
     return "; ".join(
-        f"{c.customer_id} {c.name} {c.confidence:.2f} (name {c.name_score:.2f} as {c.spelling}, "
-        f"phone {c.phone_evidence})"
+        f"{c.customer_id} {c.name or ''} {c.confidence:.2f} "
+        f"(name {c.name_score:.2f} as {c.spelling}, phone {c.phone_evidence})"
         for c in candidates
     )
 
