@@ -374,7 +374,13 @@ def _match_one(
             best is not None
             and best.customer_id != owner.id
             and best.confidence >= REVIEW_FLOOR
-            and best.confidence - own.confidence >= margin
+            # An owner without a name has no name score to compare: only another customer
+            # strong enough to be linked on its own contradicts its folder_name.
+            and (
+                best.confidence - own.confidence >= margin
+                if _named(owner.name)
+                else best.confidence >= accept
+            )
         ):
             reason = (
                 f"folder_name of customer {owner.id}, but name and phone point to customer "

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
 import asyncpg
 import orjson
 import pytest
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 
 from loader.classify import MEDIA_TYPES
 from loader.devtools import demo_library as demo
@@ -106,7 +108,7 @@ def test_truth_is_consistent_with_the_variations(library: demo.DemoLibrary) -> N
             assert truth.folder_name and truth.folder_name != folder.name
             letters, digits = folder.name.rsplit("-", 1)
             assert digits == phone_suffix(truth.phone)
-            assert Levenshtein.distance(letters, truth.folder_name.rsplit("-", 1)[0]) in (1, 2)
+            assert OSA.distance(letters, truth.folder_name.rsplit("-", 1)[0]) == 1
         if folder.variation == "namesakes":
             # The newest of 4-5 customers with the name, the only one without a folder_name;
             # each of the others has its folder in the bucket.
@@ -221,3 +223,41 @@ async def test_seed_database_is_complete_and_idempotent(
     )
     assert list(kept["ai_tags"]) == library.existing_assets[0]["ai_tags"]
     assert await db.fetchval("SELECT public FROM storage.buckets WHERE id = 'blog-images'")
+
+
+def test_spelling_model_is_its_own() -> None:
+    """The generator does not take its spellings from the matcher (whose figures it grades)."""
+    tree = ast.parse(Path(demo.__file__).read_text(encoding="utf-8"))
+    imported = {
+        (node.module, alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any("romanize" in (m or "") for m in modules)
+    assert {name for module, name in imported if module == "loader.match"} <= {
+        "Customer", "FolderMatch", "normalize_folder", "phone_suffix",
+    }  # fmt: skip
+    assert demo._official("김종철") == "gimjongcheol"
+    assert demo._official("남궁민수") == "namgungminsu"
+
+
+@pytest.mark.parametrize(
+    ("syllable", "habit"),
+    [
+        ("gyu", "kyu"),  # k/g
+        ("bin", "pin"),  # p/b
+        ("dong", "tong"),  # t/d
+        ("jong", "jonk"),  # the g of a final ng
+        ("jun", "joon"),  # oo for u
+        ("jin", "jeen"),  # ee for i
+        ("min", "minn"),  # a doubled letter
+    ],
+)
+def test_letter_habits(syllable: str, habit: str) -> None:
+    rng = random.Random(1)
+    drawn = {demo._letter_habit(rng, syllable) for _ in range(200)}
+    assert habit in drawn and syllable not in drawn
+
