@@ -260,4 +260,3 @@ def test_letter_habits(syllable: str, habit: str) -> None:
     rng = random.Random(1)
     drawn = {demo._letter_habit(rng, syllable) for _ in range(200)}
     assert habit in drawn and syllable not in drawn
-
