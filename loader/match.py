@@ -86,6 +86,11 @@ FOLDED_DISCOUNT = 0.05
 FOLDER_NAME_SLIP = 0.95
 # Shorter name parts are left to the name score: one edit in 5 letters is a different name.
 FOLDER_NAME_SLIP_MIN_LETTERS = 6
+# The phone digits point to one customer, but the name fits another one (whose digits differ
+# or are missing) at NAME_FIT or more and NAME_LEAD better: the name points elsewhere, so a
+# person decides (`choeua-3454`: 최우아 as spelled, 최수아 has the digits).
+NAME_FIT = 0.95
+NAME_LEAD = 0.05
 
 _SEPARATORS = re.compile(r"[-_.\s]+")
 _DIGIT_RUNS = re.compile(r"[0-9]+")
@@ -174,6 +179,8 @@ class _Probe:
     letters: str
     digits: str | None
     names: dict[str, tuple[str, float]] = field(default_factory=dict)
+    # the candidate whose name fits best, whatever its phone evidence (see `NAME_FIT`)
+    closest: Candidate | None = None
 
 
 class _Index:
@@ -243,6 +250,7 @@ class _Index:
             others = (c for c in with_phone if self.suffixes[c.id] != digits)
             found.extend(self.score(c, probe) for c in islice(others, TOP_CANDIDATES + 1))
             found.extend(self.score(c, probe) for c in without_phone[: TOP_CANDIDATES + 1])
+        probe.closest = max(found, key=lambda c: (c.name_score, -c.customer_id), default=None)
         return self.rank(found, TOP_CANDIDATES + 1, probe)
 
     def rank(self, candidates: Iterable[Candidate], n: int, probe: _Probe) -> list[Candidate]:
@@ -397,27 +405,37 @@ def _match_one(
             )
         return _linked(folder, status, owner, ranked, own)
 
-    return _scored(folder, ranked, accept, margin, bool(probe.letters), probe.digits is not None)
+    return _scored(folder, ranked, probe, accept, margin)
 
 
 def _scored(
-    folder: str,
-    ranked: list[Candidate],
-    accept: float,
-    margin: float,
-    has_name: bool,
-    has_digits: bool,
+    folder: str, ranked: list[Candidate], probe: _Probe, accept: float, margin: float
 ) -> FolderMatch:
     top3 = ranked[:TOP_CANDIDATES]
     if not ranked:
         why = "no customer with a similar name or the same phone digits"
-        if not has_name or not has_digits:
-            why += f" (the folder name has no {'letters' if not has_name else 'phone digits'})"
+        if not probe.letters or probe.digits is None:
+            why += f" (the folder name has no {'letters' if not probe.letters else 'phone digits'})"
         return FolderMatch(folder, "unmatched", None, None, 0.0, [], why)
     best = ranked[0]
     runner = ranked[1] if len(ranked) > 1 else None
     close = runner is not None and best.confidence - runner.confidence < margin
-    if best.confidence >= accept and not close:
+    auto = best.confidence >= accept and not close
+    rival = probe.closest
+    if (
+        auto
+        and rival is not None
+        and rival.name != best.name
+        and rival.name_score >= NAME_FIT
+        and rival.name_score - best.name_score >= NAME_LEAD
+    ):
+        reason = (
+            f"phone digits point to customer {best.customer_id}, but the name fits customer "
+            f"{rival.customer_id} better ({rival.name_score:.2f} vs {best.name_score:.2f})"
+        )
+        shown = top3 if rival in top3 else [*top3[: TOP_CANDIDATES - 1], rival]
+        return FolderMatch(folder, "review", None, None, best.confidence, shown, reason)
+    if auto:
         return FolderMatch(folder, "auto", best.customer_id, best.name, best.confidence, top3, None)
     if best.confidence < REVIEW_FLOOR:
         reason = (

@@ -217,6 +217,19 @@ def test_same_digits_and_one_edit_names_go_to_a_person() -> None:
     assert found.status == "review" and "equally likely" in (found.reason or "")
 
 
+def test_digits_of_one_customer_and_the_exact_name_of_another_go_to_a_person() -> None:
+    # Found by the scale-100 benchmark: the folder spells 최우아 exactly (her digits changed),
+    # and 최수아, one letter away, has the folder's digits. The old matcher linked 최수아.
+    pair = [
+        Customer(1, "최우아", "010-1378-5351", "choiwooa-5351"),
+        Customer(2, "최수아", "01088913454", "choisooa-3454"),
+    ]
+    found = one("choeua-3454", pair)
+    assert found.status == "review" and found.customer_id is None
+    assert {c.customer_id for c in found.candidates} == {1, 2}
+    assert "name fits customer 1 better" in (found.reason or "")
+
+
 def test_namesakes_with_their_own_folders_rank_after_the_one_without() -> None:
     # Six customers named 김민준; five already have their folder in the bucket. A folder
     # without digits is most likely the sixth's: a person sees it first, not lost past the
