@@ -12,12 +12,18 @@ For each folder, in order of precedence:
    one separator (`KimJongChul_6654` = `kimjongchul-6654`).
 4. **scored**: the folder is split into a name part and a 4-digit phone suffix; customers are
    found through a romanization-insensitive key (`loader.romanize`) and through their phone
-   suffix, then scored: name similarity (best rapidfuzz ratio over the customer's plausible
-   spellings) combined with phone evidence (`equal`, `different`, `absent`) into one
-   confidence in [0, 1] (`confidence`). **auto** when the best confidence reaches `accept`
-   and leads the runner-up by `margin`; **review** when it reaches `REVIEW_FLOOR`; else
-   **unmatched**. With the default `accept`, only equal phone digits can auto-accept (and
-   then only with a name score of 0.9 or more): a name alone tops out at 0.8.
+   suffix, then scored: name similarity combined with phone evidence (`equal`, `different`,
+   `absent`) into one confidence in [0, 1] (`confidence`). The name similarity is the best
+   rapidfuzz ratio over the customer's plausible spellings, as typed or after
+   `romanize.letter_fold` of both sides (less `FOLDED_DISCOUNT`); with equal digits, a folder
+   one edit from the customer's own `folder_name` scores `FOLDER_NAME_SLIP`. **auto** when
+   the best confidence reaches `accept`, leads the runner-up by `margin` and no other
+   customer's name fits clearly better (`NAME_FIT`); **review** when it reaches
+   `REVIEW_FLOOR`; else **unmatched**. With the default `accept`, only equal phone digits can
+   auto-accept (and then only with a name score of 0.9 or more): a name alone tops out at
+   0.8. Customers with a NULL or blank name are not scored (rules 1-3 still find them).
+   Among equal candidates, and in the cap on customers scored per name, customers whose
+   `folder_name` is another folder of the bucket come last.
 
 **conflict** (never linked; a person decides) when:
 
