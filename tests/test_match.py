@@ -544,6 +544,7 @@ async def test_null_or_blank_names_do_not_stop_match_or_migrate(
     folders.write_text("kimminsu00-6600\nkimminsu01-6601\nkimminsu02-6602\n")
     report = tmp_path / "r.json"
     done = await run_loader("match", "--folders", str(folders), "--report", str(report),
+                            "--review", str(tmp_path / "review.csv"),
                             "--database-url", db_url)  # fmt: skip
     assert done.code == 0, done.err
     by_folder = {f["folder"]: f for f in json.loads(report.read_bytes())["folders"]}
