@@ -12,12 +12,18 @@ For each folder, in order of precedence:
    one separator (`KimJongChul_6654` = `kimjongchul-6654`).
 4. **scored**: the folder is split into a name part and a 4-digit phone suffix; customers are
    found through a romanization-insensitive key (`loader.romanize`) and through their phone
-   suffix, then scored: name similarity (best rapidfuzz ratio over the customer's plausible
-   spellings) combined with phone evidence (`equal`, `different`, `absent`) into one
-   confidence in [0, 1] (`confidence`). **auto** when the best confidence reaches `accept`
-   and leads the runner-up by `margin`; **review** when it reaches `REVIEW_FLOOR`; else
-   **unmatched**. With the default `accept`, only equal phone digits can auto-accept (and
-   then only with a name score of 0.9 or more): a name alone tops out at 0.8.
+   suffix, then scored: name similarity combined with phone evidence (`equal`, `different`,
+   `absent`) into one confidence in [0, 1] (`confidence`). The name similarity is the best
+   rapidfuzz ratio over the customer's plausible spellings, as typed or after
+   `romanize.letter_fold` of both sides (less `FOLDED_DISCOUNT`); with equal digits, a folder
+   one edit from the customer's own `folder_name` scores `FOLDER_NAME_SLIP`. **auto** when
+   the best confidence reaches `accept`, leads the runner-up by `margin` and no other
+   customer's name fits clearly better (`NAME_FIT`); **review** when it reaches
+   `REVIEW_FLOOR`; else **unmatched**. With the default `accept`, only equal phone digits can
+   auto-accept (and then only with a name score of 0.9 or more): a name alone tops out at
+   0.8. Customers with a NULL or blank name are not scored (rules 1-3 still find them).
+   Among equal candidates, and in the cap on customers scored per name, customers whose
+   `folder_name` is another folder of the bucket come last.
 
 **conflict** (never linked; a person decides) when:
 
@@ -46,10 +52,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import TypeGuard
 
 import asyncpg
 import orjson
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 from loader import romanize
 from loader.errors import BadInputError, SchemaError
@@ -73,6 +81,22 @@ _CLAIM_RANK = {"decided": 3, "exact": 2, "normalized": 1, "auto": 0}
 # name score so that 0.5 (what unrelated Korean names reach: same letters, other order) is 0.
 _EVIDENCE = {"equal": (0.25, 0.75), "absent": (0.0, 0.8), "different": (0.0, 0.72)}
 _UNRELATED = 0.5
+# A name compared after `romanize.letter_fold` (k/g, p/b, t/d, oo, ee, doubled letters) scores
+# this much less than the same name spelled alike, so a customer whose spelling fits as typed
+# outranks one who fits only after folding.
+FOLDED_DISCOUNT = 0.05
+# Name score of a folder whose name part is within one edit (a transposition counts as one) of
+# the customer's own `folder_name` name part, when the phone digits agree: one keystroke from
+# what the shop itself typed for this customer. Below a spelling that fits exactly (1.0), so an
+# exact fit of another customer with the same digits sends the folder to a person.
+FOLDER_NAME_SLIP = 0.95
+# Shorter name parts are left to the name score: one edit in 5 letters is a different name.
+FOLDER_NAME_SLIP_MIN_LETTERS = 6
+# The phone digits point to one customer, but the name fits another one (whose digits differ
+# or are missing) at NAME_FIT or more and NAME_LEAD better: the name points elsewhere, so a
+# person decides (`choeua-3454`: 최우아 as spelled, 최수아 has the digits).
+NAME_FIT = 0.95
+NAME_LEAD = 0.05
 
 _SEPARATORS = re.compile(r"[-_.\s]+")
 _DIGIT_RUNS = re.compile(r"[0-9]+")
@@ -81,7 +105,7 @@ _DIGIT_RUNS = re.compile(r"[0-9]+")
 @dataclass(slots=True, frozen=True)
 class Customer:
     id: int
-    name: str
+    name: str | None  # NULL or blank: found only through an exact or normalized folder_name
     phone: str | None
     folder_name: str | None
 
@@ -89,7 +113,7 @@ class Customer:
 @dataclass(slots=True)
 class Candidate:
     customer_id: int
-    name: str
+    name: str | None
     name_score: float
     phone_evidence: str  # 'equal' | 'different' | 'absent'
     spelling: str  # the customer's spelling closest to the folder's name part
@@ -157,9 +181,12 @@ def _deletions(key: str) -> set[str]:
 class _Probe:
     """One folder as the scorer sees it, with its name scores cached per customer name."""
 
+    folder: str  # normalized
     letters: str
     digits: str | None
     names: dict[str, tuple[str, float]] = field(default_factory=dict)
+    # the candidate whose name fits best, whatever its phone evidence (see `NAME_FIT`)
+    closest: Candidate | None = None
 
 
 class _Index:
@@ -171,11 +198,14 @@ class _Index:
         "by_name",
         "by_norm",
         "by_suffix",
+        "elsewhere",
         "names_by_key",
+        "own_letters",
         "suffixes",
     )
 
-    def __init__(self, customers: Sequence[Customer]) -> None:
+    def __init__(self, customers: Sequence[Customer], folders: Iterable[str]) -> None:
+        bucket = {normalize_folder(f) for f in folders}
         self.by_id = {c.id: c for c in customers}
         self.by_folder_name: dict[str, list[Customer]] = defaultdict(list)
         self.by_norm: dict[str, list[Customer]] = defaultdict(list)
@@ -184,15 +214,29 @@ class _Index:
         # scorer a few customers per folder, not all of them (they would tie anyway).
         self.by_name: dict[str, tuple[list[Customer], list[Customer]]] = {}
         self.suffixes: dict[int, str | None] = {}
+        # customer id -> its folder_name, normalized, when that is a folder of the bucket:
+        # such a customer most likely has that folder, not another one.
+        self.elsewhere: dict[int, str] = {}
+        # name part of a customer's folder_name, filled when first needed
+        self.own_letters: dict[int, str] = {}
         for c in customers:
             if c.folder_name:
+                norm = normalize_folder(c.folder_name)
                 self.by_folder_name[c.folder_name].append(c)
-                self.by_norm[normalize_folder(c.folder_name)].append(c)
+                self.by_norm[norm].append(c)
+                if norm in bucket:
+                    self.elsewhere[c.id] = norm
             suffix = phone_suffix(c.phone)
             self.suffixes[c.id] = suffix
+            if not _named(c.name):
+                continue  # nothing to score a name against
             if suffix:
                 self.by_suffix[suffix].append(c)
             self.by_name.setdefault(c.name, ([], []))[0 if suffix else 1].append(c)
+        for with_phone, without_phone in self.by_name.values():
+            # The per-name cap keeps customers not known to have another folder first.
+            with_phone.sort(key=lambda c: (c.id in self.elsewhere, c.id))
+            without_phone.sort(key=lambda c: (c.id in self.elsewhere, c.id))
         self.names_by_key: dict[str, list[str]] = defaultdict(list)
         for name in self.by_name:
             for variant in _deletions(romanize.name_key(name)):
@@ -212,13 +256,23 @@ class _Index:
             others = (c for c in with_phone if self.suffixes[c.id] != digits)
             found.extend(self.score(c, probe) for c in islice(others, TOP_CANDIDATES + 1))
             found.extend(self.score(c, probe) for c in without_phone[: TOP_CANDIDATES + 1])
-        return _rank(found, TOP_CANDIDATES + 1)
+        probe.closest = max(found, key=lambda c: (c.name_score, -c.customer_id), default=None)
+        return self.rank(found, TOP_CANDIDATES + 1, probe)
 
-    def score(self, c: Customer, probe: _Probe) -> Candidate:
-        """`c` as a candidate for the folder `probe`."""
-        if c.name not in probe.names:
-            probe.names[c.name] = _name_score(probe.letters, c.name)
-        spelling, name_score = probe.names[c.name]
+    def rank(self, candidates: Iterable[Candidate], n: int, probe: _Probe) -> list[Candidate]:
+        """The `n` best, best first; among equals, customers whose folder_name is not another
+        folder of the bucket come first, then the lowest id."""
+
+        def key(c: Candidate) -> tuple[float, float, bool, int]:
+            other = self.elsewhere.get(c.customer_id, probe.folder) != probe.folder
+            return (c.confidence, c.name_score, not other, -c.customer_id)
+
+        return heapq.nlargest(n, candidates, key=key)
+
+    def score(self, c: Customer, probe: _Probe, *, own_folder_name: bool = True) -> Candidate:
+        """`c` as a candidate for the folder `probe`. With `own_folder_name`, a folder within
+        one edit of the customer's own folder_name, with equal phone digits, scores
+        `FOLDER_NAME_SLIP` (see there)."""
         suffix = self.suffixes[c.id]
         evidence = (
             "absent"
@@ -227,21 +281,56 @@ class _Index:
             if probe.digits == suffix
             else "different"
         )
+        name = c.name
+        if not _named(name):
+            spelling, name_score = "", 0.0
+        else:
+            if name not in probe.names:
+                probe.names[name] = _name_score(probe.letters, name)
+            spelling, name_score = probe.names[name]
+        if own_folder_name and evidence == "equal" and name_score < FOLDER_NAME_SLIP:
+            own = self.folder_name_letters(c)
+            if (
+                len(own) >= FOLDER_NAME_SLIP_MIN_LETTERS
+                and OSA.distance(probe.letters, own, score_cutoff=1) <= 1
+            ):
+                spelling, name_score = own, FOLDER_NAME_SLIP
         return Candidate(
             c.id, c.name, name_score, evidence, spelling, confidence(name_score, evidence)
         )
 
+    def folder_name_letters(self, c: Customer) -> str:
+        """The name part of `c.folder_name` as `split_folder` sees it ("" without one)."""
+        if c.id not in self.own_letters:
+            self.own_letters[c.id] = split_folder(c.folder_name)[0] if c.folder_name else ""
+        return self.own_letters[c.id]
+
+
+def _named(name: str | None) -> TypeGuard[str]:
+    """Whether a customer's name can be scored (NULL and blank names cannot)."""
+    return bool(name and name.strip())
+
 
 def _name_score(letters: str, name: str) -> tuple[str, float]:
+    """The customer's spelling closest to `letters` and its similarity in [0, 1]: the better
+    of the spellings as typed and after `romanize.letter_fold` of both (less FOLDED_DISCOUNT)."""
     if not letters:
         return "", 0.0
     choices = romanize.spellings(name, like=letters)
     best = process.extractOne(letters, choices, scorer=fuzz.ratio, processor=None)
-    return (best[0], round(best[1] / 100, 4)) if best else ("", 0.0)
-
-
-def _rank(candidates: Iterable[Candidate], n: int) -> list[Candidate]:
-    return heapq.nlargest(n, candidates, key=lambda c: (c.confidence, c.name_score, -c.customer_id))
+    if not best:
+        return "", 0.0
+    spelling, score = best[0], best[1] / 100
+    if score < 1:
+        folded = process.extractOne(
+            romanize.letter_fold(letters),
+            romanize.letter_folded(choices),
+            scorer=fuzz.ratio,
+            processor=None,
+        )
+        if folded and folded[1] / 100 - FOLDED_DISCOUNT > score:
+            spelling, score = choices[folded[2]], folded[1] / 100 - FOLDED_DISCOUNT
+    return spelling, round(score, 4)
 
 
 def _linked(
@@ -259,7 +348,7 @@ def _match_one(
     accept: float,
     margin: float,
 ) -> FolderMatch:
-    probe = _Probe(*split_folder(folder))
+    probe = _Probe(normalize_folder(folder), *split_folder(folder))
     ranked = index.candidates(probe)
 
     if folder in decisions:
@@ -288,16 +377,24 @@ def _match_one(
         if len(owners) > 1:
             ids = ", ".join(str(c.id) for c in owners)
             reason = f"{status} folder_name match with several customers: {ids}"
-            scored = _rank((index.score(c, probe) for c in owners), TOP_CANDIDATES)
+            scored = index.rank((index.score(c, probe) for c in owners), TOP_CANDIDATES, probe)
             return FolderMatch(folder, "conflict", None, None, scored[0].confidence, scored, reason)
         owner = owners[0]
-        own = index.score(owner, probe)
+        # The owner's folder_name is this folder: it counts once (the exact rule), not again
+        # as a one-edit slip, so name and phone can still point to someone else (conflict).
+        own = index.score(owner, probe, own_folder_name=False)
         best = ranked[0] if ranked else None
         if (
             best is not None
             and best.customer_id != owner.id
             and best.confidence >= REVIEW_FLOOR
-            and best.confidence - own.confidence >= margin
+            # An owner without a name has no name score to compare: only another customer
+            # strong enough to be linked on its own contradicts its folder_name.
+            and (
+                best.confidence - own.confidence >= margin
+                if _named(owner.name)
+                else best.confidence >= accept
+            )
         ):
             reason = (
                 f"folder_name of customer {owner.id}, but name and phone point to customer "
@@ -309,32 +406,42 @@ def _match_one(
                 None,
                 None,
                 best.confidence,
-                _rank([own, *ranked], TOP_CANDIDATES),
+                index.rank([own, *ranked], TOP_CANDIDATES, probe),
                 reason,
             )
         return _linked(folder, status, owner, ranked, own)
 
-    return _scored(folder, ranked, accept, margin, bool(probe.letters), probe.digits is not None)
+    return _scored(folder, ranked, probe, accept, margin)
 
 
 def _scored(
-    folder: str,
-    ranked: list[Candidate],
-    accept: float,
-    margin: float,
-    has_name: bool,
-    has_digits: bool,
+    folder: str, ranked: list[Candidate], probe: _Probe, accept: float, margin: float
 ) -> FolderMatch:
     top3 = ranked[:TOP_CANDIDATES]
     if not ranked:
         why = "no customer with a similar name or the same phone digits"
-        if not has_name or not has_digits:
-            why += f" (the folder name has no {'letters' if not has_name else 'phone digits'})"
+        if not probe.letters or probe.digits is None:
+            why += f" (the folder name has no {'letters' if not probe.letters else 'phone digits'})"
         return FolderMatch(folder, "unmatched", None, None, 0.0, [], why)
     best = ranked[0]
     runner = ranked[1] if len(ranked) > 1 else None
     close = runner is not None and best.confidence - runner.confidence < margin
-    if best.confidence >= accept and not close:
+    auto = best.confidence >= accept and not close
+    rival = probe.closest
+    if (
+        auto
+        and rival is not None
+        and rival.name != best.name
+        and rival.name_score >= NAME_FIT
+        and rival.name_score - best.name_score >= NAME_LEAD
+    ):
+        reason = (
+            f"phone digits point to customer {best.customer_id}, but the name fits customer "
+            f"{rival.customer_id} better ({rival.name_score:.2f} vs {best.name_score:.2f})"
+        )
+        shown = top3 if rival in top3 else [*top3[: TOP_CANDIDATES - 1], rival]
+        return FolderMatch(folder, "review", None, None, best.confidence, shown, reason)
+    if auto:
         return FolderMatch(folder, "auto", best.customer_id, best.name, best.confidence, top3, None)
     if best.confidence < REVIEW_FLOOR:
         reason = (
@@ -401,7 +508,7 @@ def match_folders(
         raise BadInputError(
             f"accept must be in (0, 1] and margin in (0, 1), not {accept}, {margin}"
         )
-    index = _Index(customers)
+    index = _Index(customers, folders)
     chosen = decisions or {}
     matches = [_match_one(folder, index, chosen, accept, margin) for folder in folders]
     _resolve_claims(matches)
@@ -425,8 +532,8 @@ def _uncell(text: str) -> str:
 
 def _compact(candidates: Sequence[Candidate]) -> str:
     return "; ".join(
-        f"{c.customer_id} {c.name} {c.confidence:.2f} (name {c.name_score:.2f} as {c.spelling}, "
-        f"phone {c.phone_evidence})"
+        f"{c.customer_id} {c.name or ''} {c.confidence:.2f} "
+        f"(name {c.name_score:.2f} as {c.spelling}, phone {c.phone_evidence})"
         for c in candidates
     )
 

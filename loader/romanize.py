@@ -13,6 +13,10 @@ inconsistently: official Revised Romanization (RR) says `gimjongcheol`, people w
 - `name_key(name)` / `variant_keys(ascii)`: a coarse retrieval key, one per customer and a few
   per folder, with which a matcher finds the customers worth scoring without comparing a
   folder against every customer.
+- `letter_fold(ascii)`: a fine fold for scoring, which undoes only letter-level habits (k/g,
+  p/b, t/d, oo for u, ee for i, doubled letters) so that `kimchongchull` and `gimjongchul`
+  compare as equal letter by letter. Unlike the retrieval key it keeps silent letters and
+  eo/yo apart, which distinguish names.
 
 The RR tables are written out here (a few dozen lines) instead of depending on a package: the
 permissive one (`hangul-romanize`, BSD-2-Clause, last release 2020) romanizes running text with
@@ -235,6 +239,23 @@ def fold(text: str) -> str:
     return _DOUBLED.sub(r"\1", key)
 
 
+_VOICING = str.maketrans("gbd", "kpt")
+
+
+def letter_fold(spelled: str) -> str:
+    """`spelled` with letter-level habits undone: oo -> u, ee -> i, g/b/d -> k/p/t (the g of a
+    final "ng" included), doubled letters single. For scoring, not retrieval."""
+    text = spelled.replace("oo", "u").replace("ee", "i").translate(_VOICING)
+    return _DOUBLED.sub(r"\1", text)
+
+
+@lru_cache(maxsize=200_000)
+def letter_folded(spellings: tuple[str, ...]) -> tuple[str, ...]:
+    """`letter_fold` of each spelling, cached per tuple (a customer's spellings)."""
+    # One pass over all of them: the folds never cross the line breaks.
+    return tuple(letter_fold("\n".join(spellings)).split("\n"))
+
+
 def _clean(name: str) -> str:
     # NFC first: names typed on macOS often arrive decomposed into jamo (NFD).
     return "".join(unicodedata.normalize("NFC", name).split())
@@ -365,7 +386,7 @@ def _spellings_with(
     return tuple(dict.fromkeys(out))
 
 
-def spellings(hangul_name: str, like: str | None = None) -> list[str]:
+def spellings(hangul_name: str, like: str | None = None) -> tuple[str, ...]:
     """Plausible ASCII spellings of a name, lower-case, no separators, most likely first.
 
     Ordered by how far they are from RR (the common surname spellings, Kim and Gim alike,
@@ -386,8 +407,8 @@ def spellings(hangul_name: str, like: str | None = None) -> list[str]:
         suffixes = tuple(s for s in options if like.endswith(s) and len(s) < len(like))
         # No surname spelling fits (a slip in the surname, or another person): the two
         # usual surname spellings are enough to measure how far off it is.
-        return list(_spellings_with(given, prefixes or tuple(options[:2]), suffixes))
-    return list(_spellings(name))
+        return _spellings_with(given, prefixes or tuple(options[:2]), suffixes)
+    return _spellings(name)
 
 
 @lru_cache(maxsize=200_000)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ast
 import json
+import random
 from collections import Counter
 from pathlib import Path
 
 import asyncpg
 import orjson
 import pytest
+from rapidfuzz.distance import OSA
 
 from loader.classify import MEDIA_TYPES
 from loader.devtools import demo_library as demo
@@ -42,7 +45,14 @@ def test_deterministic_per_seed(library: demo.DemoLibrary) -> None:
 def test_counts_at_scale_1(library: demo.DemoLibrary, objects: list[dict[str, object]]) -> None:
     assert len(library.folders) == demo.FOLDERS_PER_SCALE
     twins = Counter(f.variation for f in library.folders)["ambiguous"]
-    assert len(library.customers) == demo.CUSTOMERS_PER_SCALE + twins
+    by_id = {c.id: c for c in library.customers}
+    namesakes = {
+        by_id[f.true_customer_id].name
+        for f in library.folders
+        if f.variation == "namesakes" and f.true_customer_id
+    }
+    sharing = sum(c.name in namesakes for c in library.customers)
+    assert len(library.customers) == demo.CUSTOMERS_PER_SCALE + twins + sharing
     assert [c.id for c in library.customers] == list(range(1, len(library.customers) + 1))
     assert 8_000 <= len(objects) <= 15_000
     names = [o["name"] for o in objects]
@@ -71,6 +81,7 @@ def test_every_variation_and_about_40_percent_exact(library: demo.DemoLibrary) -
 
 def test_truth_is_consistent_with_the_variations(library: demo.DemoLibrary) -> None:
     by_id = {c.id: c for c in library.customers}
+    names = {f.name for f in library.folders}
     for folder in library.folders:
         truth = by_id.get(folder.true_customer_id) if folder.true_customer_id else None
         if folder.variation == "no_customer":
@@ -93,6 +104,18 @@ def test_truth_is_consistent_with_the_variations(library: demo.DemoLibrary) -> N
             assert len(twins) >= 2
         if folder.variation == "phone_changed":
             assert not folder.name.endswith(phone_suffix(truth.phone) or "")
+        if folder.variation == "folder_name_slip":
+            assert truth.folder_name and truth.folder_name != folder.name
+            letters, digits = folder.name.rsplit("-", 1)
+            assert digits == phone_suffix(truth.phone)
+            assert OSA.distance(letters, truth.folder_name.rsplit("-", 1)[0]) == 1
+        if folder.variation == "namesakes":
+            # The newest of 4-5 customers with the name, the only one without a folder_name;
+            # each of the others has its folder in the bucket.
+            same = [c for c in library.customers if c.name == truth.name]
+            assert 4 <= len(same) <= 5 and truth.id == max(c.id for c in same)
+            assert truth.folder_name is None and not any(ch.isdigit() for ch in folder.name)
+            assert all(c.folder_name in names for c in same if c is not truth)
     seconds = [f for f in library.folders if f.variation == "same_customer"]
     owners = Counter(f.true_customer_id for f in library.folders)
     assert all(owners[f.true_customer_id] >= 2 for f in seconds)
@@ -200,3 +223,40 @@ async def test_seed_database_is_complete_and_idempotent(
     )
     assert list(kept["ai_tags"]) == library.existing_assets[0]["ai_tags"]
     assert await db.fetchval("SELECT public FROM storage.buckets WHERE id = 'blog-images'")
+
+
+def test_spelling_model_is_its_own() -> None:
+    """The generator does not take its spellings from the matcher (whose figures it grades)."""
+    tree = ast.parse(Path(demo.__file__).read_text(encoding="utf-8"))
+    imported = {
+        (node.module, alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any("romanize" in (m or "") for m in modules)
+    assert {name for module, name in imported if module == "loader.match"} <= {
+        "Customer", "FolderMatch", "normalize_folder", "phone_suffix",
+    }  # fmt: skip
+    assert demo._official("김종철") == "gimjongcheol"
+    assert demo._official("남궁민수") == "namgungminsu"
+
+
+@pytest.mark.parametrize(
+    ("syllable", "habit"),
+    [
+        ("gyu", "kyu"),  # k/g
+        ("bin", "pin"),  # p/b
+        ("dong", "tong"),  # t/d
+        ("jong", "jonk"),  # the g of a final ng
+        ("jun", "joon"),  # oo for u
+        ("jin", "jeen"),  # ee for i
+        ("min", "minn"),  # a doubled letter
+    ],
+)
+def test_letter_habits(syllable: str, habit: str) -> None:
+    rng = random.Random(1)
+    drawn = {demo._letter_habit(rng, syllable) for _ in range(200)}
+    assert habit in drawn and syllable not in drawn

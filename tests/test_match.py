@@ -26,6 +26,9 @@ from loader.match import (
     write_report,
     write_review_csv,
 )
+from tests.cli_helpers import migrate_args, run_loader
+from tests.sample import sample_catalogue
+from tests.storage_fixtures import StartStorage
 
 KIM = Customer(1, "김종철", "010-1234-6654", "kimjongchull-6654")
 LEE = Customer(2, "이서연", "01098761111", None)
@@ -132,6 +135,145 @@ def test_similar_names_with_same_suffix_are_not_auto() -> None:
     found = one("kimminjun-5678", similar)
     assert found.status == "review"
     assert found.candidates[0].customer_id == 4
+
+
+# One keystroke from the customer's own folder_name, digits agreeing (cases the generator drew
+# that used to land at 0.61-0.83): transposition, insertion, substitution, deletion, in the
+# given name or the surname.
+SLIPS = [
+    ("choimnjun-4849", Customer(1, "조민준", "01001394849", "chominjun-4849")),
+    ("kihmyejin-4435", Customer(1, "김혜진", "01052824435", "kimhyejin-4435")),
+    ("hamnisug-4469", Customer(1, "함미숙", "010-0274-4469", "hammisug-4469")),
+    ("whangsojn-3601", Customer(1, "황서진", "010-1531-3601", "whangsojin-3601")),
+    ("chenogbinjae-5200", Customer(1, "정빈재", "010-3401-5200", "cheongbinjae-5200")),
+    ("keemyyeongsu-9120", Customer(1, "김영수", "010-8128-9120", "keemyeongsu-9120")),
+]
+
+
+@pytest.mark.parametrize(("folder", "customer"), SLIPS)
+def test_one_keystroke_from_the_own_folder_name_auto_links(folder: str, customer: Customer) -> None:
+    found = one(folder, [customer, LEE, PARK])
+    assert (found.status, found.customer_id) == ("auto", 1)
+    assert found.candidates[0].phone_evidence == "equal"
+
+
+@pytest.mark.parametrize(("folder", "customer"), SLIPS[:3])
+def test_folder_name_slip_needs_the_folder_name_and_the_digits(
+    folder: str, customer: Customer
+) -> None:
+    letters = folder.rsplit("-", 1)[0]
+    # Other digits: the name alone never links.
+    assert one(f"{letters}-0000", [customer, LEE]).status == "review"
+    # Without a folder_name to be one keystroke from, the name score alone is not enough.
+    bare = Customer(1, customer.name, customer.phone, None)
+    assert one(folder, [bare, LEE]).status == "review"
+
+
+@pytest.mark.parametrize(
+    ("folder", "name", "phone"),
+    [
+        ("byundaeha-3812", "변태하", "01061343812"),  # d for t
+        ("jodaeyang-1234", "조태양", "010-1111-1234"),  # d for t
+        ("keemjeehwan-5876", "김지환", "010-3905-5876"),  # ee for i, twice
+        ("baekhooiae-2509", "백희애", "010-7730-2509"),  # oo for u
+    ],
+)
+def test_letter_level_spellings_auto_link_with_equal_digits(
+    folder: str, name: str, phone: str
+) -> None:
+    customer = Customer(1, name, phone, None)
+    found = one(folder, [customer, LEE, PARK])
+    assert (found.status, found.customer_id) == ("auto", 1)
+    # The same folder with other digits still goes to a person.
+    assert one(folder.rsplit("-", 1)[0] + "-0000", [customer, LEE]).status == "review"
+
+
+def test_names_one_letter_apart_with_the_same_digits_go_to_a_person() -> None:
+    # 동현 and 통현 differ by t/d: with the same digits, a person decides.
+    both = [
+        Customer(1, "김동현", "010-1111-3333", None),
+        Customer(2, "김통현", "010-2222-3333", None),
+    ]
+    found = one("kimtonghyun-3333", both)
+    assert found.status == "review" and found.customer_id is None
+    assert {c.customer_id for c in found.candidates} == {1, 2}
+
+
+def test_same_digits_and_one_edit_names_go_to_a_person() -> None:
+    # 김민준 fits the folder as spelled; 김민중's own folder_name is one keystroke away.
+    pair = [
+        Customer(1, "김민준", "010-1111-5678", None),
+        Customer(2, "김민중", "010-2222-5678", "kimminjung-5678"),
+    ]
+    found = one("kimminjun-5678", pair)
+    assert found.status == "review" and found.customer_id is None
+    assert {c.customer_id for c in found.candidates} == {1, 2}
+    # Both folder_names one keystroke from the folder: equally likely.
+    twins = [
+        Customer(1, "김민준", "010-1111-5678", "kimminjun-5678"),
+        Customer(2, "김민준", "010-2222-5678", "kimminjum-5678"),
+    ]
+    found = one("kimminjnu-5678", twins)
+    assert found.status == "review" and "equally likely" in (found.reason or "")
+
+
+def test_digits_of_one_customer_and_the_exact_name_of_another_go_to_a_person() -> None:
+    # Found by the scale-100 benchmark: the folder spells 최우아 exactly (her digits changed),
+    # and 최수아, one letter away, has the folder's digits. The old matcher linked 최수아.
+    pair = [
+        Customer(1, "최우아", "010-1378-5351", "choiwooa-5351"),
+        Customer(2, "최수아", "01088913454", "choisooa-3454"),
+    ]
+    found = one("choeua-3454", pair)
+    assert found.status == "review" and found.customer_id is None
+    assert {c.customer_id for c in found.candidates} == {1, 2}
+    assert "name fits customer 1 better" in (found.reason or "")
+
+
+def test_namesakes_with_their_own_folders_rank_after_the_one_without() -> None:
+    # Six customers named 김민준; five already have their folder in the bucket. A folder
+    # without digits is most likely the sixth's: a person sees it first, not lost past the
+    # top 3 or the per-name cap.
+    owners = [
+        Customer(i, "김민준", f"010-1000-{1000 + i}", f"kimminjun-{1000 + i}") for i in range(1, 6)
+    ]
+    newest = Customer(6, "김민준", "010-9999-7777", None)
+    folders = ["kimminjun", *(c.folder_name or "" for c in owners)]
+    found = match_folders(folders, [*owners, newest])
+    assert [m.status for m in found[1:]] == ["exact"] * 5
+    assert found[0].status == "review" and found[0].customer_id is None
+    assert found[0].candidates[0].customer_id == 6
+    # Changed digits: the same, through the per-name cap of customers with a phone.
+    [changed] = match_folders(["kimminjun-4321", *folders[1:]], [*owners, newest])[:1]
+    assert changed.status == "review" and changed.candidates[0].customer_id == 6
+    # A namesake whose folder_name is not a folder of the bucket ties with the newest one:
+    # the lowest id first, both shown.
+    [alone] = match_folders(["kimminjun"], [*owners, newest])
+    assert 6 not in [c.customer_id for c in alone.candidates]
+    assert alone.status == "review"
+
+
+def test_customers_without_a_name_are_left_to_folder_name_rules() -> None:
+    nameless = [
+        Customer(7, None, "010-1234-6654", "kimjongchull-6654"),
+        Customer(8, "", "010-1234-1111", None),
+        Customer(9, " \u3000", "010-1234-2222", None),
+    ]
+    found = match_folders(
+        ["kimjongchull-6654", "KimJongChull_6654", "leeseoyeon-1111", "parkjihoon-2222"],
+        [*nameless, LEE, PARK],
+    )
+    assert [(m.status, m.customer_id) for m in found[:2]] == [("exact", 7), ("conflict", None)]
+    assert (found[2].status, found[2].customer_id) == ("auto", 2)
+    assert (found[3].status, found[3].customer_id) == ("exact", 3)
+    for m in found[2:]:
+        assert {c.customer_id for c in m.candidates}.isdisjoint({7, 8, 9})
+    [alone] = match_folders(["kimjongchul-1111"], nameless)
+    assert alone.status == "unmatched" and alone.candidates == []
+    # Another customer with the same digits whose name fits contradicts the folder_name.
+    named = Customer(10, "김종철", "010-9999-6654", None)
+    [contested] = match_folders(["kimjongchull-6654"], [*nameless, named])
+    assert contested.status == "conflict" and contested.candidates[0].customer_id == 10
 
 
 def test_no_such_customer_is_unmatched_with_a_reason() -> None:
@@ -384,3 +526,37 @@ async def test_write_folder_name_skips_ambiguous_targets(db: asyncpg.Connection)
     assert "several folders" in summary.skipped[0]
     assert "customer 3's folder_name" in summary.skipped[1]
     assert await folder_names(db) == {1: "kimjongchull-6654", 2: None, 3: "parkjihoon-2222"}
+
+
+async def test_null_or_blank_names_do_not_stop_match_or_migrate(
+    db: asyncpg.Connection, db_url: str, start_storage: StartStorage, tmp_path: Path
+) -> None:
+    # A real customers table may allow NULL names; the demo schema does not.
+    await db.execute("ALTER TABLE customers ALTER COLUMN name DROP NOT NULL")
+    await db.execute(
+        "INSERT INTO customers (id, name, phone, folder_name) VALUES"
+        " (1, NULL, '010-0000-6600', 'kimminsu00-6600'),"
+        " (2, '', '010-0000-6601', NULL),"
+        " (3, NULL, NULL, NULL),"
+        " (4, '김민수', '010-1111-6602', NULL)"
+    )
+    folders = tmp_path / "folders.txt"
+    folders.write_text("kimminsu00-6600\nkimminsu01-6601\nkimminsu02-6602\n")
+    report = tmp_path / "r.json"
+    done = await run_loader("match", "--folders", str(folders), "--report", str(report),
+                            "--review", str(tmp_path / "review.csv"),
+                            "--database-url", db_url)  # fmt: skip
+    assert done.code == 0, done.err
+    by_folder = {f["folder"]: f for f in json.loads(report.read_bytes())["folders"]}
+    owned = by_folder["kimminsu00-6600"]
+    assert (owned["status"], owned["customer_id"]) == ("exact", 1)
+    assert by_folder["kimminsu02-6602"]["customer_id"] == 4
+    unnamed = {c["customer_id"] for f in by_folder.values() for c in f["candidates"]} & {2, 3}
+    assert unnamed == set()
+
+    url = await start_storage(sample_catalogue())
+    migrated = await run_loader(*migrate_args(url, db_url))
+    assert migrated.code == 0, migrated.err
+    linked = dict(await db.fetch("SELECT folder, customer_id FROM loader.folders"))
+    assert linked["kimminsu00-6600"] == 1
+    assert linked["kimminsu01-6601"] is None

@@ -11,6 +11,8 @@ import pytest
 from loader.romanize import (
     MAX_SPELLINGS,
     fold,
+    letter_fold,
+    letter_folded,
     name_key,
     romanize,
     spellings,
@@ -81,7 +83,7 @@ def test_split_name_knows_double_surnames() -> None:
 
 
 def test_latin_names_in_both_orders() -> None:
-    assert spellings("John Kim") == ["johnkim", "kimjohn"]
+    assert spellings("John Kim") == ("johnkim", "kimjohn")
 
 
 def test_fold_merges_interchangeable_spellings() -> None:
@@ -113,3 +115,15 @@ def test_spellings_are_fast_enough_for_100k_customers() -> None:
         spellings(name)
     per_name = (time.perf_counter() - started) / len(names)
     assert per_name < 0.001  # measured ~0.07 ms uncached; 100k names stay well under a minute
+
+
+def test_letter_fold_undoes_letter_habits_only() -> None:
+    assert letter_fold("kimchongchull") == letter_fold("gimchongchul") == "kimchonkchul"
+    assert letter_fold("byundaeha") == letter_fold("pyuntaeha")
+    assert letter_fold("keemjeehwan") == letter_fold("kimjihwan")
+    assert letter_fold("baekhooiae") == letter_fold("paekhuiae")
+    # Unlike the retrieval key, silent letters and eo/yo still tell names apart.
+    assert letter_fold("ahn") != letter_fold("an") and letter_fold("seo") != letter_fold("su")
+    assert letter_fold("yo") != letter_fold("yu")
+    spelled = spellings("김종철")
+    assert letter_folded(spelled) == tuple(map(letter_fold, spelled))

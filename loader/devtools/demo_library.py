@@ -13,7 +13,14 @@ truly belongs to (`write_truth`), so the matcher's precision and recall can be m
   characters (on the database side: Storage keys are ASCII);
 - `romanization`, `given_first`: another informal spelling of the name (gim/kim, eo->u, ...),
   or the given name first;
-- `typo`: one slip of the keyboard; `phone_changed`: other 4 digits;
+- `letters`: an informal spelling with one letter-level change in the given name (k/g, p/b,
+  t/d at the start of a syllable or on the g of a final "ng", oo for u, ee for i, a doubled
+  letter);
+- `typo`: one slip of the keyboard in a spelling of the name; `folder_name_slip`: one slip in
+  the customer's own `folder_name`, digits kept; `phone_changed`: other 4 digits;
+- `namesakes`: four or five customers share the name, all but the newest already have their
+  folder (their `folder_name`, made as `exact` folders); this folder, without digits, is the
+  newest one's, who has no `folder_name`;
 - `null_folder_name`: the customer's `folder_name` is NULL;
 - `conflict`: another customer's `folder_name` is this folder (truth: the named customer);
 - `same_customer`: a second folder for a customer who already has one;
@@ -23,7 +30,8 @@ truly belongs to (`write_truth`), so the matcher's precision and recall can be m
 
 Apart from `ambiguous`, no other customer with the folder's 4 digits has a similar name, so
 the truth is knowable from the data. The generator has its own model of how people romanize
-(`_human_spelling`), separate from the matcher's `romanize.spellings`.
+(`_human_spelling`: weighted spelling habits per jamo and per surname), written apart from the
+matcher's tables in `loader/romanize.py`, so the figures are not graded by the code under test.
 """
 
 from __future__ import annotations
@@ -43,9 +51,8 @@ import asyncpg
 import orjson
 from rapidfuzz import fuzz
 
-from loader import romanize
 from loader.classify import MEDIA_TYPES, classify, extension
-from loader.match import Customer, FolderMatch, normalize_folder, phone_suffix, split_folder
+from loader.match import Customer, FolderMatch, normalize_folder, phone_suffix
 from loader.sqlfiles import sql
 
 DEFAULT_SEED = 20261126
@@ -63,7 +70,10 @@ VARIATION_SHARES = {
     "exact": 0.37,
     "normalized": 0.07,
     "given_first": 0.03,
-    "typo": 0.08,
+    "typo": 0.05,
+    "folder_name_slip": 0.04,
+    "letters": 0.04,
+    "namesakes": 0.02,
     "phone_changed": 0.06,
     "no_customer": 0.08,
     "ambiguous": 0.04,
@@ -71,8 +81,9 @@ VARIATION_SHARES = {
     "conflict": 0.03,
     "same_customer": 0.04,
 }
-# Another customer with the same 4 digits and a name key this close would make the truth
-# unknowable; such folders are drawn again (except for `ambiguous`, where that is the point).
+# Another customer with the same 4 digits and a name this close (`fuzz.ratio` of `_sound`s)
+# would make the truth unknowable; such folders are drawn again (except for `ambiguous`,
+# where that is the point).
 _CONFUSABLE = 70
 
 # Approximate shares of Korean surnames (Statistics Korea, 2015), the long tail cut.
@@ -187,50 +198,166 @@ def is_valid_key(name: str) -> bool:
     return _VALID_KEY.fullmatch(name) is not None
 
 
-# --- customers and folders -------------------------------------------------------------
+# --- how the front desk spells names ----------------------------------------------------
+# The generator's own model of how people type Korean names in Latin letters, written apart
+# from the matcher's tables (`loader/romanize.py`) so the matching figures are not graded by
+# the code under test. Each jamo has the spellings people use for it, with rough weights; the
+# first one is the official Revised Romanization, which `_official` uses.
 
 
-def _weighted(rng: random.Random, options: Sequence[str], first: float = 0.7) -> str:
-    # The first spelling dominates; the rest share what is left, decreasing.
-    weights = [first] + [(1 - first) / 2 ** (i + 1) for i in range(len(options) - 1)]
-    return rng.choices(options, weights)[0]
+def _habits(spec: str) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """`"g:50 k:50"` -> (("g", "k"), (50, 50)); `-` is the empty string, no weight means 1."""
+    texts, weights = [], []
+    for item in spec.split():
+        text, _, weight = item.partition(":")
+        texts.append("" if text == "-" else text)
+        weights.append(int(weight or 1))
+    return tuple(texts), tuple(weights)
+
+
+# In Unicode order: 19 initials, 21 vowels, 28 finals.
+_INITIAL_HABITS = tuple(map(_habits, (
+    "g:50 k:50", "kk:70 gg:20 k:10", "n", "d:85 t:15", "tt:80 dd:20", "r:75 l:25", "m",
+    "b:80 p:20", "pp:80 bb:20", "s", "ss:80 s:20", "-", "j:90 ch:10", "jj:80 j:20", "ch", "k",
+    "t", "p", "h",
+)))  # fmt: skip
+_VOWEL_HABITS = tuple(map(_habits, (
+    "a", "ae:85 ai:10 e:5", "ya", "yae:80 ye:20", "eo:35 u:50 o:15", "e",
+    "yeo:40 yu:45 yo:10 you:5", "ye", "o", "wa", "wae", "oe:70 oi:15 we:15", "yo", "u:80 oo:20",
+    "wo:85 weo:15", "we",
+    "wi:90 wee:10", "yu:75 yoo:25", "eu:65 u:35", "ui:60 ee:25 eui:15", "i:92 ee:8",
+)))  # fmt: skip
+_FINAL_HABITS = tuple(map(_habits, (
+    "-", "k:60 g:40", "k", "k", "n", "n", "n", "t", "l:80 ll:20", "k", "m", "l", "l", "l", "p",
+    "l", "m", "p:70 b:30", "p", "t", "t", "ng", "t", "t", "k", "t", "p", "t",
+)))  # fmt: skip
+# Surnames as people write them on passports and shop cards, most usual first (the first is
+# not always the official spelling: Kim, Lee, Park are).
+_SURNAME_HABITS = {name: _habits(spec) for name, spec in {
+    "김": "kim:90 gim:7 ghim:2 keem:1", "이": "lee:70 yi:10 rhee:6 i:5 ri:3 yee:3 li:3",
+    "박": "park:80 bak:8 pak:8 bahk:2 bark:2", "최": "choi:85 choe:12 chey:3",
+    "정": "jung:50 jeong:25 chung:18 joung:4 cheong:3", "강": "kang:85 gang:15",
+    "조": "cho:75 jo:20 joh:5", "윤": "yoon:70 yun:25 youn:5", "장": "jang:70 chang:30",
+    "임": "lim:60 im:20 yim:12 leem:8", "한": "han:92 hahn:8", "오": "oh:85 o:15",
+    "서": "seo:60 suh:35 su:5", "신": "shin:85 sin:15", "권": "kwon:85 gwon:10 kweon:5",
+    "황": "hwang:95 whang:5", "안": "ahn:75 an:25", "송": "song:95 soung:5",
+    "류": "ryu:50 yoo:25 yu:15 rhyu:10", "전": "jeon:45 jun:30 chun:20 chon:5",
+    "홍": "hong", "고": "ko:70 go:20 koh:10", "문": "moon:80 mun:20", "양": "yang",
+    "손": "son:70 sohn:30", "배": "bae:90 pae:10", "백": "baek:60 paik:25 baik:10 paek:5",
+    "허": "heo:50 huh:40 hur:10", "남": "nam", "노": "noh:60 roh:30 no:10",
+    "심": "shim:80 sim:20", "하": "ha", "곽": "kwak:85 gwak:15", "성": "sung:75 seong:25",
+    "차": "cha", "주": "joo:70 ju:25 chu:5", "우": "woo:95 u:5", "구": "koo:70 gu:20 ku:10",
+    "민": "min", "나": "na:95 ra:5", "진": "jin:90 chin:10", "지": "ji:90 chi:10",
+    "엄": "um:60 eom:30 uhm:10", "채": "chae", "원": "won", "천": "cheon:50 chun:50",
+    "방": "bang", "공": "kong:85 gong:15", "현": "hyun:85 hyeon:15", "함": "ham",
+    "변": "byun:75 byeon:20 pyun:5", "염": "yeom:60 yum:40", "여": "yeo:70 yu:30",
+    "추": "choo:70 chu:30", "도": "do:85 doh:15", "소": "so", "석": "seok:60 suk:40",
+    "설": "seol:60 sul:40", "선우": "sunwoo:70 seonwoo:20 sunu:10",
+    "남궁": "namgoong:70 namkoong:20 namgung:10", "황보": "hwangbo", "제갈": "jegal:90 chegal:10",
+}.items()}  # fmt: skip
+# Letter-level habits (one per folder of the `letters` variation): a voiced/unvoiced swap at
+# the start of a syllable or on the g of a final "ng", "oo" for u, "ee" for i, a doubled letter.
+_SWAPS = {"g": "k", "k": "g", "b": "p", "p": "b", "d": "t", "t": "d"}
+
+
+def _jamo_indices(char: str) -> tuple[int, int, int]:
+    index = ord(char) - 0xAC00
+    return index // 588, (index // 28) % 21, index % 28
+
+
+def _split_name(name: str) -> tuple[str, str]:
+    """(surname, given name): double-syllable surnames the model knows are kept whole."""
+    if len(name) >= 3 and name[:2] in _SURNAME_HABITS:
+        return name[:2], name[2:]
+    return name[:1], name[1:]
+
+
+def _official_syllable(char: str) -> str:
+    initial, vowel, final = _jamo_indices(char)
+    return _INITIAL_HABITS[initial][0][0] + _VOWEL_HABITS[vowel][0][0] + _FINAL_HABITS[final][0][0]
+
+
+def _official(name: str) -> str:
+    """Revised Romanization, syllable by syllable (surname included)."""
+    return "".join(map(_official_syllable, name))
+
+
+# How letters sound, for judging whether two spellings could be one name: every habit of
+# the model (and a little more) folds away. Only for keeping the truth knowable.
+_SOUNDS = (
+    ("ch", "j"), ("sh", "s"), ("rh", "r"), ("wh", "w"), ("eo", "u"), ("eu", "u"), ("oo", "u"),
+    ("ou", "u"), ("ee", "i"), ("ae", "e"), ("ai", "e"), ("yi", "i"), ("yo", "yu"),
+)  # fmt: skip
+_UNVOICED = str.maketrans("kptl", "gbdr")
+
+
+def _sound(spelled: str) -> str:
+    """A coarse sound of an ASCII spelling: `kimjongchull` and `gimjongcheol` sound alike."""
+    text = re.sub(r"[^a-z]", "", spelled.lower())
+    text = re.sub(r"(?<=[aeiouwy])[hr](?![aeiouwy])", "", text)  # Ahn, Park, Oh
+    for old, new in _SOUNDS:
+        text = text.replace(old, new)
+    return re.sub(r"([a-z])\1+", r"\1", text.translate(_UNVOICED))
+
+
+def _pick(rng: random.Random, habits: tuple[tuple[str, ...], tuple[int, ...]]) -> str:
+    texts, weights = habits
+    return texts[0] if len(texts) == 1 else rng.choices(texts, weights)[0]
 
 
 def _human_syllable(rng: random.Random, char: str) -> str:
-    text = romanize.romanize(char)
-    if text == "u" and rng.random() < 0.5:
-        return "woo"
-    if "yeong" in text and rng.random() < 0.3:
-        text = text.replace("yeong", "young")
-    roll = rng.random()
-    if "eo" in text and roll < 0.65:
-        text = text.replace("eo", "u" if roll < 0.55 else "o")
-    if "eu" in text and rng.random() < 0.35:
-        text = text.replace("eu", "u")
-    if text.endswith("ui") and rng.random() < 0.4:
-        text = text[:-2] + "ee"
-    elif re.search(r"(?<![eoyw])u", text) and rng.random() < 0.15:
-        text = re.sub(r"(?<![eoyw])u", "oo", text, count=1)
-    if text.endswith("i") and not text.endswith("ui") and rng.random() < 0.08:
-        text = text[:-1] + "ee"
-    if text.startswith("si") and rng.random() < 0.4:
-        text = "sh" + text[1:]
-    for old, new, p in (("g", "k", 0.55), ("d", "t", 0.05), ("b", "p", 0.05), ("j", "ch", 0.05)):
-        if text.startswith(old) and rng.random() < p:
-            text = new + text[len(old) :]
-            break
-    if text.endswith("l") and rng.random() < 0.2:
-        text += "l"
-    return text
+    initial, vowel, final = _jamo_indices(char)
+    if (initial, vowel, final) == (11, 13, 0) and rng.random() < 0.5:
+        return "woo"  # 우 on its own
+    head = _pick(rng, _INITIAL_HABITS[initial])
+    middle = _pick(rng, _VOWEL_HABITS[vowel])
+    if head == "s" and middle == "i" and rng.random() < 0.4:
+        head = "sh"
+    if middle == "yeo" and final == 21 and rng.random() < 0.3:
+        middle = "you"  # 영 -> young
+    return head + middle + _pick(rng, _FINAL_HABITS[final])
 
 
-def _human_spelling(rng: random.Random, name: str, *, given_first: bool = False) -> str:
-    """How a person at the front desk might type `name` (their habits, not RR)."""
-    surname, given = romanize.split_name(name)
-    known = romanize.SURNAME_SPELLINGS.get(surname)
-    family = _weighted(rng, known) if known else romanize.romanize(surname)
-    personal = "".join(_human_syllable(rng, char) for char in given)
+def _letter_habit(rng: random.Random, syllable: str) -> str | None:
+    """One letter-level change to a spelled syllable, or None when none applies."""
+    changes = []
+    if syllable[0] in _SWAPS:
+        changes.append(_SWAPS[syllable[0]] + syllable[1:])
+    if syllable.endswith("ng"):
+        changes.append(syllable[:-1] + "k")
+    if re.search(r"(?<![eoy])u", syllable):
+        changes.append(re.sub(r"(?<![eoy])u", "oo", syllable, count=1))
+    if re.search(r"(?<![aeou])i", syllable):
+        changes.append(re.sub(r"(?<![aeou])i", "ee", syllable, count=1))
+    if syllable[-1] in "lnmk" and syllable[-2:] not in ("ng", "ll", "nn", "mm", "kk"):
+        changes.append(syllable + syllable[-1])
+    changed = [c for c in changes if c != syllable]
+    return rng.choice(changed) if changed else None
+
+
+def _human_spelling(
+    rng: random.Random, name: str, *, given_first: bool = False, letter_habit: bool = False
+) -> str:
+    """How a person at the front desk might type `name` (their habits, not RR).
+
+    With `letter_habit`, one syllable of the given name also gets a letter-level change
+    (`_letter_habit`); the spelling is drawn again until one applies.
+    """
+    surname, given = _split_name(name)
+    habits = _SURNAME_HABITS.get(surname)
+    family = _pick(rng, habits) if habits else _official(surname)
+    syllables = [_human_syllable(rng, char) for char in given]
+    if letter_habit:
+        for at in rng.sample(range(len(syllables)), len(syllables)):
+            changed = _letter_habit(rng, syllables[at])
+            if changed is not None:
+                syllables[at] = changed
+                break
+    personal = "".join(syllables)
     return personal + family if given_first else family + personal
+
+
+# --- customers and folders -------------------------------------------------------------
 
 
 def _typo(rng: random.Random, word: str) -> str:
@@ -272,7 +399,7 @@ class _Builder:
         self.rng = rng
         self.customers: dict[int, Customer] = {}
         self.by_suffix: dict[str, list[int]] = defaultdict(list)
-        self.name_keys: Counter[str] = Counter()
+        self.names: Counter[str] = Counter()  # customers per official spelling of a name
         self.folder_names: set[str] = set()  # normalized customers.folder_name values
         self.taken: set[str] = set()  # normalized names of folders already made
         self.used: set[int] = set()  # customers that own a folder
@@ -285,7 +412,7 @@ class _Builder:
         suffix = phone_suffix(phone)
         if suffix:
             self.by_suffix[suffix].append(c.id)
-        self.name_keys[romanize.name_key(name)] += 1
+        self.names[_sound(_official(name))] += 1
         if folder_name:
             self.folder_names.add(normalize_folder(folder_name))
         return c
@@ -314,17 +441,17 @@ class _Builder:
 
     def confusable(self, folder: str, truth: int | None) -> bool:
         """Another customer with the folder's 4 digits and a similar name?"""
-        letters, digits = split_folder(folder)
-        if not digits:
+        runs = re.findall(r"[0-9]{4,}", folder)
+        if not runs:
             return False
-        key = romanize.fold(letters)
-        for other in self.by_suffix.get(digits, ()):
+        letters = _sound(folder)
+        for other in self.by_suffix.get(runs[-1][-4:], ()):
             if other == truth:
                 continue
-            surname, given = romanize.split_name(self.customers[other].name)
-            forward = romanize.name_key(surname + given)
-            backward = romanize.fold(romanize.romanize(given) + romanize.romanize(surname))
-            if max(fuzz.ratio(key, forward), fuzz.ratio(key, backward)) >= _CONFUSABLE:
+            surname, given = _split_name(self.customers[other].name)
+            forward = _sound(_official(surname + given))
+            backward = _sound(_official(given + surname))
+            if max(fuzz.ratio(letters, forward), fuzz.ratio(letters, backward)) >= _CONFUSABLE:
                 return True
         return False
 
@@ -360,10 +487,13 @@ class _Builder:
                 return
         raise RuntimeError(f"could not draw a {variation!r} folder")
 
-    def _spelled(self, c: Customer, *, given_first: bool = False) -> str:
-        return (
-            f"{_human_spelling(self.rng, c.name, given_first=given_first)}-{phone_suffix(c.phone)}"
+    def _spelled(
+        self, c: Customer, *, given_first: bool = False, letter_habit: bool = False
+    ) -> str:
+        spelled = _human_spelling(
+            self.rng, c.name, given_first=given_first, letter_habit=letter_habit
         )
+        return f"{spelled}-{phone_suffix(c.phone)}"
 
     def _exact(self) -> tuple[str, int] | None:
         c = self.pick_owner()
@@ -426,9 +556,46 @@ class _Builder:
         ok = self.free(folder) and not self.confusable(folder, c.id)
         return (folder, c.id) if ok else None
 
+    def _folder_name_slip(self) -> tuple[str, int] | None:
+        c = self.pick_owner()
+        if not c.folder_name or not c.folder_name.endswith(f"-{phone_suffix(c.phone)}"):
+            return None
+        letters, digits = c.folder_name.rsplit("-", 1)
+        folder = f"{_typo(self.rng, letters)}-{digits}"
+        ok = self.free(folder) and not self.confusable(folder, c.id)
+        return (folder, c.id) if ok else None
+
+    def _letters(self) -> tuple[str, int] | None:
+        c = self.pick_owner()
+        folder = self._spelled(c, letter_habit=True)
+        ok = self.free(folder) and not self.confusable(folder, c.id)
+        return (folder, c.id) if ok else None
+
+    def _namesakes(self) -> tuple[str, int] | None:
+        """Four or five customers share a name nobody else has; all but the newest already
+        have their own folder (their `folder_name`); the folder, without phone digits, is
+        the newest one's, who has no `folder_name`."""
+        rng = self.rng
+        name = _random_name(rng)
+        folder = _human_spelling(rng, name)
+        if self.names[_sound(_official(name))] or not self.free(folder):
+            return None
+        twins: dict[str, str] = {}  # normalized folder_name -> phone
+        for _ in range(rng.randint(3, 4)):
+            phone = _random_phone(rng)
+            own = f"{_human_spelling(rng, name)}-{phone_suffix(phone)}"
+            if not self.free(own) or self.confusable(own, None) or normalize_folder(own) in twins:
+                return None
+            twins[normalize_folder(own)] = phone
+        for own, phone in twins.items():
+            twin = self.add_customer(name, phone, own)
+            self.add_folder(own, twin.id, "exact")
+        truth = self.add_customer(name, _random_phone(rng), None)
+        return folder, truth.id
+
     def _phone_changed(self) -> tuple[str, int] | None:
         c = self.pick_owner()
-        if self.name_keys[romanize.name_key(c.name)] > 1:
+        if self.names[_sound(_official(c.name))] > 1:
             return None  # with the digits gone, only a name nobody else has tells who it is
         letters = self._spelled(c).rsplit("-", 1)[0]
         digits = f"{self.rng.randrange(10_000):04d}"
@@ -440,7 +607,7 @@ class _Builder:
     def _no_customer(self) -> tuple[str, None] | None:
         name = _random_name(self.rng)
         folder = f"{_human_spelling(self.rng, name)}-{self.rng.randrange(10_000):04d}"
-        taken = self.name_keys[romanize.name_key(name)] > 0  # nobody has this name
+        taken = self.names[_sound(_official(name))] > 0  # nobody has a name that sounds alike
         ok = not taken and self.free(folder) and not self.confusable(folder, None)
         return (folder, None) if ok else None
 
@@ -500,10 +667,15 @@ def generate_library(scale: int = 1, seed: int = DEFAULT_SEED) -> DemoLibrary:
     total = FOLDERS_PER_SCALE * scale
     plan = [v for v, share in VARIATION_SHARES.items() for _ in range(round(share * total))]
     plan += ["romanization"] * (total - len(plan))
-    # same_customer needs earlier owners; everything else in random order.
+    # namesakes first (each also makes the exact folders of its namesakes, which take exact
+    # slots of the plan), same_customer last (it needs earlier owners), the rest in random order.
     rng.shuffle(plan)
-    plan.sort(key=lambda v: v == "same_customer")
+    plan.sort(key=lambda v: (v != "namesakes", v == "same_customer"))
     for variation in plan:
+        if variation == "exact" and sum(f.variation == "exact" for f in builder.folders) >= (
+            plan.count("exact")
+        ):
+            continue
         builder.make_folder(variation)
     folders = builder.folders
     rng.shuffle(folders)
