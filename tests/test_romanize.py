@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
 
 import pytest
@@ -107,14 +106,13 @@ def test_variant_keys_reach_the_customer_key(folder_letters: str, name: str) -> 
     assert name_key(name) in variant_keys(folder_letters)
 
 
-def test_spellings_are_fast_enough_for_100k_customers() -> None:
+def test_spellings_stay_within_their_budget_for_100k_customers() -> None:
+    # What keeps matching 100k customers fast is a bounded number of spellings per name (the
+    # speed itself is measured in benchmarks/bench_match.py, never asserted here).
     syllables = [chr(0xAC00 + i) for i in range(0, 11172, 37)]
     names = [f"{s}{a}{b}" for s in "김이박최정" for a in syllables[:20] for b in syllables[:20]]
-    started = time.perf_counter()
-    for name in names:
-        spellings(name)
-    per_name = (time.perf_counter() - started) / len(names)
-    assert per_name < 0.001  # measured ~0.07 ms uncached; 100k names stay well under a minute
+    counts = [len(spellings(name)) for name in names]
+    assert min(counts) >= 1 and max(counts) <= MAX_SPELLINGS
 
 
 def test_letter_fold_undoes_letter_habits_only() -> None:
