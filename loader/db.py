@@ -83,8 +83,11 @@ async def connection(url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-async def create_pool(url: str, size: int) -> asyncpg.Pool:
+async def create_pool(url: str, size: int, *, read_only: bool = False) -> asyncpg.Pool:
     """A pool of `size` connections (the `--db-concurrency` knob).
+
+    `read_only` (a dry run) makes every transaction on the pool read-only: PostgreSQL itself
+    then refuses any write, so a plan cannot change the database even by mistake.
 
     Plans are always made for the actual parameters (`plan_cache_mode`): a generic plan
     cached while image_assets was empty stays a sequential scan after it fills
@@ -97,7 +100,10 @@ async def create_pool(url: str, size: int) -> asyncpg.Pool:
             max_size=size,
             init=_init_connection,
             timeout=CONNECT_TIMEOUT_S,
-            server_settings={"plan_cache_mode": "force_custom_plan"},
+            server_settings={
+                "plan_cache_mode": "force_custom_plan",
+                "default_transaction_read_only": "on" if read_only else "off",
+            },
         )
     except _CONNECT_ERRORS as exc:
         raise _connect_error(url, exc) from None
