@@ -22,6 +22,7 @@ import orjson
 
 from loader import __version__, db, embedded
 from loader.config import state_dir
+from loader.devtools import DEMO_PORT
 from loader.errors import ExitCode, LoaderError
 from loader.eventlog import EventLog
 from loader.listing import SourceOptions, list_folders
@@ -566,11 +567,12 @@ def demo_run(scale: int) -> None:
 
         loader demo run
     """
-    from loader.devtools.demo_run import run_demo
+    from loader.devtools.demo_run import NEXT_STEPS, run_demo
     from loader.report import print_demo_outcome
 
     outcome = run(lambda: run_demo(scale, say=info))
     print_demo_outcome(outcome)
+    click.echo(NEXT_STEPS)
     if outcome.first.exit_code != ExitCode.OK or not outcome.verified.ok:
         sys.exit(int(ExitCode.INCOMPLETE))
 
@@ -607,6 +609,42 @@ def demo_seed(scale: int) -> None:
     )
     click.echo(f"manifest {paths.manifest}; serve it with:\n  loader storage serve --manifest "
                f"{paths.manifest} --bucket {DEMO_BUCKET} --key demo-key")  # fmt: skip
+
+
+@demo_group.command(name="serve")
+@click.option("--scale", type=click.IntRange(1, 100), default=1, show_default=True,
+              help="Multiplies customers, folders and files.")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEMO_PORT, show_default=True,
+              help="Loopback port of the demo Storage server.")
+def demo_serve(scale: int, port: int) -> None:
+    """Seed a fresh demo library, keep its Storage server up, print what to export.
+
+    Every other command then works on the demo: paste the printed `export` lines into
+    another terminal and run `loader scan`, `loader match`, `loader migrate`, ... Stop
+    with Ctrl-C; the embedded PostgreSQL keeps running (`loader db stop`).
+
+    Example:
+
+        loader demo serve --port 54380
+    """
+    from loader.devtools.demo_run import DemoPaths, export_lines, serve_demo
+
+    def ready(environment: dict[str, str]) -> None:
+        click.echo("demo Storage server and database ready; in another terminal run:\n")
+        click.echo(export_lines(environment))
+        click.echo("\nthen e.g. `loader scan`. Ctrl-C stops the server.")
+
+    async def go() -> None:
+        server_url = embedded.ensure_running().url()
+        paths = DemoPaths.under(state_dir() / "demo")
+        await serve_demo(server_url, paths, scale=scale, port=port, on_ready=ready)
+
+    try:
+        run(go)
+    except LoaderFailure as exc:
+        if exc.exit_code != ExitCode.ABORTED:  # Ctrl-C is how this command ends
+            raise
+        info("demo server stopped")
 
 
 @cli.group(name="match", invoke_without_command=True)
