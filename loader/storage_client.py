@@ -1,6 +1,6 @@
 """A small async client for the Supabase Storage REST API (the calls the loader needs).
 
-Facts it is built on (see storage-api.md): errors come back as HTTP 400 with the real status
+Facts it is built on (docs/storage.md): errors come back as HTTP 400 with the real status
 in the JSON body; an unknown bucket or prefix lists as `200 []`; v1 `limit` is silently capped
 at 1500; v2 may be missing on older servers. Transient failures (429, 5xx, 544, timeouts,
 resets, truncated JSON) are retried with exponential backoff and full jitter, honouring

@@ -14,7 +14,6 @@ import anyio
 from click.testing import CliRunner
 
 from loader.cli import cli
-
 from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY
 
 COMPARED_COLUMNS = (

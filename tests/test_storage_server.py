@@ -46,7 +46,7 @@ from tests.storage_fixtures import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-# A copy of shared/storage-recordings (requests and responses of the real Storage server).
+# Requests and responses recorded against the real Storage server (see docs/storage.md).
 RECORDINGS = Path(__file__).parent / "storage-recordings"
 AUTH = {"Authorization": f"Bearer {STORAGE_KEY}", "apikey": STORAGE_KEY}
 # Server-generated values a replay cannot reproduce: a content hash and a write time.

@@ -1,7 +1,7 @@
 """A Supabase-Storage-compatible HTTP server for tests, the demo and benchmarks.
 
 It serves the read-only routes the loader uses, with the wire format of the real server
-(supabase/storage v1.11.2, see `storage-api.md` and its recordings):
+(supabase/storage v1.11.2, see docs/storage.md and tests/storage-recordings/):
 
 - `GET /bucket/{id}`
 - `POST /object/list/{bucket}` (v1: one level, offset pages, limit capped at 1500)
