@@ -28,11 +28,11 @@ from loader.errors import (
     LoaderError,
     NotServiceRoleError,
 )
+from loader.retry import ATTEMPTS, RetryPolicy
 from loader.sqlfiles import sql
 from loader.storage_client import (
     V1_PAGE_CAP,
     V2_PAGE_CAP,
-    RetryPolicy,
     StorageClient,
     StorageRequestError,
     jwt_role,
@@ -343,7 +343,7 @@ async def for_each_event(
 class SourceOptions:
     """Where to list from and how hard to push (every knob is a CLI flag)."""
 
-    bucket: str
+    bucket: str = "blog-images"
     prefix: str = "originals/customers/"
     source: Literal["rest", "db"] = "rest"
     storage_url: str | None = None
@@ -353,7 +353,7 @@ class SourceOptions:
     page_size: int = 1000
     max_rps: float | None = None
     request_timeout_s: float = 30.0
-    retries: int = 6
+    retries: int = ATTEMPTS
     storage_database_url: str | None = None
 
 

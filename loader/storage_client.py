@@ -10,9 +10,8 @@ resets, truncated JSON) are retried with exponential backoff and full jitter, ho
 from __future__ import annotations
 
 import base64
-import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -27,6 +26,7 @@ from loader.errors import (
     StorageAuthError,
     StorageUnreachableError,
 )
+from loader.retry import RetryPolicy
 
 V1_PAGE_CAP = 1500
 V2_PAGE_CAP = 1000
@@ -49,27 +49,10 @@ class StorageRequestError(LoaderError):
         self.code = code
 
 
-@dataclass(slots=True, frozen=True)
-class RetryPolicy:
-    attempts: int = 6
-    base_delay_s: float = 0.2
-    max_delay_s: float = 10.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
-        backoff = random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
-        return max(backoff, retry_after or 0.0)
-
-
 @dataclass(slots=True)
 class ClientStats:
     calls: int = 0
     retries: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    def calls_per_second(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.calls / elapsed if elapsed > 0 else 0.0
 
 
 class RateLimiter:

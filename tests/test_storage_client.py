@@ -9,8 +9,8 @@ import pytest
 from aioresponses import aioresponses
 
 from loader.errors import BucketNotFoundError, StorageAuthError, StorageUnreachableError
+from loader.retry import RetryPolicy
 from loader.storage_client import (
-    RetryPolicy,
     StorageClient,
     StorageRequestError,
     jwt_role,

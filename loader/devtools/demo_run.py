@@ -19,7 +19,7 @@ from pathlib import Path
 import anyio
 
 from loader import db, embedded
-from loader.config import state_dir
+from loader.config import redact_url, state_dir
 from loader.devtools import DEMO_PORT
 from loader.devtools.demo_library import (
     DemoLibrary,
@@ -116,7 +116,7 @@ async def run_demo(scale: int = 1, *, say: Callable[[str], None] = print) -> Dem
     server = embedded.ensure_running()
     try:
         database_url = await demo_database(server.url())
-        say(f"database: {db.describe(database_url)} (embedded)")
+        say(f"database: {redact_url(database_url)} (embedded)")
         seeded, library = await seed(scale, database_url, paths)
         say(f"seeded {seeded.customers:,} customers, {seeded.objects:,} Storage objects, "
             f"{seeded.existing_assets:,} existing image_assets rows")  # fmt: skip
