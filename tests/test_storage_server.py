@@ -23,6 +23,7 @@ import orjson
 import pytest
 from yarl import URL
 
+from loader.devtools.storage_model import is_valid_key
 from loader.devtools.storage_server import (
     FAULT_KINDS,
     STATS,
@@ -33,7 +34,6 @@ from loader.devtools.storage_server import (
     decode_cursor,
     encode_cursor,
     running_server,
-    validate_key,
 )
 from loader.errors import BadInputError
 from tests.storage_fixtures import (
@@ -639,7 +639,7 @@ def test_faults_reject_unknown_kinds() -> None:
     ],
 )
 def test_validate_key(name: str, valid: bool) -> None:
-    assert validate_key(name) is valid
+    assert is_valid_key(name) is valid
 
 
 def test_catalogue_accepts_any_name() -> None:
