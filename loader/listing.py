@@ -33,6 +33,7 @@ from loader.sqlfiles import sql
 from loader.storage_client import (
     V1_PAGE_CAP,
     V2_PAGE_CAP,
+    RateLimiter,
     StorageClient,
     StorageRequestError,
     jwt_role,
@@ -406,7 +407,7 @@ async def open_source(opts: SourceOptions) -> AsyncIterator[OpenedSource]:
         "connections": opts.list_concurrency,
         "timeout_s": opts.request_timeout_s,
         "retry": RetryPolicy(attempts=opts.retries),
-        "max_rps": opts.max_rps,
+        "limiter": RateLimiter(opts.max_rps) if opts.max_rps else None,
     }
     try:
         base_url = await resolve_base_url(opts.storage_url, opts.key, opts.bucket, **client_options)

@@ -111,14 +111,15 @@ class StorageClient:
         connections: int = 32,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
-        max_rps: float | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = key
         self._connections = connections
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.retry = retry or RetryPolicy()
-        self._limiter = RateLimiter(max_rps) if max_rps else None
+        # Shared by every client of one command, so `--max-rps` holds across all of them.
+        self._limiter = limiter
         self.stats = ClientStats()
         self._session: aiohttp.ClientSession | None = None
 
