@@ -1,8 +1,8 @@
 """What a Storage object is: image, video, other, or a placeholder that is not a customer file.
 
-Extension lists are the user's (MISSION.md). The extension decides first, because Storage
-mimetypes are whatever the uploader sent (often application/octet-stream); the metadata
-mimetype is used only when the extension says nothing.
+Extension lists are the user's (the ones their own scripts counted). The extension decides
+first, because Storage mimetypes are whatever the uploader sent (often
+application/octet-stream); the metadata mimetype is used only when the extension says nothing.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import signal
 import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,7 +28,8 @@ import click
 import orjson
 
 from loader import __version__, db, embedded
-from loader.config import redact, remember_secret, remember_secrets_in, state_dir
+from loader.config import redact, redact_url, remember_secret, remember_secrets_in, state_dir
+from loader.devtools import DEMO_PORT
 from loader.errors import (
     AbortedError,
     BadInputError,
@@ -39,6 +41,7 @@ from loader.errors import (
 from loader.eventlog import EventLog
 from loader.listing import SOURCES, SourceOptions, list_folders
 from loader.match import ACCEPT, MARGIN
+from loader.migrate import MigrateOptions
 from loader.progress import LiveStats, live_progress
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,8 +52,11 @@ Resume = Callable[[int], str]
 
 # Run ids are Postgres bigints: a larger number is a bad command line, not a database error.
 RUN_ID = click.IntRange(1, 2**63 - 1)
-DEFAULT_BUCKET = "blog-images"
-DEFAULT_PREFIX = "originals/customers/"
+
+
+def default(options: type, name: str) -> Any:
+    """The library's default for one option: flags never restate the dataclasses' values."""
+    return next(f.default for f in fields(options) if f.name == name)
 
 
 class LoaderFailure(click.ClickException):
@@ -72,6 +78,10 @@ class _Interruption:
 async def _until_signal(call: Callable[[], Awaitable[T]], seen: _Interruption) -> T | None:
     """Run `call`; SIGINT or SIGTERM cancels it (its cleanup runs) and is noted in `seen`."""
     result: T | None = None
+    if threading.current_thread() is not threading.main_thread():
+        # Signals reach the main thread only (a library caller or an in-process test runs
+        # commands elsewhere); there, Ctrl-C is the caller's to handle.
+        return await call()
     async with anyio.create_task_group() as tg:
 
         async def watch() -> None:
@@ -231,27 +241,32 @@ def storage_options(fn: F) -> F:
                      callback=_remember_url, help="Supabase project URL or Storage API root."),
         click.option("--key", envvar="SUPABASE_SERVICE_ROLE_KEY", show_envvar=True,
                      callback=_remember_key, help="Service-role key (never printed)."),
-        click.option("--bucket", default=DEFAULT_BUCKET, show_default=True),
-        click.option("--prefix", default=DEFAULT_PREFIX, show_default=True,
+        click.option("--bucket", default=default(SourceOptions, "bucket"), show_default=True),
+        click.option("--prefix", default=default(SourceOptions, "prefix"), show_default=True,
                      help="Folder holding one sub-folder per customer."),
-        click.option("--source", type=click.Choice(list(SOURCES)), default="rest",
+        click.option("--source", type=click.Choice(list(SOURCES)),
+                     default=default(SourceOptions, "source"),
                      show_default=True,
                      help="List through the REST API, or read storage.objects directly."),
         click.option("--storage-database-url", callback=_remember_url,
                      help="Database holding storage.objects for --source db "
                      "(default: the target database)."),
-        click.option("--list-api", type=click.Choice(["auto", "v1", "v2"]), default="auto",
+        click.option("--list-api", type=click.Choice(["auto", "v1", "v2"]),
+                     default=default(SourceOptions, "list_api"),
                      show_default=True, help="auto: v2 when the server has it, else v1."),
-        click.option("--list-concurrency", type=click.IntRange(1, 512), default=32,
+        click.option("--list-concurrency", type=click.IntRange(1, 512),
+                     default=default(SourceOptions, "list_concurrency"),
                      show_default=True, help="Folders listed at once."),
-        click.option("--page-size", type=click.IntRange(1, 1500), default=1000,
+        click.option("--page-size", type=click.IntRange(1, 1500),
+                     default=default(SourceOptions, "page_size"),
                      show_default=True, help="Entries per list call (v1 caps at 1500)."),
-        click.option("--max-rps", type=click.FloatRange(min=0.1), default=None,
+        click.option("--max-rps", type=click.FloatRange(min=0.1),
                      help="Cap on Storage requests per second."),
         click.option("--request-timeout", "request_timeout_s", type=click.FloatRange(min=0.1),
-                     default=30.0,
+                     default=default(SourceOptions, "request_timeout_s"),
                      show_default=True, help="Seconds per Storage request."),
-        click.option("--retries", type=click.IntRange(1, 50), default=6, show_default=True,
+        click.option("--retries", type=click.IntRange(1, 50),
+                     default=default(SourceOptions, "retries"), show_default=True,
                      help="Attempts per Storage request before a folder is marked failed."),
     ]  # fmt: skip
     for option in reversed(options):
@@ -267,7 +282,7 @@ def source_options(params: dict[str, Any]) -> SourceOptions:
 def target_database(url: str | None) -> str:
     """Resolve the target database and say which one is in use (password hidden)."""
     resolved = db.resolve_database_url(url)
-    info(f"database: {db.describe(resolved)}{'' if url else ' (embedded)'}")
+    info(f"database: {redact_url(resolved)}{'' if url else ' (embedded)'}")
     return resolved
 
 
@@ -309,12 +324,28 @@ def cli() -> None:
 
     Typical order: `loader scan` (what is there), `loader match` (which folder is which
     customer; review the uncertain ones), `loader migrate`, `loader verify`.
+
+    Example (try it on the demo first: `loader demo serve` prints what to export):
+
+    \b
+        export SUPABASE_URL=https://xyz.supabase.co SUPABASE_SERVICE_ROLE_KEY=...
+        export DATABASE_URL=postgresql://...
+        loader scan && loader match && loader migrate --dry-run
+        loader migrate --report migrate.json && loader verify
     """
 
 
 @cli.group(name="db")
 def db_group() -> None:
-    """The database: set up the loader's schema, or manage the embedded PostgreSQL."""
+    """The database: set up the loader's schema, or manage the embedded PostgreSQL.
+
+    Example:
+
+    \b
+        loader db init --demo-schema
+        psql "$(loader db url)"
+        loader db stop
+    """
 
 
 @db_group.command(name="init")
@@ -457,20 +488,20 @@ def main() -> None:
 @click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
-    default=5000,
+    default=default(MigrateOptions, "batch_size"),
     show_default=True,
     help="Rows per upsert statement.",
 )
 @click.option(
     "--db-concurrency",
     type=click.IntRange(1, 64),
-    default=2,
+    default=default(MigrateOptions, "db_concurrency"),
     show_default=True,
     help="Database connections writing batches at once (2 is best on 2 cores).",
 )
 @click.option(
     "--upload-source",
-    default="customer-migration",
+    default=default(MigrateOptions, "upload_source"),
     show_default=True,
     help="upload_source of rows the run creates (rollback marker).",
 )
@@ -478,7 +509,7 @@ def main() -> None:
     "--cdn-url",
     "cdn_url",
     type=click.Choice(["fill", "overwrite", "keep"]),
-    default="fill",
+    default=default(MigrateOptions, "cdn_url"),
     show_default=True,
     help="fill: only where cdn_url is NULL; overwrite: always; keep: never write cdn_url"
     " (e.g. a private bucket).",
@@ -487,7 +518,7 @@ def main() -> None:
 @click.option(
     "--match",
     type=click.Choice(["auto", "none"]),
-    default="auto",
+    default=default(MigrateOptions, "match"),
     show_default=True,
     help="auto: tag folders the matcher ties to a customer with confidence, and "
     "folders a person decided (loader match apply); none: tag nothing.",
@@ -542,7 +573,6 @@ def migrate(
 
         loader migrate --storage-url "$SUPABASE_URL" --report migrate.json
     """
-    from loader.migrate import MigrateOptions
     from loader.migrate import migrate as migrate_library
     from loader.report import print_migrate_summary, write_json
 
@@ -594,7 +624,13 @@ def resume_command(database_url: str | None, opts: SourceOptions) -> Callable[[i
 
 @cli.group(name="storage")
 def storage_group() -> None:
-    """The project's Supabase-Storage-compatible server (tests, demo, benchmarks)."""
+    """The project's Supabase-Storage-compatible server (tests, demo, benchmarks).
+
+    Example:
+
+    \b
+        loader storage serve --root ./photos --bucket blog-images --key dev-key --port 5000
+    """
 
 
 @storage_group.command(name="serve")
@@ -608,7 +644,7 @@ def storage_group() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Serve the objects listed in this JSON-lines file.",
 )
-@click.option("--bucket", default=DEFAULT_BUCKET, show_default=True)
+@click.option("--bucket", default=default(SourceOptions, "bucket"), show_default=True)
 @click.option(
     "--key",
     envvar="SUPABASE_SERVICE_ROLE_KEY",
@@ -731,7 +767,6 @@ def verify(opts: SourceOptions, database_url: str | None, repair: bool,
 
         loader verify --storage-url "$SUPABASE_URL" --repair
     """
-    from loader.migrate import MigrateOptions
     from loader.migrate import migrate as migrate_library
     from loader.report import print_verify_result, write_json
     from loader.verify import verify as verify_library
@@ -754,7 +789,14 @@ def verify(opts: SourceOptions, database_url: str | None, repair: bool,
 
 @cli.group(name="demo")
 def demo_group() -> None:
-    """A generated, realistic library to try the loader on (embedded database)."""
+    """A generated, realistic library to try the loader on (embedded database).
+
+    Example:
+
+    \b
+        loader demo run        # the whole migration on the demo, with a summary
+        loader demo serve      # keep the demo up and try every command on it
+    """
 
 
 @demo_group.command(name="run")
@@ -772,11 +814,12 @@ def demo_run(scale: int) -> None:
 
         loader demo run
     """
-    from loader.devtools.demo_run import run_demo
+    from loader.devtools.demo_run import NEXT_STEPS, run_demo
     from loader.report import print_demo_outcome
 
     outcome = run(lambda: run_demo(scale, say=info))
     print_demo_outcome(outcome)
+    click.echo(NEXT_STEPS)
     if outcome.first.exit_code != ExitCode.OK or not outcome.verified.ok:
         sys.exit(int(ExitCode.INCOMPLETE))
 
@@ -808,11 +851,57 @@ def demo_seed(scale: int) -> None:
 
     database_url, counts = run(go)
     click.echo(
-        f"database {db.describe(database_url)}: {counts.customers:,} customers, "
+        f"database {redact_url(database_url)}: {counts.customers:,} customers, "
         f"{counts.existing_assets:,} image_assets rows, {counts.objects:,} objects"
     )
     click.echo(f"manifest {paths.manifest}; serve it with:\n  loader storage serve --manifest "
                f"{paths.manifest} --bucket {DEMO_BUCKET} --key demo-key")  # fmt: skip
+
+
+@demo_group.command(name="serve")
+@click.option(
+    "--scale",
+    type=click.IntRange(1, 100),
+    default=1,
+    show_default=True,
+    help="Multiplies customers, folders and files.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=DEMO_PORT,
+    show_default=True,
+    help="Loopback port of the demo Storage server.",
+)
+def demo_serve(scale: int, port: int) -> None:
+    """Seed a fresh demo library, keep its Storage server up, print what to export.
+
+    Every other command then works on the demo: paste the printed `export` lines into
+    another terminal and run `loader scan`, `loader match`, `loader migrate`, ... Stop
+    with Ctrl-C; the embedded PostgreSQL keeps running (`loader db stop`).
+
+    Example:
+
+        loader demo serve --port 54380
+    """
+    from loader.devtools.demo_run import DemoPaths, export_lines, serve_demo
+
+    def ready(environment: dict[str, str]) -> None:
+        click.echo("demo Storage server and database ready; in another terminal run:\n")
+        click.echo(export_lines(environment))
+        click.echo("\nthen e.g. `loader scan`. Ctrl-C stops the server.")
+
+    async def go() -> None:
+        server_url = embedded.ensure_running().url()
+        paths = DemoPaths.under(state_dir() / "demo")
+        await serve_demo(server_url, paths, scale=scale, port=port, on_ready=ready)
+
+    try:
+        run(go)
+    except LoaderFailure as exc:
+        if exc.exit_code != ExitCode.ABORTED:  # Ctrl-C is how this command ends
+            raise
+        info("demo server stopped")
 
 
 @cli.group(name="match", invoke_without_command=True)

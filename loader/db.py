@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,6 +15,7 @@ import orjson
 from loader import embedded
 from loader.config import redact_url
 from loader.errors import DatabaseError
+from loader.retry import RetryPolicy
 from loader.sqlfiles import sql
 
 CONNECT_TIMEOUT_S = 10.0
@@ -28,11 +28,6 @@ def resolve_database_url(explicit: str | None = None) -> str:
     if url:
         return url
     return embedded.ensure_running().url()
-
-
-def describe(url: str) -> str:
-    """A one-line, password-free description of the database in use."""
-    return redact_url(url)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -90,12 +85,16 @@ async def connection(url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-async def create_pool(url: str, size: int) -> asyncpg.Pool:
+async def create_pool(url: str, size: int, *, read_only: bool = False) -> asyncpg.Pool:
     """A pool of `size` connections (the `--db-concurrency` knob).
+
+    `read_only` (a dry run) makes every transaction on the pool read-only: PostgreSQL itself
+    then refuses any write, so a plan cannot change the database even by mistake.
 
     Plans are always made for the actual parameters (`plan_cache_mode`): a generic plan
     cached while image_assets was empty stays a sequential scan after it fills
-    (postgres-upsert-notes.md, trap 5); re-planning a batch statement costs well under 1 ms.
+    (a cached plan never notices the table grew); re-planning a batch statement costs well
+    under 1 ms.
     """
     try:
         pool = await asyncpg.create_pool(
@@ -104,7 +103,10 @@ async def create_pool(url: str, size: int) -> asyncpg.Pool:
             max_size=size,
             init=_init_connection,
             timeout=CONNECT_TIMEOUT_S,
-            server_settings={"plan_cache_mode": "force_custom_plan"},
+            server_settings={
+                "plan_cache_mode": "force_custom_plan",
+                "default_transaction_read_only": "on" if read_only else "off",
+            },
         )
     except _CONNECT_ERRORS as exc:
         raise _connect_error(url, exc) from None
@@ -143,12 +145,13 @@ async def retrying(
     pool: asyncpg.Pool,
     call: Callable[[asyncpg.Connection], Awaitable[T]],
     *,
-    attempts: int = 6,
+    retry: RetryPolicy = RetryPolicy(),  # noqa: B008 (frozen: one shared default is safe)
     what: str = "database call",
     on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
-    """Run `call(conn)` on a pool connection, retrying transient failures with full-jitter
-    backoff on a fresh connection; `DatabaseError` once `attempts` are used up."""
+    """Run `call(conn)` on a pool connection, retrying transient failures with the retry
+    policy's backoff on a fresh connection; `DatabaseError` once its attempts are used up."""
+    attempts = retry.attempts
     for attempt in range(attempts):
         try:
             async with pool.acquire() as conn:
@@ -158,5 +161,5 @@ async def retrying(
                 raise DatabaseError(f"{what} failed {attempts} times: {exc}") from None
             if on_retry is not None:
                 on_retry(exc)
-            await anyio.sleep(random.uniform(0, min(5.0, 0.1 * 2**attempt)))
+            await anyio.sleep(retry.delay(attempt))
     raise AssertionError("unreachable")

@@ -32,12 +32,13 @@ from loader.errors import (
     StorageUnreachableError,
 )
 from loader.outage import OutageDetector
+from loader.retry import ATTEMPTS, RetryPolicy
 from loader.sqlfiles import sql
 from loader.storage_client import (
     V1_PAGE_CAP,
     V2_PAGE_CAP,
     KeyKind,
-    RetryPolicy,
+    RateLimiter,
     StorageClient,
     StorageRequestError,
     key_kind,
@@ -477,7 +478,7 @@ async def for_each_event(
 class SourceOptions:
     """Where to list from and how hard to push (every knob is a CLI flag)."""
 
-    bucket: str
+    bucket: str = "blog-images"
     prefix: str = "originals/customers/"
     source: str = "rest"  # a key of SOURCES
     storage_url: str | None = None
@@ -487,7 +488,7 @@ class SourceOptions:
     page_size: int = 1000
     max_rps: float | None = None
     request_timeout_s: float = 30.0
-    retries: int = 6
+    retries: int = ATTEMPTS
     storage_database_url: str | None = None
 
 
@@ -514,7 +515,7 @@ def _client_options(opts: SourceOptions) -> dict[str, Any]:
         "connections": opts.list_concurrency,
         "timeout_s": opts.request_timeout_s,
         "retry": RetryPolicy(attempts=opts.retries),
-        "max_rps": opts.max_rps,
+        "limiter": RateLimiter(opts.max_rps) if opts.max_rps else None,
     }
 
 

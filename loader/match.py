@@ -677,8 +677,15 @@ async def load_customers(conn: asyncpg.Connection) -> list[Customer]:
 
 
 async def load_decisions(conn: asyncpg.Connection) -> dict[str, int | None]:
-    """A person's stored decisions: folder -> customer id, or None for "no customer"."""
-    return {r["folder"]: r["customer_id"] for r in await conn.fetch(sql("match_load_decisions"))}
+    """A person's stored decisions: folder -> customer id, or None for "no customer".
+
+    A database the loader never wrote to (a first dry run) has no loader schema, hence none.
+    """
+    try:
+        records = await conn.fetch(sql("match_load_decisions"))
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        return {}
+    return {r["folder"]: r["customer_id"] for r in records}
 
 
 async def apply_decisions(

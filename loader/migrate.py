@@ -180,11 +180,15 @@ async def migrate(
     stats = stats or LiveStats()
     log = log or EventLog(None)
     started = time.monotonic()
-    pool = await create_pool(opts.database_url, opts.db_concurrency + 1)
+    # A dry run writes nothing at all: no loader schema, no index, read-only connections.
+    pool = await create_pool(opts.database_url, opts.db_concurrency + 1, read_only=opts.dry_run)
     try:
         async with pool.acquire() as conn:
-            await init_schema(conn)
-            await check_target(conn, create_unique_index=opts.create_unique_index)
+            if not opts.dry_run:
+                await init_schema(conn)
+            plan_notes = await check_target(
+                conn, create_unique_index=opts.create_unique_index, dry_run=opts.dry_run
+            )
         run_id = None
         if opts.resume is not None:
             run_id = await _adopt_run(pool, opts)
@@ -226,7 +230,7 @@ async def migrate(
                 if error is None:
                     raise
                 raise await _aborted(pool, run_id, error, log) from None
-            warnings = opened.warnings
+            warnings = opened.warnings + plan_notes
         if opts.dry_run:
             planned = _planned_result(opts, worker, match_summary, warnings, started)
             planned.loose_files = loose_files

@@ -28,8 +28,11 @@ REQUIRED_COLUMNS: dict[str, str] = {
 }
 
 
-async def check_target(conn: asyncpg.Connection, *, create_unique_index: bool = False) -> None:
-    """Raise `SchemaError` with every problem found in `image_assets`, or return quietly."""
+async def check_target(
+    conn: asyncpg.Connection, *, create_unique_index: bool = False, dry_run: bool = False
+) -> list[str]:
+    """Raise `SchemaError` with every problem found in `image_assets`; else return notes for
+    the plan (a dry run says what it would create instead of creating it)."""
     table = await conn.fetchrow(sql("preflight_table"))
     if table is None:
         raise SchemaError(
@@ -52,10 +55,13 @@ async def check_target(conn: asyncpg.Connection, *, create_unique_index: bool = 
     if problems:
         raise SchemaError("image_assets is not usable: " + "; ".join(problems))
     if not await conn.fetchval(sql("preflight_unique_index")):
-        await _unique_index_missing(conn, create=create_unique_index)
+        return await _unique_index_missing(conn, create=create_unique_index, dry_run=dry_run)
+    return []
 
 
-async def _unique_index_missing(conn: asyncpg.Connection, *, create: bool) -> None:
+async def _unique_index_missing(
+    conn: asyncpg.Connection, *, create: bool, dry_run: bool
+) -> list[str]:
     dup = await conn.fetchrow(sql("preflight_duplicates"))
     if dup["paths"]:
         raise SchemaError(
@@ -69,4 +75,7 @@ async def _unique_index_missing(conn: asyncpg.Connection, *, create: bool) -> No
             "duplicates exist: rerun with --create-unique-index, or run "
             "CREATE UNIQUE INDEX CONCURRENTLY ON image_assets (file_path)"
         )
+    if dry_run:
+        return ["dry run: the unique index on image_assets.file_path would be created"]
     await conn.execute(sql("create_unique_index"))
+    return []

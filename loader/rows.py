@@ -1,8 +1,8 @@
 """Rows stage: turn a listed Storage object into the image_assets row the loader upserts.
 
 Per-object work here runs for every file of the bucket, so it stays a few dictionary look-ups
-and string operations (see postgres-upsert-notes.md: past ~100k rows/s the client's own
-per-object work becomes the bottleneck).
+and string operations (past ~100k rows/s the client's own per-object work becomes the
+bottleneck, not Postgres).
 """
 
 from __future__ import annotations

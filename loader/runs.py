@@ -22,6 +22,7 @@ import asyncpg
 
 from loader.db import connect, retrying
 from loader.errors import BadInputError
+from loader.retry import RetryPolicy
 from loader.sqlfiles import sql
 
 
@@ -162,7 +163,10 @@ async def has_open_folders(pool: asyncpg.Pool, run_id: int) -> bool:
 async def mark_aborted(pool: asyncpg.Pool, run_id: int) -> None:
     """Record that a worker stopped midway (other workers, or a resume, may still finish)."""
     await retrying(
-        pool, lambda conn: conn.execute(sql("run_abort"), run_id), attempts=2, what="abort"
+        pool,
+        lambda conn: conn.execute(sql("run_abort"), run_id),
+        retry=RetryPolicy(attempts=2),
+        what="abort",
     )
 
 

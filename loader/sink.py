@@ -21,6 +21,7 @@ import asyncpg.exceptions as pgexc
 
 from loader.db import retrying
 from loader.errors import SchemaError
+from loader.retry import RetryPolicy
 from loader.rows import AssetRow
 from loader.sqlfiles import sql
 
@@ -88,7 +89,7 @@ class UpsertSink:
     upload_source: str
     overwrite_cdn: bool
     dry_run: bool = False
-    attempts: int = 6
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     async def write(self, rows: Sequence[AssetRow]) -> BatchOutcome:
         """Write `rows` (already merged by file_path); never raises for bad rows."""
@@ -141,7 +142,7 @@ class UpsertSink:
 
         try:
             records = await retrying(
-                self.pool, upsert, attempts=self.attempts, what=f"batch of {len(rows)} rows",
+                self.pool, upsert, retry=self.retry, what=f"batch of {len(rows)} rows",
                 on_retry=count_retry,
             )  # fmt: skip
         except SCHEMA_ERRORS as exc:
@@ -162,6 +163,6 @@ class UpsertSink:
             lambda conn: conn.execute(
                 sql("row_failure_add"), self.run_id, printable(row.file_path), row.folder, reason
             ),
-            attempts=self.attempts,
+            retry=self.retry,
             what=f"recording the failure of {row.file_path!r}",
         )

@@ -1,6 +1,6 @@
 """A small async client for the Supabase Storage REST API (the calls the loader needs).
 
-Facts it is built on (see storage-api.md): errors come back as HTTP 400 with the real status
+Facts it is built on (docs/storage.md): errors come back as HTTP 400 with the real status
 in the JSON body; an unknown bucket or prefix lists as `200 []`; v1 `limit` is silently capped
 at 1500; v2 may be missing on older servers. Transient failures (429, 5xx, 544, timeouts,
 resets, truncated JSON) are retried with exponential backoff and full jitter, honouring
@@ -10,9 +10,8 @@ resets, truncated JSON) are retried with exponential backoff and full jitter, ho
 from __future__ import annotations
 
 import base64
-import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -29,6 +28,7 @@ from loader.errors import (
     StorageAuthError,
     StorageUnreachableError,
 )
+from loader.retry import RetryPolicy
 
 V1_PAGE_CAP = 1500
 V2_PAGE_CAP = 1000
@@ -55,27 +55,10 @@ class StorageRequestError(LoaderError):
         self.code = code
 
 
-@dataclass(slots=True, frozen=True)
-class RetryPolicy:
-    attempts: int = 6
-    base_delay_s: float = 0.2
-    max_delay_s: float = 10.0
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
-        backoff = random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))
-        return max(backoff, retry_after or 0.0)
-
-
 @dataclass(slots=True)
 class ClientStats:
     calls: int = 0
     retries: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    def calls_per_second(self) -> float:
-        elapsed = time.monotonic() - self.started
-        return self.calls / elapsed if elapsed > 0 else 0.0
 
 
 class RateLimiter:
@@ -159,14 +142,15 @@ class StorageClient:
         connections: int = 32,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
-        max_rps: float | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = key
         self._connections = connections
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.retry = retry or RetryPolicy()
-        self._limiter = RateLimiter(max_rps) if max_rps else None
+        # Shared by every client of one command, so `--max-rps` holds across all of them.
+        self._limiter = limiter
         self.stats = ClientStats()
         self._session: aiohttp.ClientSession | None = None
 

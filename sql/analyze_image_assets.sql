@@ -1,2 +1,3 @@
--- After a big load, so later plans see the real table size (postgres-upsert-notes.md, trap 5).
+-- After a big load, so later plans see the real table size (a plan made for an empty table
+-- would keep scanning it sequentially).
 ANALYZE image_assets;

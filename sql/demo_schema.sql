@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS storage.buckets (
     updated_at timestamptz DEFAULT now()
 );
 
--- Same columns as Supabase's storage.objects (see storage-api.md).
+-- Same columns as Supabase's storage.objects (see docs/storage.md).
 CREATE TABLE IF NOT EXISTS storage.objects (
     id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     bucket_id        text REFERENCES storage.buckets (id),

@@ -3,13 +3,17 @@ runs in the test's event loop, so the child must be awaited, not waited on)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import anyio
+from click.testing import CliRunner
 
+from loader.cli import cli
 from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY
 
 COMPARED_COLUMNS = (
@@ -34,6 +38,21 @@ def child_env() -> dict[str, str]:
     for name in ("DATABASE_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY"):
         env.pop(name, None)
     return env
+
+
+async def invoke(*args: str, env: Mapping[str, str] | None = None) -> Completed:
+    """Run `loader ARGS` in-process (click's CliRunner) on a worker thread, so the command's
+    own event loop runs beside the test's, which serves Storage. The environment is the
+    test's minus the loader's variables, plus `env`."""
+    cleared: dict[str, str | None] = {
+        name: None for name in ("DATABASE_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY")
+    }
+    runner = CliRunner()
+    call = functools.partial(runner.invoke, cli, list(args), env={**cleared, **(env or {})})
+    result = await anyio.to_thread.run_sync(call)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Completed(result.exit_code, result.stdout, result.stderr)
 
 
 async def run_loader(*args: str, timeout: float = 120) -> Completed:

@@ -13,6 +13,7 @@ import base64
 import mimetypes
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -79,3 +80,37 @@ async def start_storage(serve_storage_app: ServeStorageApp) -> StartStorage:
         return await serve_storage_app(build_app(catalogue, **kw))
 
     return start
+
+
+# A folder of tests.sample whose listing fails for as long as an outage lasts.
+BROKEN_FOLDER = "kimminsu03-6603"
+
+
+@dataclass(slots=True)
+class Outage:
+    """A Storage server on which listing one folder fails with HTTP 500 while `on`."""
+
+    url: str
+    app: web.Application
+    on: bool = True
+
+
+@pytest.fixture
+async def outage(serve_storage_app: ServeStorageApp) -> Outage:
+    from tests.sample import sample_catalogue  # sample builds on this module
+
+    app = build_app(sample_catalogue(), bucket=STORAGE_BUCKET, key=STORAGE_KEY)
+    state = Outage(url="", app=app)
+
+    @web.middleware
+    async def fail_one_folder(request: web.Request, handler: Callable[..., Awaitable]) -> object:
+        if state.on and "/object/list" in request.path:
+            body = await request.json()  # aiohttp keeps the body for the handler
+            if str(body.get("prefix", "")).startswith("originals/customers/" + BROKEN_FOLDER):
+                error = {"statusCode": "500", "error": "internal", "message": "disk on fire"}
+                return web.json_response(error, status=500)
+        return await handler(request)
+
+    app.middlewares.append(fail_one_folder)
+    state.url = await serve_storage_app(app)
+    return state

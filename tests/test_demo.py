@@ -15,6 +15,7 @@ from rapidfuzz.distance import OSA
 
 from loader.classify import MEDIA_TYPES
 from loader.devtools import demo_library as demo
+from loader.devtools.storage_model import is_valid_key
 from loader.devtools.storage_server import Catalogue
 from loader.match import normalize_folder, phone_suffix
 
@@ -122,10 +123,10 @@ def test_truth_is_consistent_with_the_variations(library: demo.DemoLibrary) -> N
 
 
 def test_keys_are_valid_storage_keys(objects: list[dict[str, object]]) -> None:
-    bad = [o["name"] for o in objects if not demo.is_valid_key(str(o["name"]))]
+    bad = [o["name"] for o in objects if not is_valid_key(str(o["name"]))]
     assert bad == []
-    assert not demo.is_valid_key(f"{PREFIX}김종철/a.jpg")
-    assert not demo.is_valid_key(f"{PREFIX}a%20b/a.jpg")
+    assert not is_valid_key(f"{PREFIX}김종철/a.jpg")
+    assert not is_valid_key(f"{PREFIX}a%20b/a.jpg")
 
 
 def test_big_folders_placeholders_and_odd_files(

@@ -13,7 +13,14 @@ from loader.listing import ListedObject, SourceOptions
 from loader.scan import scan
 from tests.sample import BIG_FOLDER_FILES, PREFIX, load_storage_objects, sample_catalogue
 from tests.sample import sample_names as all_names
-from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage, fake_jwt
+from tests.storage_fixtures import (
+    BROKEN_FOLDER,
+    STORAGE_BUCKET,
+    STORAGE_KEY,
+    Outage,
+    StartStorage,
+    fake_jwt,
+)
 
 
 async def listed_paths(opts: SourceOptions) -> list[str]:
@@ -85,6 +92,20 @@ async def test_listing_survives_ten_percent_faults(start_storage: StartStorage, 
 
 
 async def test_folder_that_keeps_failing_is_reported_and_the_walk_goes_on(
+    outage: Outage,
+) -> None:
+    seen: list[str] = []
+    opts = SourceOptions(bucket=STORAGE_BUCKET, storage_url=outage.url, key=STORAGE_KEY,
+                         retries=2)  # fmt: skip
+    report = await scan(opts, on_object=lambda obj, kind, mime: seen.append(obj.path))
+    assert [f.folder for f in report.failures] == [BROKEN_FOLDER]
+    assert "failed after 2 attempts" in report.failures[0].reason
+    broken = f"{PREFIX}{BROKEN_FOLDER}/"
+    assert BROKEN_FOLDER not in report.folders
+    assert sorted(seen) == sorted(n for n in all_names() if not n.startswith(broken))
+
+
+async def test_a_bucket_check_that_keeps_failing_stops_the_scan(
     start_storage: StartStorage,
 ) -> None:
     faults = Faults(fail_rate=1.0, kinds=("500",), seed=1)

@@ -1,4 +1,4 @@
-"""The batch upsert and the server-side tag merge: the traps of postgres-upsert-notes.md."""
+"""The batch upsert and the server-side tag merge, and the known traps of upserting in bulk."""
 
 from __future__ import annotations
 

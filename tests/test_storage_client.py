@@ -9,9 +9,9 @@ import pytest
 from aioresponses import aioresponses
 
 from loader.errors import BucketNotFoundError, StorageAuthError, StorageUnreachableError
+from loader.retry import RetryPolicy
 from loader.storage_client import (
     ResolvedBase,
-    RetryPolicy,
     StorageClient,
     StorageRequestError,
     jwt_role,

@@ -23,6 +23,7 @@ import orjson
 import pytest
 from yarl import URL
 
+from loader.devtools.storage_model import is_valid_key
 from loader.devtools.storage_server import (
     FAULT_KINDS,
     STATS,
@@ -33,7 +34,6 @@ from loader.devtools.storage_server import (
     decode_cursor,
     encode_cursor,
     running_server,
-    validate_key,
 )
 from loader.errors import BadInputError
 from tests.storage_fixtures import (
@@ -46,7 +46,7 @@ from tests.storage_fixtures import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-# A copy of shared/storage-recordings (requests and responses of the real Storage server).
+# Requests and responses recorded against the real Storage server (see docs/storage.md).
 RECORDINGS = Path(__file__).parent / "storage-recordings"
 AUTH = {"Authorization": f"Bearer {STORAGE_KEY}", "apikey": STORAGE_KEY}
 # Server-generated values a replay cannot reproduce: a content hash and a write time.
@@ -733,7 +733,7 @@ def test_faults_reject_unknown_kinds() -> None:
     ],
 )
 def test_validate_key(name: str, valid: bool) -> None:
-    assert validate_key(name) is valid
+    assert is_valid_key(name) is valid
 
 
 def test_catalogue_accepts_any_name() -> None:

@@ -36,7 +36,6 @@ matcher's tables in `loader/romanize.py`, so the figures are not graded by the c
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 import uuid
@@ -52,6 +51,13 @@ import orjson
 from rapidfuzz import fuzz
 
 from loader.classify import MEDIA_TYPES, classify, extension
+from loader.devtools.storage_model import (
+    is_valid_key,
+    iso_timestamp,
+    object_id,
+    object_metadata,
+    write_manifest_row,
+)
 from loader.match import Customer, FolderMatch, normalize_folder, phone_suffix
 from loader.sqlfiles import sql
 
@@ -62,8 +68,6 @@ PREFIX = "originals/customers/"
 PAGE_LIMIT = 1500  # one page of the Storage v1 list API
 DEMO_CDN_BASE = "https://cdn.example.com/"
 
-
-_VALID_KEY = re.compile(r"[A-Za-z0-9_/!.*'() &$=@;:+,?-]+")
 
 # Share of folders per variation; `romanization` takes the rest.
 VARIATION_SHARES = {
@@ -191,11 +195,6 @@ class MatchQuality:
     precision: float  # correct links / links
     recall: float  # correct links / with_truth
     not_in_top3: list[str]  # folders with a true customer, not linked, truth not in candidates
-
-
-def is_valid_key(name: str) -> bool:
-    """Whether Storage would accept `name` as an object key (ASCII, its allowed set)."""
-    return _VALID_KEY.fullmatch(name) is not None
 
 
 # --- how the front desk spells names ----------------------------------------------------
@@ -780,10 +779,6 @@ def _all_objects(library: DemoLibrary) -> Iterator[_Object]:
         yield from _folder_objects(library, folder)
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def iter_objects(library: DemoLibrary) -> Iterator[dict[str, Any]]:
     """Every object of the bucket as a manifest row {name, size, mimetype, created_at,
     updated_at}, generated lazily. An empty mimetype stands for one Storage recorded empty."""
@@ -792,8 +787,8 @@ def iter_objects(library: DemoLibrary) -> Iterator[dict[str, Any]]:
             "name": name,
             "size": size,
             "mimetype": mimetype,
-            "created_at": _iso(created),
-            "updated_at": _iso(updated),
+            "created_at": iso_timestamp(created),
+            "updated_at": iso_timestamp(updated),
         }
 
 
@@ -851,7 +846,7 @@ def write_manifest(path: Path, library: DemoLibrary) -> int:
     count = 0
     with Path(path).open("wb") as out:
         for row in iter_objects(library):
-            out.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+            write_manifest_row(out, **row)
             count += 1
     return count
 
@@ -898,27 +893,13 @@ def evaluate(matches: Sequence[FolderMatch], library: DemoLibrary) -> MatchQuali
     )
 
 
-def _object_id(bucket: str, name: str) -> uuid.UUID:
-    # The id the project's Storage server derives for the same object, so both agree.
-    return uuid.uuid5(uuid.NAMESPACE_URL, f"{bucket}/{name}")
-
-
 def _object_records(library: DemoLibrary, bucket: str) -> Iterator[tuple[Any, ...]]:
+    # The same id and metadata the Storage server gives these objects, so both listings agree.
     for name, size, mimetype, created, updated in _all_objects(library):
-        modified = _iso(updated)
-        etag = hashlib.md5(f"{name}\n{size}\n{modified}".encode()).hexdigest()
-        metadata = {
-            "eTag": f'"{etag}"',
-            "size": size,
-            "cacheControl": "max-age=3600",
-            "lastModified": modified,
-            "contentLength": size,
-            "httpStatusCode": 200,
-        }
-        if mimetype:  # an empty mimetype is a missing one in the catalogue
-            metadata["mimetype"] = mimetype
+        metadata = object_metadata(name, size, mimetype, iso_timestamp(updated))
         metadata_json = orjson.dumps(metadata).decode()
-        yield _object_id(bucket, name), bucket, name, created, updated, created, metadata_json
+        uid = uuid.UUID(object_id(bucket, name))
+        yield uid, bucket, name, created, updated, created, metadata_json
 
 
 _ASSET_COLUMNS = (

@@ -1,19 +1,26 @@
-"""`loader demo run` (what `make demo` runs): the whole job on a generated library.
+"""`loader demo run` (what `make demo` runs) and `loader demo serve`, on a generated library.
 
-Starts the embedded PostgreSQL, seeds a fresh demo database and a Storage-compatible server
-on loopback, then runs what a user runs: match, migrate, verify, and migrate once more to
-show that a re-run writes nothing. Stops what it started.
+`demo run` starts the embedded PostgreSQL, seeds a fresh demo database and a
+Storage-compatible server on loopback, then runs what a user runs: match, migrate, verify,
+and migrate once more to show that a re-run writes nothing. Stops what it started.
+
+`demo serve` seeds the same way and keeps the Storage server up on a fixed loopback port,
+printing the three environment variables that point every `loader` command at the demo.
 """
 
 from __future__ import annotations
 
 import secrets
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
+
 from loader import db, embedded
-from loader.config import state_dir
+from loader.config import redact_url, state_dir
+from loader.devtools import DEMO_PORT
 from loader.devtools.demo_library import (
     DemoLibrary,
     MatchQuality,
@@ -33,6 +40,21 @@ from loader.verify import VerifyResult, verify
 
 DEMO_BUCKET = "blog-images"
 DEMO_DATABASE = "loader_demo"
+# The key of the loopback demo server only: printed on purpose so it can be exported.
+DEMO_KEY = "demo-service-role-key"
+
+NEXT_STEPS = """
+next: try every command on this data (README.md, "From the demo to every command"):
+  1. in one terminal, keep the demo Storage server up (it prints three lines to export):
+       loader demo serve
+  2. in another terminal, paste those export lines, then:
+       loader scan
+       loader match
+       loader migrate --dry-run
+       loader migrate
+       loader verify
+       loader runs
+(`loader` is .venv/bin/loader after `make install`.)"""
 
 
 @dataclass(slots=True)
@@ -42,7 +64,6 @@ class DemoPaths:
     truth: Path
     match_report: Path
     review_csv: Path
-    migrate_report: Path
 
     @classmethod
     def under(cls, folder: Path) -> DemoPaths:
@@ -53,7 +74,6 @@ class DemoPaths:
             folder / "truth.json",
             folder / "match.json",
             folder / "review.csv",
-            folder / "migrate.json",
         )
 
 
@@ -96,7 +116,7 @@ async def run_demo(scale: int = 1, *, say: Callable[[str], None] = print) -> Dem
     server = embedded.ensure_running()
     try:
         database_url = await demo_database(server.url())
-        say(f"database: {db.describe(database_url)} (embedded)")
+        say(f"database: {redact_url(database_url)} (embedded)")
         seeded, library = await seed(scale, database_url, paths)
         say(f"seeded {seeded.customers:,} customers, {seeded.objects:,} Storage objects, "
             f"{seeded.existing_assets:,} existing image_assets rows")  # fmt: skip
@@ -119,3 +139,38 @@ async def run_demo(scale: int = 1, *, say: Callable[[str], None] = print) -> Dem
     finally:
         if not was_running:
             embedded.stop()
+
+
+def demo_environment(storage_url: str, database_url: str) -> dict[str, str]:
+    """What `loader` reads from the environment to work on the demo."""
+    return {
+        "SUPABASE_URL": storage_url,
+        "SUPABASE_SERVICE_ROLE_KEY": DEMO_KEY,
+        "DATABASE_URL": database_url,
+    }
+
+
+def export_lines(environment: dict[str, str]) -> str:
+    """`export NAME=value` lines a POSIX shell takes as pasted."""
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in environment.items())
+
+
+async def serve_demo(
+    server_url: str,
+    paths: DemoPaths,
+    *,
+    scale: int = 1,
+    host: str = "127.0.0.1",
+    port: int = DEMO_PORT,
+    on_ready: Callable[[dict[str, str]], None],
+) -> None:
+    """Seed a fresh demo library and serve it until cancelled; `on_ready` gets the
+    environment once the Storage server is listening."""
+    database_url = await demo_database(server_url)
+    await seed(scale, database_url, paths)
+    catalogue = Catalogue.from_manifest(paths.manifest, bucket=DEMO_BUCKET)
+    async with running_server(
+        catalogue, bucket=DEMO_BUCKET, key=DEMO_KEY, host=host, port=port
+    ) as storage_url:
+        on_ready(demo_environment(storage_url, database_url))
+        await anyio.sleep_forever()

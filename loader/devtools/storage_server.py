@@ -1,7 +1,7 @@
 """A Supabase-Storage-compatible HTTP server for tests, the demo and benchmarks.
 
 It serves the routes the loader uses, and uploads, with the wire format of the real server
-(supabase/storage v1.11.2, see `storage-api.md` and its recordings):
+(supabase/storage v1.11.2, see docs/storage.md and tests/storage-recordings/):
 
 - `GET /bucket/{id}`
 - `POST /object/list/{bucket}` (v1: one level, offset pages, limit capped at 1500)
@@ -37,13 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import hmac
 import mimetypes
 import operator
 import os
 import random
-import re
 import signal
 import time
 import uuid
@@ -59,7 +57,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from loader.errors import BadInputError
+from loader.devtools.storage_model import (
+    Record,
+    is_valid_key,
+    iso_timestamp,
+    object_id,
+    object_metadata,
+    read_manifest,
+)
 
 DEFAULT_BUCKET = "media"
 V1_MAX_LIMIT = 1500
@@ -67,17 +72,12 @@ V2_MAX_LIMIT = 1000
 FAULT_KINDS = ("429", "500", "503", "544", "stall", "reset", "truncated")
 SORT_COLUMNS = ("name", "updated_at", "created_at", "last_accessed_at")
 
-_VALID_KEY = re.compile(r"[A-Za-z0-9_/!.*'() &$=@;:+,?-]+")
-_ID_NAMESPACE = uuid.NAMESPACE_URL.bytes
 _NAME_FIELD = b'{"name":'
 _FOLDER_FIELDS = (
     b',"id":null,"updated_at":null,"created_at":null,"last_accessed_at":null,"metadata":null}'
 )
 _JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 _CURSOR_TAG = "l:"
-
-# (name, size, mimetype, created_at, updated_at, id); id "" means derive it
-_Record = tuple[str, int, str, str, str, str]
 
 
 @dataclass(slots=True, frozen=True)
@@ -92,52 +92,19 @@ class StoredObject:
     id: str = ""
 
 
-def validate_key(name: str) -> bool:
-    """True if the real server would accept `name` as an object key on upload.
-
-    Only ASCII letters, digits and `_/!.*'() &$=@;:+,?-` are allowed; Hangul or any other
-    non-ASCII, `%` and `#` are rejected (`400 InvalidKey`).
-    """
-    return _VALID_KEY.fullmatch(name) is not None
+def _epoch_timestamp(epoch_s: float) -> str:
+    return iso_timestamp(datetime.fromtimestamp(epoch_s, UTC))
 
 
-def iso_timestamp(epoch_s: float) -> str:
-    """Format a POSIX time the way Storage does: `2026-11-26T07:45:28.228Z`."""
-    moment = datetime.fromtimestamp(epoch_s, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _object_id(bucket: str, name: str) -> str:
-    # Same value as str(uuid.uuid5(NAMESPACE_URL, f"{bucket}/{name}")) at a third of the
-    # cost, which is seconds saved when loading a million-line manifest without ids.
-    digest = bytearray(hashlib.sha1(_ID_NAMESPACE + f"{bucket}/{name}".encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _file_entry(leaf: str, record: _Record, bucket: str) -> bytes:
-    name, size, mimetype, created_at, updated_at, object_id = record
-    # A real eTag is the content's md5; hashing what would change with the content keeps
-    # it stable across runs and different after an update.
-    etag = hashlib.md5(f"{name}\n{size}\n{updated_at}".encode()).hexdigest()
-    metadata = {
-        "eTag": f'"{etag}"',
-        "size": size,
-        "mimetype": mimetype,
-        "cacheControl": "no-cache",
-        "lastModified": updated_at,
-        "contentLength": size,
-        "httpStatusCode": 200,
-    }
+def _file_entry(leaf: str, record: Record, bucket: str) -> bytes:
+    name, size, mimetype, created_at, updated_at, stored_id = record
     entry = {
         "name": leaf,
-        "id": object_id or _object_id(bucket, name),
+        "id": stored_id or object_id(bucket, name),
         "updated_at": updated_at,
         "created_at": created_at,
         "last_accessed_at": created_at,
-        "metadata": metadata,
+        "metadata": object_metadata(name, size, mimetype, updated_at),
     }
     # orjson's result keeps a 4 KiB buffer behind a 400-byte entry; an exact-size copy is
     # what makes a million kept entries fit in memory.
@@ -206,7 +173,7 @@ class Catalogue:
     """The objects of one bucket, indexed for the list routes. Build with a `from_*` method."""
 
     def __init__(
-        self, records: Iterable[_Record], *, bucket: str = DEFAULT_BUCKET, root: Path | None = None
+        self, records: Iterable[Record], *, bucket: str = DEFAULT_BUCKET, root: Path | None = None
     ) -> None:
         self.root = root
         self.bucket = bucket
@@ -228,7 +195,7 @@ class Catalogue:
     def from_manifest(cls, path: Path, *, bucket: str = DEFAULT_BUCKET) -> Catalogue:
         """Load JSON lines `{"name","size","mimetype","created_at","updated_at"}` (optional
         `"id"`); raise BadInputError naming the first bad line."""
-        return cls(_read_manifest(Path(path)), bucket=bucket)
+        return cls(read_manifest(Path(path)), bucket=bucket)
 
     @classmethod
     def from_objects(
@@ -400,27 +367,14 @@ def _resume_index(folder: _Folder, after: str) -> int:
     return i
 
 
-def _scan_directory(root: Path) -> Iterator[_Record]:
+def _scan_directory(root: Path) -> Iterator[Record]:
     for dirpath, _, filenames in os.walk(root):
         for filename in filenames:
             path = Path(dirpath, filename)
             stat = path.stat()
             mimetype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-            stamp = iso_timestamp(stat.st_mtime)
+            stamp = _epoch_timestamp(stat.st_mtime)
             yield path.relative_to(root).as_posix(), stat.st_size, mimetype, stamp, stamp, ""
-
-
-def _read_manifest(path: Path) -> Iterator[_Record]:
-    with path.open("rb") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-                name, size, mimetype = row["name"], row["size"], row["mimetype"]
-                yield name, size, mimetype, row["created_at"], row["updated_at"], row.get("id", "")
-            except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                raise BadInputError(f"{path}:{number}: not a manifest row ({exc})") from None
 
 
 @dataclass(slots=True)
@@ -624,13 +578,13 @@ class _Storage:
         if request.match_info["bucket"] != self.bucket:
             return _bucket_not_found()
         name = request.match_info["path"]
-        if not validate_key(name):
+        if not is_valid_key(name):
             return _error("400", "InvalidKey", f"Invalid key: {name}", "InvalidKey")
         existing = self.catalogue.get(name)
         if existing is not None and request.headers.get("x-upsert", "").lower() != "true":
             return _error("409", "Duplicate", "The resource already exists", "KeyAlreadyExists")
         content = await request.read()
-        now = iso_timestamp(time.time())
+        now = _epoch_timestamp(time.time())
         mimetype = request.headers.get("Content-Type") or "application/octet-stream"
         stored = StoredObject(
             name,
@@ -739,7 +693,7 @@ def build_app(
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}")
-    storage = _Storage(catalogue, bucket, key, anon_key, public, iso_timestamp(time.time()))
+    storage = _Storage(catalogue, bucket, key, anon_key, public, _epoch_timestamp(time.time()))
     injector = _FaultInjector(faults) if faults is not None else None
     stats = ServerStats()
 

@@ -1,0 +1,145 @@
+"""Property tests (hypothesis) of the pure rules the loader's guarantees rest on: the tag
+merge in SQL against its Python twin and the dry run's question about it, prefix and
+folder-name normalisation, and the public URL's percent-encoding."""
+
+from __future__ import annotations
+
+import asyncio
+import string
+import unicodedata
+from urllib.parse import unquote, urlsplit
+
+import anyio
+import asyncpg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loader.db import connect
+from loader.listing import ListedObject, normalize_prefix
+from loader.match import normalize_folder
+from loader.rows import AssetRow, CdnUrls, build_row
+from loader.sink import merge_duplicates
+
+# Postgres text holds any character but NUL; lone surrogates cannot be encoded at all.
+TEXT = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+TAG = st.one_of(st.sampled_from(["customer-1", "customer-2", "portrait", "a", "A"]),
+                st.text(TEXT, max_size=4))  # fmt: skip
+TAGS = st.lists(TAG, max_size=6)
+OLD = st.one_of(st.none(), st.lists(st.one_of(st.none(), TAG), max_size=6))
+NEW = st.lists(st.one_of(st.none(), TAG), max_size=4)
+
+
+def reference_merge(old: list[str | None] | None, new: list[str | None]) -> list[str | None]:
+    """The documented rule: old tags kept in order, then each new non-NULL tag not already
+    there, once, in first-seen order."""
+    merged = list(old or [])
+    for tag in new:
+        if tag is not None and tag not in merged:
+            merged.append(tag)
+    return merged
+
+
+def asset_row(tags: list[str]) -> AssetRow:
+    """A row of one image at path `p`, carrying `tags`."""
+    obj = ListedObject(path="f/p.jpg", size=1, mimetype=None, created_at=None, updated_at=None)
+    _, row = build_row(obj, "f", None, CdnUrls("http://cdn"))
+    assert row is not None
+    row.tags = list(tags)
+    return row
+
+
+def run_with_connection(db_url: str, check: object) -> None:
+    """Run hypothesis test `check(call)` where `call(coro)` runs on one connection's loop."""
+    with asyncio.Runner() as runner:
+        conn: asyncpg.Connection = runner.run(connect(db_url))
+        try:
+            check(lambda query, *args: runner.run(conn.fetchval(query, *args)))  # type: ignore[operator]
+        finally:
+            runner.run(conn.close())
+
+
+async def test_sql_tag_merge_follows_the_rule_and_the_dry_run_asks_it_right(db_url: str) -> None:
+    def check(fetch: object) -> None:
+        @settings(max_examples=120, deadline=None)
+        @given(old=OLD, new=NEW)
+        def merge(old: list[str | None] | None, new: list[str | None]) -> None:
+            merged = fetch("SELECT loader.merge_tags($1::text[], $2::text[])", old, new)  # type: ignore[operator]
+            assert merged == reference_merge(old, new)
+            general = fetch("SELECT loader.merge_tags_general($1::text[], $2::text[])", old, new)  # type: ignore[operator]
+            assert general == merged  # the fast path changes nothing
+            # plan_batch.sql cannot call merge_tags (a dry run may find no loader schema):
+            # its own test for "the merge changes the row" must agree with the merge.
+            planned = fetch(  # type: ignore[operator]
+                "SELECT $1::text[] IS NULL OR NOT (array_remove($2::text[], NULL) <@ $1::text[])",
+                old, new,
+            )  # fmt: skip
+            changed = fetch(  # type: ignore[operator]
+                "SELECT loader.merge_tags($1::text[], $2::text[]) IS DISTINCT FROM $1::text[]",
+                old, new,
+            )  # fmt: skip
+            assert planned == changed
+
+        merge()
+
+    await anyio.to_thread.run_sync(run_with_connection, db_url, check)
+
+
+async def test_batch_merge_in_python_equals_the_sql_merge(db_url: str) -> None:
+    """sink.merge_duplicates unites the tags of one path's rows in a batch before the SQL
+    merge sees them: both must give the same tags."""
+
+    def check(fetch: object) -> None:
+        @settings(max_examples=80, deadline=None)
+        @given(first=TAGS, second=TAGS)
+        def twins(first: list[str], second: list[str]) -> None:
+            (merged,) = merge_duplicates([asset_row(first), asset_row(second)])
+            sql = fetch("SELECT loader.merge_tags($1::text[], $2::text[])", first, second)  # type: ignore[operator]
+            assert merged.tags == sql
+
+        twins()
+
+    await anyio.to_thread.run_sync(run_with_connection, db_url, check)
+
+
+@given(st.text(st.sampled_from("ab/ "), max_size=12))
+def test_prefix_normalisation(prefix: str) -> None:
+    normal = normalize_prefix(prefix)
+    assert normal == "" or (normal.endswith("/") and not normal.endswith("//"))
+    assert not normal.startswith("/")
+    assert normalize_prefix(normal) == normal  # idempotent
+    assert normalize_prefix(f"/{prefix}/") == normal  # slashes around it do not matter
+    assert normal.strip("/") == prefix.strip("/")  # nothing but slashes removed
+
+
+ASCII_PARTS = st.sampled_from(string.ascii_letters + string.digits + "-_. ")
+WIDE_PARTS = st.sampled_from("김종철ＡＢｃ１２３ｶ－＿")  # Hangul, full-width, half-width kana
+FOLDER = st.text(st.one_of(ASCII_PARTS, WIDE_PARTS, TEXT), max_size=16)
+
+
+@given(FOLDER)
+def test_folder_name_normalisation(name: str) -> None:
+    normal = normalize_folder(name)
+    assert normalize_folder(normal) == normal  # idempotent
+    assert normalize_folder(unicodedata.normalize("NFD", name)) == normal
+    assert normalize_folder(f"  {name}\t") == normal
+    assert normalize_folder(name.replace("_", "-").replace(".", " ")) == normal
+    if name.isascii():
+        assert normalize_folder(name.upper()) == normal
+
+
+UNRESERVED = set(string.ascii_letters + string.digits + "-._~/%")
+
+
+@given(st.lists(st.text(TEXT, min_size=1, max_size=8).filter(lambda s: "/" not in s),
+                min_size=1, max_size=4))  # fmt: skip
+def test_public_url_encodes_every_path_and_decodes_back(segments: list[str]) -> None:
+    path = "/".join(segments)
+    base = "http://127.0.0.1:5000/storage/v1/object/public/blog-images"
+    url = CdnUrls(base).url(path)
+    assert url.startswith(base + "/")
+    encoded = url[len(base) + 1 :]
+    assert set(encoded) <= UNRESERVED  # no raw `?`, `#`, space or non-ASCII
+    assert unquote(encoded) == path  # round trip
+    assert encoded.count("/") == path.count("/")  # segments stay segments
+    parts = urlsplit(url)
+    assert (parts.query, parts.fragment) == ("", "")
