@@ -235,10 +235,13 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 async def _member_chunks(zf: zipfile.ZipFile, member: str, expected: str) -> AsyncIterator[bytes]:
     digest = hashlib.sha256()
-    with zf.open(member) as data:
-        while chunk := data.read(CHUNK):
-            digest.update(chunk)
-            yield chunk
+    try:
+        with zf.open(member) as data:
+            while chunk := data.read(CHUNK):
+                digest.update(chunk)
+                yield chunk
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise BadInputError(f"backup file damaged: {member}: {exc}") from None
     if digest.hexdigest() != expected:
         raise BadInputError(f"backup file damaged: {member} does not match its sha256")
 
