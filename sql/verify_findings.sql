@@ -9,46 +9,55 @@
 -- bucket) a URL that is not a Storage API URL and ends with the file's path; a Storage URL
 -- of another host or bucket, a signed or authenticated one, is not.
 INSERT INTO verify_found (finding, file_path)
-WITH files AS (
-    SELECT o.file_path, o.enc_path, f.customer_id AS linked
+WITH matched AS (
+    SELECT o.file_path, o.enc_path, f.customer_id AS linked, ia.file_path IS NULL AS no_row,
+           ia.ai_tags, ia.cdn_url,
+           -- how many times 'customer-' occurs in the tags: plain string work, no unnest
+           (length(array_to_string(ia.ai_tags, ' '))
+            - length(replace(array_to_string(ia.ai_tags, ' '), 'customer-', ''))) / 9
+               AS mentions
     FROM verify_objects AS o
     LEFT JOIN verify_folders AS f USING (folder)
+    LEFT JOIN image_assets AS ia USING (file_path)
     WHERE o.media
 ),
-checked AS (
-    SELECT fi.file_path, fi.enc_path, fi.linked, ia.file_path IS NULL AS no_row,
-           ia.ai_tags, ia.cdn_url, t.customer_tags, t.stale, t.other_existing
-    FROM files AS fi
-    LEFT JOIN image_assets AS ia USING (file_path)
-    LEFT JOIN LATERAL (
-        -- customer-{digits} tags only; the cast runs on rows the pattern already passed
+graded AS (
+    SELECT m.file_path, array_remove(ARRAY[
+        CASE WHEN m.no_row THEN 'missing' END,
+        CASE WHEN NOT m.no_row AND m.linked IS NOT NULL
+                  AND NOT coalesce(m.ai_tags, '{}') @> ARRAY['customer-' || m.linked]
+             THEN 'untagged' END,
+        CASE WHEN m.linked IS NOT NULL AND t.other_existing > 0 THEN 'wrong_customer' END,
+        CASE WHEN NOT m.no_row AND m.cdn_url IS NULL THEN 'no_cdn_url' END,
+        CASE WHEN m.cdn_url <> $2 || '/' || m.enc_path
+                  AND NOT (strpos(m.cdn_url, $3) = 0
+                           AND (right(m.cdn_url, length(m.enc_path) + 1) = '/' || m.enc_path
+                                OR right(m.cdn_url, length(m.file_path) + 1)
+                                   = '/' || m.file_path))
+             THEN 'wrong_cdn_url' END,
+        CASE WHEN t.stale > 0 AND t.customer_tags - t.stale <> 1 THEN 'stale_tag' END,
+        CASE WHEN t.stale > 0 AND t.customer_tags - t.stale = 1 THEN 'stale_beside_valid' END
+    ], NULL) AS findings
+    FROM matched AS m
+    -- The customer-{digits} tags, parsed and looked up only for rows that may hold a stale
+    -- or foreign one: not for the usual row whose one customer tag is its folder's.
+    CROSS JOIN LATERAL (
         SELECT count(*) AS customer_tags,
                count(*) FILTER (WHERE cu.id IS NULL) AS stale,
                count(*) FILTER (WHERE cu.id IS NOT NULL
-                                  AND cu.id IS DISTINCT FROM fi.linked) AS other_existing
+                                  AND cu.id IS DISTINCT FROM m.linked) AS other_existing
         FROM (SELECT DISTINCT substr(tag, 10)::bigint AS id
-              FROM unnest(ia.ai_tags) AS tag
-              WHERE tag ~ '^customer-[0-9]{1,18}$') AS ct
+              FROM unnest(m.ai_tags) AS tag
+              WHERE tag LIKE 'customer-%' AND tag ~ '^customer-[0-9]{1,18}$') AS ct
         LEFT JOIN customers AS cu ON cu.id = ct.id
-    ) AS t ON ia.file_path IS NOT NULL
+        WHERE m.mentions > 1
+           OR (m.mentions = 1
+               AND (m.linked IS NULL OR NOT m.ai_tags @> ARRAY['customer-' || m.linked]))
+    ) AS t
 )
-SELECT v.finding, c.file_path
-FROM checked AS c,
-LATERAL (VALUES
-    ('missing', c.no_row),
-    ('untagged', NOT c.no_row AND c.linked IS NOT NULL
-                 AND NOT coalesce(c.ai_tags, '{}') @> ARRAY['customer-' || c.linked]),
-    ('wrong_customer', c.linked IS NOT NULL AND c.other_existing > 0),
-    ('no_cdn_url', NOT c.no_row AND c.cdn_url IS NULL),
-    ('wrong_cdn_url', c.cdn_url <> $2 || '/' || c.enc_path
-                      AND NOT (strpos(c.cdn_url, $3) = 0
-                               AND (right(c.cdn_url, length(c.enc_path) + 1) = '/' || c.enc_path
-                                    OR right(c.cdn_url, length(c.file_path) + 1)
-                                       = '/' || c.file_path))),
-    ('stale_tag', c.stale > 0 AND c.customer_tags - c.stale <> 1),
-    ('stale_beside_valid', c.stale > 0 AND c.customer_tags - c.stale = 1)
-) AS v(finding, hit)
-WHERE v.hit
+SELECT finding, g.file_path
+FROM graded AS g, unnest(g.findings) AS finding
+WHERE cardinality(g.findings) > 0
 UNION ALL
 SELECT 'orphan', ia.file_path
 FROM image_assets AS ia
