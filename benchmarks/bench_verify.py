@@ -90,6 +90,27 @@ async def backups_count(db_url: str) -> int:
         return await conn.fetchval("SELECT count(*) FROM loader.backups")
 
 
+async def backup_costs(db_url: str, path: Path) -> dict[str, float]:
+    """Wall time of a backup in the database, of one to a file (and its size), and of a
+    restore from the database copy when nothing differs (a check of every row)."""
+    from loader.backup import backup_to_file, restore, take_backup
+    from loader.db import connection
+
+    async with connection(db_url) as conn:
+        with common.Timer() as in_db:
+            taken = await take_backup(conn)
+        with common.Timer() as to_file:
+            written = await backup_to_file(conn, path)
+        with common.Timer() as restored:
+            await restore(conn, str(taken.backup_id))
+    return {
+        "backup_in_db_s": in_db.elapsed,
+        "backup_to_file_s": to_file.elapsed,
+        "backup_file_mb": written.bytes / 1e6,
+        "restore_unchanged_s": restored.elapsed,
+    }
+
+
 def measure_verify(url: str, db_url: str, report: Path) -> ChildUsage:
     command = loader("verify", *source_args(url, db_url), "--report", str(report))
     wrapper = [sys.executable, str(ROOT / "benchmarks" / "bench_scan_rss.py"), "--wrap", "--",
@@ -111,6 +132,7 @@ async def run(args: Any) -> dict[str, Any]:
                 first_s, first = timed_migrate(url, db_url, Path(tmp) / "first.json")
                 rerun_s, rerun = timed_migrate(url, db_url, Path(tmp) / "rerun.json")
                 backups = await backups_count(db_url)
+                costs = await backup_costs(db_url, Path(tmp) / "backup.zip")
                 await damage(db_url)
                 load_before = common.machine()["loadavg"]
                 usage = measure_verify(url, db_url, Path(tmp) / "verify.json")
@@ -133,6 +155,7 @@ async def run(args: Any) -> dict[str, Any]:
         "migrate_rerun_backup_id": rerun["backup_id"],
         "backups_after_two_runs": backups,
         "inserted": first["inserted"],
+        **costs,
     }
 
 
@@ -150,6 +173,9 @@ def main() -> None:
     rerun_backup, backups = data["migrate_rerun_backup_id"], data["backups_after_two_runs"]
     print(f"  migrate, re-run    : {data['migrate_rerun_s']:6.1f} s, backup {rerun_backup}"
           f" ({backups} in all)")  # fmt: skip
+    print(f"  loader backup      : {data['backup_in_db_s']:6.1f} s in the database, "
+          f"{data['backup_to_file_s']:.1f} s to a file of {data['backup_file_mb']:.0f} MB; "
+          f"restore (nothing to change) {data['restore_unchanged_s']:.1f} s")  # fmt: skip
     print(f"  loader verify      : {data['verify_wall_s']:6.1f} s, peak RSS "
           f"{data['verify_peak_rss_mb']:.1f} MB (psutil {usage['polled_peak_mb']:.1f}; target "
           f"< {TARGET_MB:.0f}: {verdict}), exit {usage['returncode']}")  # fmt: skip

@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 import asyncpg
 
 from loader.classify import classify
-from loader.db import connection
+from loader.db import connection, init_schema
 from loader.listing import (
     FolderFailure,
     ListingEvent,
@@ -159,6 +159,7 @@ async def verify(
     """
     result = VerifyResult()
     async with connection(database_url) as conn, open_source(opts) as opened:
+        await init_schema(conn)  # the loader's own tables (runs, deleted_rows) may be new
         prefix = opened.source.prefix
         customers, result.mapping_from = await _folder_customers(
             conn, opts, prefix, opened.top.folders

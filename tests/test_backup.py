@@ -177,3 +177,14 @@ async def test_list_and_prune_keep_one(db: asyncpg.Connection, db_url: str) -> N
         "SELECT count(*) FROM pg_tables WHERE schemaname = 'loader' AND tablename LIKE 'backup\\_%'"
     )
     assert left == 2  # image_assets and customers of the one kept
+
+
+async def test_backups_of_earlier_versions_are_kept_renamed(db: asyncpg.Connection) -> None:
+    await init_schema(db)
+    await db.execute("DROP TABLE loader.backups CASCADE")
+    await db.execute("CREATE TABLE loader.backups (run_id bigint NOT NULL, row jsonb NOT NULL)")
+    await db.execute("""INSERT INTO loader.backups VALUES (1, '{"file_path": "a.jpg"}')""")
+    await init_schema(db)
+    assert await db.fetchval("SELECT row FROM loader.backups_v1") == {"file_path": "a.jpg"}
+    assert await db.fetchval("SELECT count(*) FROM loader.backups") == 0
+    await init_schema(db)  # idempotent

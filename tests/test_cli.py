@@ -16,6 +16,7 @@ COMMANDS = [
     [], ["db"], ["db", "init"], ["db", "url"], ["db", "stop"], ["scan"], ["migrate"],
     ["rollback"], ["verify"], ["storage"], ["storage", "serve"], ["match"], ["match", "apply"],
     ["match", "revert"], ["demo"], ["demo", "run"], ["demo", "seed"], ["runs"],
+    ["backup"], ["backup", "list"], ["backup", "prune"], ["restore"],
 ]  # fmt: skip
 
 
@@ -36,7 +37,8 @@ async def test_every_command_has_help(command: list[str]) -> None:
 
 async def test_top_level_help_lists_every_command() -> None:
     done = await run_loader("--help")
-    for name in ("db", "scan", "match", "migrate", "runs", "rollback", "verify", "storage", "demo"):
+    for name in ("db", "scan", "match", "migrate", "runs", "rollback", "verify", "storage", "demo",
+                 "backup", "restore"):  # fmt: skip
         assert f"  {name} " in done.out, name
     assert (await run_loader("--version")).out.strip().startswith("loader, version")
 
