@@ -188,3 +188,17 @@ async def test_backups_of_earlier_versions_are_kept_renamed(db: asyncpg.Connecti
     assert await db.fetchval("SELECT row FROM loader.backups_v1") == {"file_path": "a.jpg"}
     assert await db.fetchval("SELECT count(*) FROM loader.backups") == 0
     await init_schema(db)  # idempotent
+
+
+async def test_a_failed_run_backup_is_a_warning_and_the_run_still_succeeds(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    await init_schema(db)
+    # the table the run's backup (id 1 in a fresh database) would create is in the way
+    await db.execute("CREATE TABLE loader.backup_1_image_assets (x int)")
+    url = await start_storage(sample_catalogue())
+    result = await migrate(options(url, db_url))
+    assert result.status == "succeeded" and result.totals["inserted"] > 0
+    assert result.backup_id is None
+    assert any("backup failed" in w and "journal" in w for w in result.warnings), result.warnings
+    assert await db.fetchval("SELECT count(*) FROM loader.backups") == 0
