@@ -141,8 +141,10 @@ CREATE TABLE IF NOT EXISTS loader.backups (
 );
 
 -- "count:sum of row hashes" of `cols` of `rel`: order-free, streaming, and the same for two
--- tables exactly when they hold the same rows (text forms pinned by the SET clauses, so a
--- session's time zone or styles cannot change it).
+-- tables exactly when they hold the same rows. Rows are hashed by value
+-- (hash_record_extended, no text conversion); a table with a column type that has no hash
+-- function (json, point, ...) is hashed by its text form instead, pinned by the SET clauses
+-- so a session's time zone or styles cannot change it.
 CREATE OR REPLACE FUNCTION loader.rows_checksum(rel regclass, cols text) RETURNS text
 LANGUAGE plpgsql STABLE
 SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
@@ -150,9 +152,15 @@ SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
 DECLARE
     result text;
 BEGIN
-    EXECUTE format('SELECT count(*) || '':'' || coalesce(sum(hashtextextended(t::text, 0)'
-                   '::numeric), 0) FROM (SELECT %s FROM %s) AS t', cols, rel)
-    INTO result;
+    BEGIN
+        EXECUTE format('SELECT count(*) || '':'' || coalesce(sum(hash_record_extended(t, 0)'
+                       '::numeric), 0) FROM (SELECT %s FROM %s) AS t', cols, rel)
+        INTO result;
+    EXCEPTION WHEN undefined_function THEN
+        EXECUTE format('SELECT count(*) || '':t'' || coalesce(sum(hashtextextended(t::text, 0)'
+                       '::numeric), 0) FROM (SELECT %s FROM %s) AS t', cols, rel)
+        INTO result;
+    END;
     RETURN result;
 END
 $$;
@@ -248,9 +256,17 @@ BEGIN
     EXECUTE format('DELETE FROM image_assets AS ia WHERE NOT EXISTS '
                    '(SELECT 1 FROM %s AS b WHERE b.file_path = ia.file_path%s)', assets, same_id);
     GET DIAGNOSTICS deleted = ROW_COUNT;
-    EXECUTE format('UPDATE image_assets AS ia SET (%s) = ROW(%s) FROM %s AS b '
-                   'WHERE b.file_path = ia.file_path AND ROW(%s) IS DISTINCT FROM ROW(%s)',
-                   settable, vals, assets, old_row, new_row);
+    BEGIN
+        EXECUTE format('UPDATE image_assets AS ia SET (%s) = ROW(%s) FROM %s AS b '
+                       'WHERE b.file_path = ia.file_path AND ROW(%s) IS DISTINCT FROM ROW(%s)',
+                       settable, vals, assets, old_row, new_row);
+    EXCEPTION WHEN undefined_function THEN
+        -- a column type without equality (json, point, ...): compare the rows' text forms
+        EXECUTE format('UPDATE image_assets AS ia SET (%s) = ROW(%s) FROM %s AS b '
+                       'WHERE b.file_path = ia.file_path '
+                       'AND ROW(%s)::text IS DISTINCT FROM ROW(%s)::text',
+                       settable, vals, assets, old_row, new_row);
+    END;
     GET DIAGNOSTICS updated = ROW_COUNT;
     EXECUTE format('INSERT INTO image_assets (%1$s) OVERRIDING SYSTEM VALUE SELECT %1$s FROM %2$s AS b '
                    'WHERE NOT EXISTS (SELECT 1 FROM image_assets AS ia WHERE ia.file_path = b.file_path)',
