@@ -413,6 +413,9 @@ def migrate(
         click.echo(result.run_id)
         return
     print_migrate_summary(result)
+    if result.backup_id is not None:
+        info(f"backup {result.backup_id} holds image_assets as it was before the run "
+             f"(loader restore {result.backup_id})")  # fmt: skip
     if result.exit_code != ExitCode.OK:
         sys.exit(int(result.exit_code))
 
