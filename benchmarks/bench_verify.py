@@ -147,6 +147,8 @@ async def run(args: Any) -> dict[str, Any]:
         "verify_wall_s": usage.wall_s,
         "verify_peak_rss_mb": usage.ru_maxrss_mb,
         "verify_counts": counts,
+        "verify_listing_s": report["listing_s"],
+        "verify_compare_s": report["compare_s"],
         "counts_exact": exact,
         "load_before_verify": load_before,
         "migrate_first_s": first_s,
@@ -178,7 +180,8 @@ def main() -> None:
           f"restore (nothing to change) {data['restore_unchanged_s']:.1f} s")  # fmt: skip
     print(f"  loader verify      : {data['verify_wall_s']:6.1f} s, peak RSS "
           f"{data['verify_peak_rss_mb']:.1f} MB (psutil {usage['polled_peak_mb']:.1f}; target "
-          f"< {TARGET_MB:.0f}: {verdict}), exit {usage['returncode']}")  # fmt: skip
+          f"< {TARGET_MB:.0f}: {verdict}), exit {usage['returncode']}; listing + COPY "
+          f"{data['verify_listing_s']:.1f} s, SQL {data['verify_compare_s']:.1f} s")  # fmt: skip
     print(f"  findings           : {data['verify_counts']} "
           f"({'exact' if data['counts_exact'] else 'NOT EXACT'})")  # fmt: skip
     print(f"  load average before verify: {data['load_before_verify']}")

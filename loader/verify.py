@@ -19,6 +19,7 @@ of their own whose deleted rows are kept whole (`undo_orphan_deletion` puts them
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -69,6 +70,8 @@ class VerifyResult:
     repair_folders: list[tuple[str, int | None]] = field(default_factory=list)
     orphan_run_id: int | None = None  # the run that deleted orphans (delete_orphans=True)
     orphans_deleted: int = 0
+    listing_s: float = 0.0  # listing Storage and copying it into the session table
+    compare_s: float = 0.0  # the comparison in SQL
 
     @property
     def errors(self) -> int:
@@ -112,6 +115,8 @@ class VerifyResult:
             "cdn_base": self.cdn_base,
             "orphans_deleted": self.orphans_deleted,
             "orphan_run_id": self.orphan_run_id,
+            "listing_s": round(self.listing_s, 3),
+            "compare_s": round(self.compare_s, 3),
         }
 
 
@@ -199,14 +204,17 @@ async def verify(
             if len(pending) >= COPY_BATCH:
                 await flush()
 
+        started = time.monotonic()
         await for_each_event(opened, opts.list_concurrency, handle)
         await flush()
+        result.listing_s = time.monotonic() - started
         await conn.execute(sql("verify_analyze"))
         unique = await conn.fetchval(sql("preflight_unique_index"))
         await conn.execute(sql("verify_findings"), prefix, result.cdn_base, marker, not unique)
         for row in await conn.fetch(sql("verify_summary"), EXAMPLES):
             result.counts[row["finding"]] = row["total"]
             result.examples[row["finding"]] = list(row["examples"] or [])
+        result.compare_s = time.monotonic() - started - result.listing_s
         if result.repairable:
             repair = await conn.fetch(sql("verify_repair_folders"))
             result.repair_folders = [(r["folder"], r["customer_id"]) for r in repair]
