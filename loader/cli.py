@@ -544,6 +544,13 @@ def main() -> None:
     help="Create the unique index on image_assets.file_path if it is missing.",
 )
 @click.option(
+    "--backup/--no-backup",
+    default=True,
+    show_default=True,
+    help="Back up image_assets first when the run changes rows (copied from the snapshot "
+    "the run started with, while it works).",
+)
+@click.option(
     "--report",
     "report_path",
     **OUTPUT_FILE,
@@ -595,6 +602,9 @@ def migrate(
         return
     # The summary first: a report that cannot be written must not hide what the run did.
     print_migrate_summary(result)
+    if result.backup_id is not None:
+        info(f"backup {result.backup_id} holds image_assets as it was before the run "
+             f"(loader restore {result.backup_id})")  # fmt: skip
     if report_path is not None:
         write_json(report_path, result.as_report())
     if result.exit_code != ExitCode.OK:
@@ -738,13 +748,24 @@ def rollback(database_url: str | None, run_id: int, force: bool) -> None:
 @storage_options
 @database_options
 @click.option(
-    "--repair", is_flag=True, help="Fix what is missing with a migrate run, then verify again."
+    "--repair",
+    is_flag=True,
+    help="Fix what is safe (missing rows, tags, cdn_url) with a journaled migrate run over "
+    "the affected folders, then verify again. Never removes a tag.",
 )
+@click.option(
+    "--delete-orphans",
+    is_flag=True,
+    help="With --repair: also delete rows whose object is gone (a run of its own; the "
+    "deleted rows are kept and can be put back).",
+)
+@click.option("--strict", is_flag=True, help="Warnings fail too (exit 11).")
+@click.option("--cdn-base", help="The CDN base migrate used (default: the latest run's).")
 @click.option(
     "--report",
     "report_path",
     **OUTPUT_FILE,
-    help="Write the findings as JSON here.",
+    help="Write the findings (counts and example paths) as JSON here.",
 )
 @click.option(
     "--check-urls",
@@ -755,36 +776,145 @@ def rollback(database_url: str | None, run_id: int, force: bool) -> None:
     help="Also fetch the cdn_urls of N random media files; any not answering 200 is a problem.",
 )
 @with_source
-def verify(opts: SourceOptions, database_url: str | None, repair: bool,
-           report_path: Path | None, check_urls_n: int) -> None:  # fmt: skip
-    """Check every Storage media file has its row, its customer tag and a cdn_url that
-    can work (public URLs of a private bucket never do).
+def verify(opts: SourceOptions, database_url: str | None, repair: bool, delete_orphans: bool,
+           strict: bool, cdn_base: str | None, report_path: Path | None,
+           check_urls_n: int) -> None:  # fmt: skip
+    """Check Storage against image_assets: errors fail, warnings are reported.
 
-    Exit code 11 when something is missing (or a folder could not be listed, or a checked
-    cdn_url does not answer 200).
+    Errors: files with no row, matched files missing their customer tag, rows tagged with
+    another existing customer, rows with no cdn_url or another object's, public URLs of a
+    private bucket (they never work). Warnings: orphan rows, tags of customers that do not
+    exist, duplicated file_paths. Exit code 11 on errors (or a folder that could not be
+    listed, or a checked cdn_url that does not answer 200), and on warnings with --strict.
 
     Example:
 
-        loader verify --storage-url "$SUPABASE_URL" --repair
+        loader verify --storage-url "$SUPABASE_URL" --report verify.json
     """
     from loader.migrate import migrate as migrate_library
     from loader.report import print_verify_result, write_json
     from loader.verify import verify as verify_library
 
+    if delete_orphans and not repair:
+        raise click.UsageError("--delete-orphans needs --repair")
     url = target_database(database_url)
-    result = run(lambda: verify_library(opts, url, check_urls_n=check_urls_n))
+    result = run(lambda: verify_library(opts, url, cdn_base=cdn_base,
+                                        delete_orphans=delete_orphans,
+                                        check_urls_n=check_urls_n))  # fmt: skip
     print_verify_result(result)
-    if repair and result.repairable:
-        info(f"repairing {result.repairable:,} problems with a migrate run ...")
-        repaired = run(lambda: migrate_library(MigrateOptions(source=opts, database_url=url)))
+    if result.orphan_run_id is not None:
+        info(f"run {result.orphan_run_id}: {result.orphans_deleted:,} orphan rows deleted "
+             "(kept in loader.deleted_rows)")  # fmt: skip
+    if repair and result.repair_folders:
+        info(f"repairing {result.repairable:,} problems in {len(result.repair_folders):,} "
+             "folders with a migrate run ...")  # fmt: skip
+        options = MigrateOptions(source=opts, database_url=url, cdn_base=cdn_base,
+                                 folders=result.repair_folders)  # fmt: skip
+        repaired = run(lambda: migrate_library(options))
+        backup = f", backup {repaired.backup_id}" if repaired.backup_id else ""
         info(f"run {repaired.run_id}: {repaired.totals.get('inserted', 0):,} inserted, "
-             f"{repaired.totals.get('updated', 0):,} updated")  # fmt: skip
-        result = run(lambda: verify_library(opts, url, check_urls_n=check_urls_n))
+             f"{repaired.totals.get('updated', 0):,} updated{backup}")  # fmt: skip
+        result = run(lambda: verify_library(opts, url, cdn_base=cdn_base,
+                                            check_urls_n=check_urls_n))  # fmt: skip
         print_verify_result(result)
     if report_path is not None:
         write_json(report_path, result.as_report())
-    if not result.ok:
+    if not result.passes(strict=strict):
         sys.exit(int(ExitCode.INCOMPLETE))
+
+
+def on_loader_database(
+    database_url: str | None, call: Callable[[asyncpg.Connection], Awaitable[T]]
+) -> T:
+    """`on_database`, with the loader's schema (and its backup functions) set up first."""
+
+    async def go(conn: asyncpg.Connection) -> T:
+        await db.init_schema(conn)
+        return await call(conn)
+
+    return on_database(database_url, go)
+
+
+@cli.group(name="backup", invoke_without_command=True)
+@database_options
+@click.option(
+    "--to",
+    "to_file",
+    **OUTPUT_FILE,
+    help="Write a compressed file instead of a copy in the database.",
+)
+def backup_group(database_url: str | None, to_file: Path | None) -> None:
+    """Back up image_assets and customers' folder_name (in the database, or to a file).
+
+    Example:
+
+        loader backup --to assets-2026-11-28.zip
+    """
+    if click.get_current_context().invoked_subcommand is not None:
+        return
+    from loader.backup import backup_to_file, take_backup
+
+    if to_file is not None:
+        written = on_loader_database(database_url, lambda conn: backup_to_file(conn, to_file))
+        click.echo(f"{written.path}: {written.rows:,} rows, {written.customers or 0:,} "
+                   f"customers, {written.bytes:,} bytes, checksum {written.checksum}")  # fmt: skip
+        return
+    taken = on_loader_database(database_url, lambda conn: take_backup(conn))
+    click.echo(f"backup {taken.backup_id}: {taken.rows:,} rows, {taken.customers or 0:,} "
+               f"customers, checksum {taken.checksum}")  # fmt: skip
+
+
+@backup_group.command(name="list")
+@database_options
+def backup_list(database_url: str | None) -> None:
+    """The backups in the database, newest first (ids for `loader restore`).
+
+    Example:
+
+        loader backup list
+    """
+    from loader.backup import list_backups
+    from loader.report import print_backups
+
+    print_backups(on_loader_database(database_url, list_backups))
+
+
+@backup_group.command(name="prune")
+@database_options
+@click.option("--keep", type=click.IntRange(0), required=True, help="How many newest to keep.")
+def backup_prune(database_url: str | None, keep: int) -> None:
+    """Drop all but the newest KEEP backups.
+
+    Example:
+
+        loader backup prune --keep 2
+    """
+    from loader.backup import prune_backups
+
+    dropped = on_loader_database(database_url, lambda conn: prune_backups(conn, keep))
+    click.echo(f"{dropped} backup(s) dropped, {keep} kept at most")
+
+
+@cli.command()
+@database_options
+@click.argument("backup")
+def restore(database_url: str | None, backup: str) -> None:
+    """Make image_assets (and customers' folder_name) exactly what a backup holds.
+
+    BACKUP is a backup id (`loader backup list`) or a file written by `loader backup --to`.
+    Only rows that differ are touched, in one transaction, checked against the backup's
+    checksum. Refused while a run is marked running.
+
+    Example:
+
+        loader restore 4
+    """
+    from loader.backup import restore as restore_library
+
+    done = on_loader_database(database_url, lambda conn: restore_library(conn, backup))
+    click.echo(f"restored {done.source}: {done.rows:,} rows ({done.deleted:,} deleted, "
+               f"{done.updated:,} updated, {done.inserted:,} inserted), "
+               f"{done.folder_names:,} folder_name(s) reset")  # fmt: skip
 
 
 @cli.group(name="demo")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,7 @@ import asyncpg
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from loader import runs
+from loader.backup import RunBackup
 from loader.config import redact_options
 from loader.db import create_pool, init_schema, retrying
 from loader.errors import (
@@ -75,6 +76,8 @@ class MigrateOptions:
     prepare_only: bool = False
     create_unique_index: bool = False
     backup: bool = True
+    # verify --repair: only these folders, with these customers (no matching)
+    folders: list[tuple[str, int | None]] | None = None
     log_file: Path | None = None
     flush_interval_s: float = 0.5
     takeover_poll_s: float = 0.5
@@ -116,6 +119,7 @@ class MigrateResult:
     warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     loose_files: list[str] = field(default_factory=list)  # media outside customer folders
+    backup_id: int | None = None  # the backup this run took (None: it changed nothing)
 
     @property
     def exit_code(self) -> ExitCode:
@@ -148,6 +152,7 @@ class MigrateResult:
             "elapsed_s": round(self.elapsed_s, 3),
             "settings": self.settings,
             "warnings": self.warnings,
+            "backup_id": self.backup_id,
         }
 
 
@@ -193,7 +198,8 @@ async def migrate(
         if opts.resume is not None:
             run_id = await _adopt_run(pool, opts)
             stats.run_id = run_id
-        async with open_source(opts.source) as opened:
+        backup: RunBackup | None = None
+        async with open_source(opts.source) as opened, contextlib.AsyncExitStack() as stack:
             loose_files = loose_media(opened.top)
             if (loose_warning := loose_media_warning(loose_files)) is not None:
                 opened.warnings.append(loose_warning)
@@ -201,7 +207,10 @@ async def migrate(
             match_summary: dict[str, int] = {}
             folders: list[tuple[str, int | None]] = []
             if run_id is None:
-                folders, match_summary = await _decide_customers(pool, opened, opts.match)
+                if opts.folders is not None:
+                    folders, match_summary = opts.folders, {"repair": len(opts.folders)}
+                else:
+                    folders, match_summary = await _decide_customers(pool, opened, opts.match)
                 if not opts.dry_run:
                     run_id = await runs.create_run(
                         pool,
@@ -212,12 +221,15 @@ async def migrate(
                     )
                     stats.run_id = run_id
                     log.emit("run_created", run_id=run_id, folders=len(folders))
-                    if opts.backup:
-                        await runs.backup_table(pool, run_id)
-                        log.emit("backup_done", run_id=run_id)
+                    # The run's backup: a snapshot held from now, copied only if it changes rows.
+                    if opts.backup and not opts.prepare_only:
+                        backup = await stack.enter_async_context(
+                            RunBackup(opts.database_url, run_id)
+                        )
             if opts.prepare_only:
                 return await _result(pool, opts, run_id, "prepared", match_summary, started)
             worker = _Worker(pool, opened, opts, run_id, cdn, stats, log)
+            worker.on_change = backup.changed if backup is not None else None
             try:
                 status = await worker.run(folders if opts.dry_run else None)
             except anyio.get_cancelled_exc_class():
@@ -231,6 +243,8 @@ async def migrate(
                     raise
                 raise await _aborted(pool, run_id, error, log) from None
             warnings = opened.warnings + plan_notes
+        if backup is not None:
+            warnings = [*warnings, *_backup_outcome(backup, log)]
         if opts.dry_run:
             planned = _planned_result(opts, worker, match_summary, warnings, started)
             planned.loose_files = loose_files
@@ -241,9 +255,22 @@ async def migrate(
         result = await _result(pool, opts, run_id, status, match_summary, started)
         result.warnings = warnings
         result.loose_files = loose_files
+        result.backup_id = backup.backup_id if backup is not None else None
         return result
     finally:
         await pool.close()
+
+
+def _backup_outcome(backup: RunBackup, log: EventLog) -> list[str]:
+    """Log what the run's backup did; a warning when it was needed and failed."""
+    if backup.backup_id is not None:
+        log.emit("backup_done", run_id=backup.run_id, backup_id=backup.backup_id)
+    elif backup.error is not None:
+        log.emit("backup_failed", run_id=backup.run_id, reason=backup.error)
+        return [f"the run's backup failed ({backup.error}); its journal still undoes it"]
+    else:
+        log.emit("backup_skipped", run_id=backup.run_id, changed=backup.taken)
+    return []
 
 
 async def _aborted(
@@ -355,6 +382,7 @@ class _Worker:
         self.open_rows: list[AssetRow] = []
         self.open_folders: set[str] = set()
         self.rows_sent = 0
+        self.on_change: Callable[[], None] | None = None  # the run's backup: rows changed
 
     async def run(self, planned: list[tuple[str, int | None]] | None) -> str:
         """Work until no folder is left for a live worker, and return the run's status;
@@ -489,6 +517,10 @@ class _Worker:
         async with batches:
             async for batch in batches:
                 outcome = await self.sink.write(batch.rows)
+                if self.on_change is not None and any(
+                    c["inserted"] or c["updated"] for c in outcome.per_folder.values()
+                ):
+                    self.on_change()
                 for folder in batch.folders:
                     state = self.folders[folder]
                     state.outstanding -= 1

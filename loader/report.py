@@ -111,25 +111,22 @@ def print_migrate_summary(result: MigrateResult) -> None:
 
 
 def print_verify_result(result: VerifyResult) -> None:
-    """One line per check, with a few example paths for each problem found."""
+    """One line per finding, errors then warnings, with a few example paths for each."""
+    from loader.verify import ERRORS, LABELS, WARNINGS
+
     out = console()
     out.print(
         f"verify: {result.media_files:,} media files in Storage"
         f" (folder -> customer from the {result.mapping_from})"
     )
-    labels = {
-        "missing": "files with no image_assets row",
-        "untagged": "rows missing their customer tag",
-        "no_cdn_url": "rows without cdn_url",
-        "conflicting_tags": "rows with more than one customer tag (review by hand)",
-        "private_bucket_urls": "cdn_urls that are public URLs of a private bucket (never work)",
-    }
-    for check, label in labels.items():
-        count = result.counts[check]
-        colour = "green" if count == 0 else "red"
-        out.print(f"  [{colour}]{count:>9,}[/{colour}]  {label}")
-        for path in result.examples.get(check, [])[:5]:
-            out.print(f"             {path}")
+    for grade, names, colour in (("errors", ERRORS, "red"), ("warnings", WARNINGS, "yellow")):
+        out.print(f" {grade}")
+        for name in names:
+            count = result.counts[name]
+            shown = "green" if count == 0 else colour
+            out.print(f"  [{shown}]{count:>9,}[/{shown}]  {LABELS[name]}  ({name})")
+            for path in result.examples.get(name, [])[:5]:
+                out.print(f"             {path}")
     for failure in result.failed_folders:
         out.print(f"[red]folder not listed[/red] {failure.folder}: {failure.reason}")
     if (loose := loose_media_warning(result.loose_files)) is not None:
@@ -141,7 +138,26 @@ def print_verify_result(result: VerifyResult) -> None:
                   " do not answer 200")  # fmt: skip
         for failure in result.url_failures[:20]:
             out.print(f"             {failure.answer}: {failure.url}")
-    out.print("[green]OK[/green]" if result.ok else "[red]problems found[/red]")
+    if not result.ok:
+        out.print(f"[red]problems found[/red]: {result.errors:,} errors")
+    elif result.warnings:
+        out.print(f"[green]OK[/green] with {result.warnings:,} warnings (--strict fails on them)")
+    else:
+        out.print("[green]OK[/green]")
+
+
+def print_backups(rows: list[dict[str, Any]]) -> None:
+    """One line per backup, newest first."""
+    table = Table(title="loader backups")
+    for name in ("backup", "taken", "run", "reason", "rows", "customers", "size"):
+        table.add_column(name, justify="left" if name in ("taken", "reason") else "right")
+    for r in rows:
+        table.add_row(
+            str(r["backup_id"]), f"{r['taken_at']:%Y-%m-%d %H:%M:%S}",
+            str(r["run_id"]) if r["run_id"] is not None else "-", r["reason"],
+            f"{r['rows']:,}", f"{r['customers'] or 0:,}", f"{r['bytes'] / 1e6:,.1f} MB",
+        )  # fmt: skip
+    console().print(table)
 
 
 def print_demo_outcome(outcome: DemoOutcome) -> None:

@@ -64,15 +64,6 @@ async def create_run(
     return await retrying(pool, create, what="creating the run")
 
 
-async def backup_table(pool: asyncpg.Pool, run_id: int) -> None:
-    """Copy image_assets into loader.backups for this run, before it writes."""
-    await retrying(
-        pool,
-        lambda conn: conn.execute(sql("backup_image_assets"), run_id),
-        what="backing up image_assets",
-    )
-
-
 async def reopen_run(pool: asyncpg.Pool, run_id: int) -> RunInfo:
     """The run to resume or join; `BadInputError` if it does not exist or was rolled back."""
     async with pool.acquire() as conn:

@@ -113,13 +113,184 @@ LANGUAGE sql STABLE AS $$
                             WHERE run_id = run AND state = 'failed'))
 $$;
 
--- A copy of image_assets as it was when a run started (the user asked for a backup first).
--- Rows are stored as jsonb so any shape of the user's table fits; rollback does not need it
--- (the journal is exact), it is the belt to the journal's braces.
+-- Backups (loader.backup): each one a plain copy of image_assets (CREATE TABLE AS, any shape
+-- of the user's table fits) and of customers' (id, folder_name), as tables
+-- loader.backup_{id}_image_assets / loader.backup_{id}_customers, with a catalogue row here.
+-- Backups of loader 0.x were jsonb rows in a table of this name: kept, renamed.
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_attribute
+               WHERE attrelid = to_regclass('loader.backups') AND attname = 'row'
+                 AND NOT attisdropped) THEN
+        ALTER TABLE loader.backups RENAME TO backups_v1;
+    END IF;
+END
+$$;
+
 CREATE TABLE IF NOT EXISTS loader.backups (
-    run_id bigint NOT NULL REFERENCES loader.runs ON DELETE CASCADE,
-    row    jsonb NOT NULL
+    backup_id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    taken_at           timestamptz NOT NULL DEFAULT now(),
+    run_id             bigint,  -- the run it was taken for; NULL: `loader backup`
+    reason             text NOT NULL,
+    assets_table       text,
+    customers_table    text,
+    rows               bigint,
+    checksum           text,
+    customers          bigint,
+    customers_checksum text
 );
+
+-- "count:sum of row hashes" of `cols` of `rel`: order-free, streaming, and the same for two
+-- tables exactly when they hold the same rows. Rows are hashed by value
+-- (hash_record_extended, no text conversion); a table with a column type that has no hash
+-- function (json, point, ...) is hashed by its text form instead, pinned by the SET clauses
+-- so a session's time zone or styles cannot change it.
+CREATE OR REPLACE FUNCTION loader.rows_checksum(rel regclass, cols text) RETURNS text
+LANGUAGE plpgsql STABLE
+SET TimeZone = 'UTC' SET DateStyle = 'ISO, YMD' SET IntervalStyle = 'postgres'
+SET extra_float_digits = 1 SET bytea_output = 'hex' AS $$
+DECLARE
+    result text;
+BEGIN
+    BEGIN
+        EXECUTE format('SELECT count(*) || '':'' || coalesce(sum(hash_record_extended(t, 0)'
+                       '::numeric), 0) FROM (SELECT %s FROM %s) AS t', cols, rel)
+        INTO result;
+    EXCEPTION WHEN undefined_function THEN
+        EXECUTE format('SELECT count(*) || '':t'' || coalesce(sum(hashtextextended(t::text, 0)'
+                       '::numeric), 0) FROM (SELECT %s FROM %s) AS t', cols, rel)
+        INTO result;
+    END;
+    RETURN result;
+END
+$$;
+
+-- Take a backup in the caller's snapshot and return its id. With `dedupe`, nothing is
+-- copied (NULL is returned) when the latest backup already holds exactly these rows.
+CREATE OR REPLACE FUNCTION loader.backup_take(run bigint, why text, dedupe boolean)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    id        bigint;
+    assets    text;
+    cust      text;
+    sum_a     text := loader.rows_checksum('image_assets', '*');
+    sum_c     text;
+    latest    loader.backups;
+BEGIN
+    IF to_regclass('customers') IS NOT NULL THEN
+        sum_c := loader.rows_checksum('customers', 'id, folder_name');
+    END IF;
+    IF dedupe THEN
+        SELECT * INTO latest FROM loader.backups ORDER BY backup_id DESC LIMIT 1;
+        IF latest.checksum = sum_a AND latest.customers_checksum IS NOT DISTINCT FROM sum_c THEN
+            RETURN NULL;
+        END IF;
+    END IF;
+    INSERT INTO loader.backups (run_id, reason) VALUES (run, why) RETURNING backup_id INTO id;
+    assets := format('backup_%s_image_assets', id);
+    EXECUTE format('CREATE TABLE loader.%I AS TABLE image_assets', assets);
+    IF sum_c IS NOT NULL THEN
+        cust := format('backup_%s_customers', id);
+        EXECUTE format('CREATE TABLE loader.%I AS SELECT id, folder_name FROM customers', cust);
+    END IF;
+    UPDATE loader.backups
+    SET assets_table = assets, customers_table = cust,
+        rows = split_part(sum_a, ':', 1)::bigint, checksum = sum_a,
+        customers = split_part(sum_c, ':', 1)::bigint, customers_checksum = sum_c
+    WHERE backup_id = id;
+    RETURN id;
+END
+$$;
+
+-- Drop backup `id` (its tables and its catalogue row); false when there is no such backup.
+CREATE OR REPLACE FUNCTION loader.backup_drop(id bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    b loader.backups;
+BEGIN
+    DELETE FROM loader.backups WHERE backup_id = id RETURNING * INTO b;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('DROP TABLE IF EXISTS loader.%I', b.assets_table);
+    IF b.customers_table IS NOT NULL THEN
+        EXECUTE format('DROP TABLE IF EXISTS loader.%I', b.customers_table);
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- Make image_assets hold exactly the rows of `assets` (same columns), and customers the
+-- folder_name values of `cust` (when given), touching only rows that differ: rows not in the
+-- backup are deleted, differing rows updated in place, missing rows inserted (keyed by
+-- file_path, and by any GENERATED ALWAYS identity column, which cannot be updated).
+-- Never deletes a customer. Returns the counts of each.
+CREATE OR REPLACE FUNCTION loader.backup_restore(assets regclass, cust regclass)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE
+    cols     text;
+    old_row  text;
+    new_row  text;
+    settable text;
+    vals     text;
+    same_id  text;
+    deleted  bigint;
+    updated  bigint;
+    inserted bigint;
+    renamed  bigint := 0;
+BEGIN
+    LOCK TABLE image_assets IN SHARE ROW EXCLUSIVE MODE;
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
+           string_agg('ia.' || quote_ident(attname), ', ' ORDER BY attnum),
+           string_agg('b.' || quote_ident(attname), ', ' ORDER BY attnum),
+           string_agg(quote_ident(attname), ', ' ORDER BY attnum)
+               FILTER (WHERE attidentity <> 'a'),
+           string_agg('b.' || quote_ident(attname), ', ' ORDER BY attnum)
+               FILTER (WHERE attidentity <> 'a'),
+           coalesce(string_agg(format(' AND b.%1$I = ia.%1$I', attname), '')
+               FILTER (WHERE attidentity = 'a'), '')
+    INTO cols, old_row, new_row, settable, vals, same_id
+    FROM pg_attribute
+    WHERE attrelid = 'image_assets'::regclass AND attnum > 0 AND NOT attisdropped
+      AND attgenerated = '';
+    EXECUTE format('DELETE FROM image_assets AS ia WHERE NOT EXISTS '
+                   '(SELECT 1 FROM %s AS b WHERE b.file_path = ia.file_path%s)', assets, same_id);
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    BEGIN
+        EXECUTE format('UPDATE image_assets AS ia SET (%s) = ROW(%s) FROM %s AS b '
+                       'WHERE b.file_path = ia.file_path AND ROW(%s) IS DISTINCT FROM ROW(%s)',
+                       settable, vals, assets, old_row, new_row);
+    EXCEPTION WHEN undefined_function THEN
+        -- a column type without equality (json, point, ...): compare the rows' text forms
+        EXECUTE format('UPDATE image_assets AS ia SET (%s) = ROW(%s) FROM %s AS b '
+                       'WHERE b.file_path = ia.file_path '
+                       'AND ROW(%s)::text IS DISTINCT FROM ROW(%s)::text',
+                       settable, vals, assets, old_row, new_row);
+    END;
+    GET DIAGNOSTICS updated = ROW_COUNT;
+    EXECUTE format('INSERT INTO image_assets (%1$s) OVERRIDING SYSTEM VALUE SELECT %1$s FROM %2$s AS b '
+                   'WHERE NOT EXISTS (SELECT 1 FROM image_assets AS ia WHERE ia.file_path = b.file_path)',
+                   cols, assets);
+    GET DIAGNOSTICS inserted = ROW_COUNT;
+    IF cust IS NOT NULL THEN
+        EXECUTE format('UPDATE customers AS c SET folder_name = b.folder_name FROM %s AS b '
+                       'WHERE c.id = b.id AND c.folder_name IS DISTINCT FROM b.folder_name', cust);
+        GET DIAGNOSTICS renamed = ROW_COUNT;
+    END IF;
+    RETURN jsonb_build_object('deleted', deleted, 'updated', updated, 'inserted', inserted,
+                              'folder_names', renamed);
+END
+$$;
+
+-- Rows `loader verify --repair --delete-orphans` deleted, whole (to_jsonb of the row), under
+-- the run that deleted them: enough to put each back exactly (orphans_restore.sql).
+CREATE TABLE IF NOT EXISTS loader.deleted_rows (
+    run_id      bigint NOT NULL,
+    file_path   text NOT NULL,
+    row         jsonb NOT NULL,
+    restored_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS deleted_rows_run ON loader.deleted_rows (run_id);
 
 -- A person's folder -> customer decisions (`loader match apply`); they win over automatic ones.
 CREATE TABLE IF NOT EXISTS loader.match_decisions (

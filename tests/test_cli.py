@@ -44,7 +44,8 @@ def test_every_command_has_help_with_an_example(command: list[str]) -> None:
 
 def test_top_level_help_lists_every_command() -> None:
     done = CliRunner().invoke(cli, ["--help"])
-    for name in ("db", "scan", "match", "migrate", "runs", "rollback", "verify", "storage", "demo"):
+    for name in ("db", "scan", "match", "migrate", "runs", "rollback", "verify", "storage", "demo",
+                 "backup", "restore"):  # fmt: skip
         assert f"  {name} " in done.output, name
     version = CliRunner().invoke(cli, ["--version"])
     assert version.output.strip().startswith("loader, version")

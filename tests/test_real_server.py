@@ -224,7 +224,7 @@ async def test_verify_flags_public_urls_of_a_private_bucket(
     assert not result.ok
     assert result.counts["private_bucket_urls"] == len(SMALL_MEDIA)
     assert result.examples["private_bucket_urls"] == SMALL_MEDIA
-    assert result.as_report()["private_bucket_urls"] == len(SMALL_MEDIA)
+    assert result.as_report()["findings"]["private_bucket_urls"]["count"] == len(SMALL_MEDIA)
     # Through the private server's own public route they answer 400 "Bucket not found".
     own_route = f"{private}/object/public/{STORAGE_BUCKET}"
     await migrate(migrate_options(source(private), db_url, cdn_url="overwrite", cdn_base=own_route))

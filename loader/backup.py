@@ -1,0 +1,332 @@
+"""Backups of what the loader can change: image_assets, and customers' folder_name.
+
+In the database a backup is a plain copy (`CREATE TABLE … AS`) of each table in the `loader`
+schema, catalogued in loader.backups with its row count and checksum (see
+loader.rows_checksum). Outside it, a backup file is a zip of the tables' COPY text and a
+manifest (columns, counts, checksums, sha256 of each part). Restoring either makes
+image_assets hold exactly the backed-up rows, touching only the rows that differ, and checks
+the result against the checksum before it commits.
+
+A migrate run backs up only when it changes rows, without knowing in advance whether it
+will: `RunBackup` opens a REPEATABLE READ transaction when the run starts (the snapshot is
+the table before the run; holding it costs nothing) and copies from that snapshot once the
+first batch reports a change, while the run goes on. A run that changes nothing copies
+nothing, and a copy identical to the latest backup is not kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import asyncpg
+import orjson
+from anyio.abc import TaskGroup
+
+from loader.db import connect
+from loader.errors import BadInputError, SchemaError
+from loader.sqlfiles import sql
+
+FILE_FORMAT = "loader-backup"
+FILE_VERSION = 1
+ASSETS_MEMBER = "image_assets.copy"
+CUSTOMERS_MEMBER = "customers.copy"
+MANIFEST_MEMBER = "manifest.json"
+CHUNK = 1 << 20
+
+
+@dataclass(slots=True)
+class BackupInfo:
+    backup_id: int
+    rows: int
+    checksum: str
+    customers: int | None
+
+
+@dataclass(slots=True)
+class FileBackup:
+    path: Path
+    rows: int
+    checksum: str
+    customers: int | None
+    bytes: int
+
+
+@dataclass(slots=True)
+class RestoreResult:
+    source: str
+    rows: int
+    deleted: int
+    updated: int
+    inserted: int
+    folder_names: int
+
+
+# -- in the database ----------------------------------------------------------------------
+
+
+async def take_backup(
+    conn: asyncpg.Connection, *, reason: str = "manual", run_id: int | None = None
+) -> BackupInfo:
+    """Copy image_assets and customers' folder_name into a new backup, in one snapshot."""
+    async with conn.transaction(isolation="repeatable_read"):
+        backup_id = await conn.fetchval(sql("backup_take"), run_id, reason, False)
+        row = await conn.fetchrow(sql("backup_get"), backup_id)
+    return BackupInfo(backup_id, row["rows"], row["checksum"], row["customers"])
+
+
+async def list_backups(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Every backup, newest first: id, when, run, reason, rows, customers, checksum, bytes."""
+    return [dict(r) for r in await conn.fetch(sql("backup_list"))]
+
+
+async def prune_backups(conn: asyncpg.Connection, keep: int) -> int:
+    """Drop all but the newest `keep` backups; returns how many were dropped."""
+    async with conn.transaction():
+        return await conn.fetchval(sql("backup_prune"), keep)
+
+
+class RunBackup:
+    """The backup a migrate run takes: the table as it was when the run started, copied only
+    once the run reports its first change (`changed()`), while the run goes on.
+
+    Use as an async context manager around the run's work; on exit the copy (if started) is
+    awaited and committed. A failed copy does not fail the run (its journal still undoes it
+    exactly): `error` says why.
+    """
+
+    def __init__(self, database_url: str, run_id: int) -> None:
+        self.database_url = database_url
+        self.run_id = run_id
+        self.backup_id: int | None = None
+        self.taken = False  # a copy was started (the run changed rows)
+        self.error: str | None = None
+        self._go = anyio.Event()
+        self._conn: asyncpg.Connection | None = None
+        self._tx: Any = None
+        self._tg: TaskGroup | None = None
+
+    async def __aenter__(self) -> RunBackup:
+        self._conn = await connect(self.database_url)
+        try:
+            self._tx = self._conn.transaction(isolation="repeatable_read")
+            await self._tx.start()
+            await self._conn.execute(sql("backup_hold_snapshot"))
+        except BaseException:
+            await self._conn.close()
+            raise
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._copy_when_changed)
+        return self
+
+    def changed(self) -> None:
+        """The run changed rows: start the copy (idempotent)."""
+        self.taken = True
+        self._go.set()
+
+    async def _copy_when_changed(self) -> None:
+        await self._go.wait()
+        if not self.taken:
+            return
+        assert self._conn is not None
+        try:
+            self.backup_id = await self._conn.fetchval(sql("backup_take"), self.run_id, "run", True)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._conn is not None and self._tg is not None
+        self._go.set()
+        try:
+            await self._tg.__aexit__(exc_type, exc, tb)
+            if self.backup_id is not None and exc_type is None:
+                await self._tx.commit()
+            elif not self._conn.is_closed():
+                await self._tx.rollback()
+                if exc_type is not None:
+                    self.backup_id = None
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            self.backup_id, self.error = None, str(error).splitlines()[0]
+        finally:
+            await self._conn.close()
+
+
+# -- in a file ----------------------------------------------------------------------------
+
+
+async def backup_to_file(conn: asyncpg.Connection, path: Path) -> FileBackup:
+    """Write image_assets and customers (id, folder_name) to a compressed file, in one
+    snapshot, with their columns, row counts and checksums."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            await conn.execute(sql("backup_session"))
+            manifest: dict[str, Any] = {
+                "format": FILE_FORMAT,
+                "version": FILE_VERSION,
+                "taken_at": datetime.now(UTC).isoformat(),
+                "columns": await conn.fetchval(sql("backup_columns"), "image_assets"),
+                "checksum": await conn.fetchval(sql("backup_checksum"), "image_assets", "*"),
+                "sha256": {},
+            }
+            has_customers = await conn.fetchval(sql("backup_has_customers"))
+            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+                manifest["sha256"][ASSETS_MEMBER] = await _dump(
+                    conn, zf, ASSETS_MEMBER, sql("backup_dump_assets")
+                )
+                if has_customers:
+                    manifest["customers_checksum"] = await conn.fetchval(
+                        sql("backup_checksum"), "customers", "id, folder_name"
+                    )
+                    manifest["sha256"][CUSTOMERS_MEMBER] = await _dump(
+                        conn, zf, CUSTOMERS_MEMBER, sql("backup_dump_customers")
+                    )
+                manifest["rows"] = int(manifest["checksum"].split(":")[0])
+                if has_customers:
+                    manifest["customers"] = int(manifest["customers_checksum"].split(":")[0])
+                zf.writestr(MANIFEST_MEMBER, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInputError(f"cannot write backup {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return FileBackup(path, manifest["rows"], manifest["checksum"], manifest.get("customers"),
+                      path.stat().st_size)  # fmt: skip
+
+
+async def _dump(conn: asyncpg.Connection, zf: zipfile.ZipFile, member: str, query: str) -> str:
+    digest = hashlib.sha256()
+    with zf.open(member, "w", force_zip64=True) as out:
+
+        async def write(chunk: bytes) -> None:
+            digest.update(chunk)
+            out.write(chunk)
+
+        await conn.copy_from_query(query, output=write)
+    return digest.hexdigest()
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """The manifest of a backup file; `BadInputError` when it is not one."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = orjson.loads(zf.read(MANIFEST_MEMBER))
+    except (OSError, zipfile.BadZipFile, KeyError, orjson.JSONDecodeError) as exc:
+        raise BadInputError(f"{path} is not a loader backup file: {exc}") from None
+    if manifest.get("format") != FILE_FORMAT or manifest.get("version") != FILE_VERSION:
+        raise BadInputError(f"{path} is not a loader backup file (format {FILE_FORMAT} v1)")
+    return manifest
+
+
+async def _member_chunks(zf: zipfile.ZipFile, member: str, expected: str) -> AsyncIterator[bytes]:
+    digest = hashlib.sha256()
+    try:
+        with zf.open(member) as data:
+            while chunk := data.read(CHUNK):
+                digest.update(chunk)
+                yield chunk
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise BadInputError(f"backup file damaged: {member}: {exc}") from None
+    if digest.hexdigest() != expected:
+        raise BadInputError(f"backup file damaged: {member} does not match its sha256")
+
+
+# -- restore ------------------------------------------------------------------------------
+
+
+async def restore(conn: asyncpg.Connection, target: str) -> RestoreResult:
+    """Make image_assets (and customers' folder_name) what backup `target` holds: a backup
+    id, or the path of a backup file. One transaction: all or nothing.
+
+    Refused while a run is marked running, when the table's columns changed since the
+    backup, and when the result would not match the backup's checksum.
+    """
+    path = Path(target)
+    from_file = path.is_file()
+    if not from_file and not target.isdigit():
+        raise BadInputError(f"{target!r} is neither a backup id nor a backup file")
+    async with conn.transaction():
+        await conn.execute(sql("backup_session"))
+        running = await conn.fetchval(sql("backup_open_runs"))
+        if running:
+            raise BadInputError(
+                f"run(s) {', '.join(map(str, running))} still marked running: let them finish"
+                " (or resume them to the end, or roll them back) before restoring"
+            )
+        if from_file:
+            with zipfile.ZipFile(path) as zf:
+                assets, customers, expected = await _load_file(conn, zf, read_manifest(path))
+        else:
+            row = await conn.fetchrow(sql("backup_get"), int(target))
+            if row is None:
+                raise BadInputError(f"backup {target} does not exist (see `loader backup list`)")
+            assets = f"loader.{_quote(row['assets_table'])}"
+            customers = row["customers_table"] and f"loader.{_quote(row['customers_table'])}"
+            expected = row["checksum"]
+        await _same_columns(conn, assets, target)
+        counts = await conn.fetchval(sql("backup_restore"), assets, customers)
+        if await conn.fetchval(sql("backup_checksum"), "image_assets", "*") != expected:
+            raise SchemaError(
+                "the restored image_assets does not match the backup's checksum (a trigger on "
+                "image_assets may rewrite rows); nothing was changed"
+            )
+    return RestoreResult(target, int(expected.split(":")[0]), counts["deleted"],
+                         counts["updated"], counts["inserted"], counts["folder_names"])  # fmt: skip
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _same_columns(conn: asyncpg.Connection, backup_table: str, what: str) -> None:
+    have = await conn.fetchval(sql("backup_columns"), "image_assets")
+    held = await conn.fetchval(sql("backup_columns"), backup_table)
+    if have != held:
+        raise SchemaError(
+            f"image_assets columns changed since backup {what} was taken: now {have}, "
+            f"backup {held}; restore by hand"
+        )
+
+
+async def _load_file(
+    conn: asyncpg.Connection, zf: zipfile.ZipFile, manifest: dict[str, Any]
+) -> tuple[str, str | None, str]:
+    """Load a backup file into session tables, checked against its manifest."""
+    have = await conn.fetchval(sql("backup_columns"), "image_assets")
+    if have != manifest["columns"]:
+        raise SchemaError(
+            f"image_assets columns differ from the backup file's: now {have}, "
+            f"file {manifest['columns']}; restore by hand"
+        )
+    await conn.execute(sql("backup_file_tables"))
+    sha = manifest["sha256"]
+    rows = _member_chunks(zf, ASSETS_MEMBER, sha[ASSETS_MEMBER])
+    await conn.copy_to_table("restore_image_assets", source=rows)
+    checksum = await conn.fetchval(sql("backup_checksum"), "restore_image_assets", "*")
+    if checksum != manifest["checksum"]:
+        raise BadInputError("backup file damaged: its rows do not match its checksum")
+    customers = None
+    if CUSTOMERS_MEMBER in sha:
+        await conn.execute(sql("backup_file_customers"))
+        rows = _member_chunks(zf, CUSTOMERS_MEMBER, sha[CUSTOMERS_MEMBER])
+        await conn.copy_to_table("restore_customers", source=rows)
+        checksum = await conn.fetchval(sql("backup_checksum"), "restore_customers", "*")
+        if checksum != manifest["customers_checksum"]:
+            raise BadInputError("backup file damaged: its customers do not match their checksum")
+        customers = "pg_temp.restore_customers"
+    return "pg_temp.restore_image_assets", customers, manifest["checksum"]

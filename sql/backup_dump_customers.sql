@@ -1,0 +1,2 @@
+-- What a backup file holds of customers.
+SELECT id, folder_name FROM customers
