@@ -482,24 +482,39 @@ def storage_serve(
 @click.option(
     "--force", is_flag=True, help="Also undo rows changed since, or a run a later run built on."
 )
-def rollback(database_url: str | None, run_id: int, force: bool) -> None:
+@click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing.")
+def rollback(database_url: str | None, run_id: int, force: bool, dry_run: bool) -> None:
     """Undo one migrate run exactly, from its journal.
 
-    Deletes the rows the run inserted and, in rows it updated, removes exactly the tags it
-    added and restores the cdn_url it replaced. Changes others made since are kept.
+    Deletes the rows the run inserted and gives the rows it changed their exact previous
+    ai_tags, cdn_url and updated_at. Rows someone changed since are reported: inserted ones
+    are kept and changed ones only lose the tags the run added (--force undoes them fully).
 
-    Example:
+    Examples:
 
+        loader rollback 3 --dry-run
         loader rollback 3
     """
     from loader.rollback import rollback as rollback_library
 
-    result = on_database(database_url, lambda conn: rollback_library(conn, run_id, force=force))
-    click.echo(f"run {run_id} rolled back: {result.deleted:,} rows deleted, "
-               f"{result.restored:,} rows restored")  # fmt: skip
+    result = on_database(
+        database_url,
+        lambda conn: rollback_library(conn, run_id, force=force, dry_run=dry_run),
+    )
+    verb = "would be" if dry_run else "was"
+    click.echo(f"run {run_id} {'would be rolled back' if dry_run else 'rolled back'}: "
+               f"{result.deleted:,} rows deleted, {result.restored:,} rows restored")  # fmt: skip
+    if result.partly_restored:
+        warn(f"{result.partly_restored:,} changed rows were written by someone since the run:"
+             f" only the run's own change {verb} undone (--force restores them fully)")  # fmt: skip
     if result.kept_changed:
-        warn(f"{result.kept_changed:,} inserted rows were changed since the run and were kept"
-             " (--force deletes them too)")  # fmt: skip
+        warn(f"{result.kept_changed:,} inserted rows were changed since the run and {verb}"
+             " kept (--force deletes them too)")  # fmt: skip
+    if result.gone:
+        warn(f"{result.gone:,} rows of the run no longer exist")
+    for action, paths in sorted(result.examples.items()):
+        if action in ("kept", "undo_tags") or dry_run:
+            click.echo(f"  {action}: " + ", ".join(paths))
 
 
 @cli.command()
