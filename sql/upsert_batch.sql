@@ -5,8 +5,9 @@
 --   $2 bool   true: rewrite cdn_url (--cdn-url overwrite); false: fill it only when NULL
 --   $3 bigint run id (journal)
 -- Existing rows: only ai_tags (merged in Postgres, see loader.merge_tags), cdn_url and
--- updated_at may change, and only when something really changes (the WHERE guard), so a
--- re-run writes nothing. Rows are inserted in file_path order, so two connections writing
+-- updated_at may change, and only when something really changes: rows that would not change
+-- are left out before the INSERT (ON CONFLICT DO UPDATE would lock, and so write, each one
+-- even when its WHERE guard is false), so a re-run writes nothing. Rows are inserted in file_path order, so two connections writing
 -- overlapping batches lock rows in one order and cannot deadlock.
 WITH input AS (
     SELECT file_path, folder, filename, format, mime_type, file_size,
@@ -17,7 +18,11 @@ WITH input AS (
 -- same snapshot, whatever order Postgres runs them in. (No FOR UPDATE here: run after the
 -- upsert it would skip rows this very command changed.)
 prev AS (
-    SELECT ia.file_path, ia.ai_tags, ia.cdn_url, ia.updated_at
+    SELECT ia.file_path, ia.ai_tags, ia.cdn_url, ia.updated_at,
+           ia.ai_tags IS DISTINCT FROM loader.merge_tags(ia.ai_tags, input.tags)
+           OR ia.cdn_url IS DISTINCT FROM (CASE WHEN $2 THEN input.cdn_url
+                                                ELSE coalesce(ia.cdn_url, input.cdn_url) END)
+               AS changes
     FROM image_assets AS ia
     JOIN input USING (file_path)
 ),
@@ -28,6 +33,8 @@ upsert AS (
     SELECT file_path, filename, filename, format, mime_type, file_size,
            coalesce(tags, '{}'), cdn_url, $1, 'active', coalesce(created_at, now()), now()
     FROM input
+    WHERE NOT EXISTS (SELECT 1 FROM prev WHERE prev.file_path = input.file_path
+                                            AND NOT prev.changes)
     ORDER BY file_path
     ON CONFLICT (file_path) DO UPDATE SET
         ai_tags = loader.merge_tags(ia.ai_tags, excluded.ai_tags),
