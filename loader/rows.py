@@ -92,22 +92,39 @@ class CdnUrls:
         return f"{self.base}/{quote(path, safe='/')}"
 
 
+class FolderRows:
+    """Builds the rows of one folder, sharing what all its rows have in common: the tag list
+    (one list object for every row; `merge_duplicates` never mutates it) and the encoded URL
+    of each directory, so per file only the file name is classified and percent-encoded."""
+
+    __slots__ = ("_base", "_dirs", "folder", "tags")
+
+    def __init__(self, folder: str, customer_id: int | None, cdn: CdnUrls) -> None:
+        self.folder = folder
+        self.tags: list[str] = [customer_tag(customer_id)] if customer_id is not None else []
+        self._base = cdn.base
+        self._dirs: dict[str, str] = {}
+
+    def build(self, obj: ListedObject) -> tuple[Kind, AssetRow | None]:
+        """The object's kind, and its row when it is an image or a video (else None)."""
+        path = obj.path
+        cut = path.rfind("/") + 1
+        filename = path[cut:]
+        kind, mime = classify(filename, obj.mimetype)
+        if kind not in ("image", "video"):
+            return kind, None
+        directory = path[:cut]
+        url_dir = self._dirs.get(directory)
+        if url_dir is None:
+            url_dir = self._dirs[directory] = f"{self._base}/{quote(directory, safe='/')}"
+        return kind, AssetRow(
+            path, self.folder, filename, extension(filename), mime, obj.size, obj.created_at,
+            self.tags, url_dir + quote(filename, safe=""),
+        )  # fmt: skip
+
+
 def build_row(
     obj: ListedObject, folder: str, customer_id: int | None, cdn: CdnUrls
 ) -> tuple[Kind, AssetRow | None]:
-    """The object's kind, and its row when it is an image or a video (else None)."""
-    filename = obj.path.rsplit("/", 1)[-1]
-    kind, mime = classify(filename, obj.mimetype)
-    if kind not in ("image", "video"):
-        return kind, None
-    return kind, AssetRow(
-        file_path=obj.path,
-        folder=folder,
-        filename=filename,
-        format=extension(filename),
-        mime_type=mime,
-        file_size=obj.size,
-        created_at=obj.created_at,
-        tags=[customer_tag(customer_id)] if customer_id is not None else [],
-        cdn_url=cdn.url(obj.path),
-    )
+    """One object's kind and row, on its own (the loader builds rows with `FolderRows`)."""
+    return FolderRows(folder, customer_id, cdn).build(obj)
