@@ -522,6 +522,29 @@ def rollback(database_url: str | None, run_id: int, force: bool, dry_run: bool) 
             click.echo(f"  {action}: " + ", ".join(paths))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args: tuple[str, ...]) -> None:
+    """Measure the loader end to end against the naive algorithm and raw COPY (development
+    checkout only: runs benchmarks/bench_e2e.py, see docs/performance.md).
+
+    Examples:
+
+        loader bench --quick
+        loader bench --folders 10000 --files 100 --latency-ms 20
+        loader bench --quick --sweep "list-concurrency=16,32,64;db-concurrency=1,2"
+    """
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_e2e.py"
+    if not script.is_file():
+        raise LoaderFailure(
+            LoaderError("`loader bench` runs from a development checkout (benchmarks/ not found)",
+                        exit_code=ExitCode.BAD_INPUT)
+        )  # fmt: skip
+    raise SystemExit(subprocess.call([sys.executable, str(script), *args]))
+
+
 @cli.command()
 @storage_options
 @database_options
