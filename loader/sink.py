@@ -163,14 +163,28 @@ class UpsertSink:
     async def _copy_new_rows(
         self, conn: asyncpg.Connection, rows: Sequence[AssetRow]
     ) -> list[tuple[str, int, int, int]]:
-        """The fast path, in one transaction: new rows by COPY, the others by `_upsert`."""
+        """The fast path, in one transaction: new rows by COPY, rows that would change by
+        `_upsert`, rows that exist unchanged not sent again."""
         async with conn.transaction():
-            probe = await conn.fetchrow(sql("sink_probe"), [row.file_path for row in rows])
+            probe = await conn.fetchrow(
+                sql("sink_probe"),
+                [row.file_path for row in rows],
+                # One tag per row, as the loader sends; a row with several (merged duplicates)
+                # is sent to the upsert whenever it exists.
+                [row.tags[0] if len(row.tags) == 1 else None for row in rows],
+                [row.cdn_url for row in rows],
+                self.overwrite_cdn,
+            )
             existing = set(probe["existing"])
-            new = [row for row in rows if row.file_path not in existing]
-            now: datetime = probe["now"]
-            counts: list[tuple[str, int, int, int]] = []
+            changing = set(probe["changing"])
+            changing.update(n for n in existing if len(rows[n - 1].tags) > 1)
+            unchanged = Counter(rows[n - 1].folder for n in existing - changing)
+            counts: list[tuple[str, int, int, int]] = [
+                (folder, 0, 0, n) for folder, n in unchanged.items()
+            ]
+            new = [row for n, row in enumerate(rows, 1) if n not in existing]
             if new:
+                now: datetime = probe["now"]
                 source = self.upload_source
                 await conn.copy_records_to_table(
                     "image_assets",
@@ -181,9 +195,9 @@ class UpsertSink:
                 await conn.execute(
                     sql("journal_inserts_add"), self.run_id, folders, bases, names, firsts, sizes
                 )
-                counts = [(f, n, 0, 0) for f, n in zip(folders, sizes, strict=True)]
-            if existing:
-                counts += await self._upsert(conn, [r for r in rows if r.file_path in existing])
+                counts += [(f, n, 0, 0) for f, n in zip(folders, sizes, strict=True)]
+            if changing:
+                counts += await self._upsert(conn, [rows[n - 1] for n in sorted(changing)])
             return counts
 
     async def _upsert(
