@@ -67,6 +67,7 @@ async def rollback(
                 )
             await conn.execute(sql("rollback_plan_create"))
             await conn.execute(sql("rollback_plan"), run_id, force)
+            await conn.execute(sql("rollback_plan_analyze"))
             summary = await conn.fetch(sql("rollback_summary"), EXAMPLES)
             counts = {r["action"]: r["n"] for r in summary}
             examples = {r["action"]: list(r["examples"]) for r in summary}

@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS loader.journal_updates (
     prev_ai_tags    text[],
     prev_cdn_url    text,
     prev_updated_at timestamptz,
+    prev_xmin       xid,  -- the transaction that wrote the before-image
     new_ai_tags     text[],
     new_cdn_url     text,
     at              timestamptz NOT NULL DEFAULT now()
@@ -76,6 +77,7 @@ CREATE TABLE IF NOT EXISTS loader.rollbacks (
     run_id   bigint NOT NULL REFERENCES loader.runs ON DELETE CASCADE,
     at       timestamptz NOT NULL DEFAULT now(),
     forced   boolean NOT NULL,
+    xid      xid NOT NULL,  -- its transaction: rows it restored exactly carry it as xmin
     counts   jsonb NOT NULL,
     examples jsonb NOT NULL DEFAULT '{}'
 );

@@ -34,8 +34,8 @@ closed AS (
     RETURNING run_id
 ),
 recorded AS (
-    INSERT INTO loader.rollbacks (run_id, forced, counts, examples)
-    VALUES ($1, $2, $3, $4)
+    INSERT INTO loader.rollbacks (run_id, forced, xid, counts, examples)
+    VALUES ($1, $2, pg_current_xact_id()::xid, $3, $4)
 )
 SELECT (SELECT count(*) FROM deleted) AS deleted,
        (SELECT count(*) FROM restored) AS restored,

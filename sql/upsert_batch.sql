@@ -18,7 +18,7 @@ WITH input AS (
 -- same snapshot, whatever order Postgres runs them in. (No FOR UPDATE here: run after the
 -- upsert it would skip rows this very command changed.)
 prev AS (
-    SELECT ia.file_path, ia.ai_tags, ia.cdn_url, ia.updated_at,
+    SELECT ia.file_path, ia.ai_tags, ia.cdn_url, ia.updated_at, ia.xmin,
            ia.ai_tags IS DISTINCT FROM loader.merge_tags(ia.ai_tags, input.tags)
            OR ia.cdn_url IS DISTINCT FROM (CASE WHEN $2 THEN input.cdn_url
                                                 ELSE coalesce(ia.cdn_url, input.cdn_url) END)
@@ -60,9 +60,9 @@ journal_inserted AS (
 journal_updated AS (
     INSERT INTO loader.journal_updates (
         run_id, xid, asset_id, file_path, folder,
-        prev_ai_tags, prev_cdn_url, prev_updated_at, new_ai_tags, new_cdn_url)
+        prev_ai_tags, prev_cdn_url, prev_updated_at, prev_xmin, new_ai_tags, new_cdn_url)
     SELECT $3, pg_current_xact_id()::xid, u.id, u.file_path, i.folder,
-           p.ai_tags, p.cdn_url, p.updated_at, u.ai_tags, u.cdn_url
+           p.ai_tags, p.cdn_url, p.updated_at, p.xmin, u.ai_tags, u.cdn_url
     FROM upsert AS u
     JOIN input AS i USING (file_path)
     JOIN prev AS p USING (file_path)

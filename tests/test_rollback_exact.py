@@ -155,3 +155,22 @@ async def test_force_restores_the_exact_before_image_over_later_changes(
     undone = await rollback(db, result.run_id, force=True)
     assert undone.kept_changed == 0
     assert await dump(db) == before
+
+
+async def test_rolling_back_two_runs_latest_first_gives_back_the_table(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    """The later run's rollback rewrites the rows it restores (a new xmin): the earlier run
+    must still see them as it left them, not as changed by someone else."""
+    await seed(db)
+    before = await dump(db)
+    url = await start_storage(sample_catalogue())
+    first = await migrate(options(url, db_url, match="none"))
+    second = await migrate(options(url, db_url, match="auto"))  # tags run 1's rows
+    assert second.totals["updated"] > 0
+    await rollback(db, second.run_id)
+    undone = await rollback(db, first.run_id)
+    assert (undone.deleted, undone.kept_changed, undone.partly_restored) == (
+        first.totals["inserted"], 0, 0,
+    )  # fmt: skip
+    assert await dump(db) == before
