@@ -195,7 +195,7 @@ async def settle(conn: asyncpg.Connection) -> None:
 
 
 async def reset(conn: asyncpg.Connection) -> None:
-    await conn.execute("TRUNCATE image_assets, loader.journal")
+    await conn.execute("TRUNCATE image_assets, loader.journal_inserts, loader.journal_updates")
 
 
 async def timed(

@@ -34,7 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "benchmarks"
-RESULTS_DIR = BENCH_DIR / "results"
+# Untracked (.gitignore): running a benchmark never rewrites a tracked file.
+RESULTS_DIR = ROOT / "bench-results"
 os.environ["LOADER_STATE_DIR"] = str(ROOT / ".loader")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -282,7 +283,7 @@ def describe_machine(info: dict[str, Any]) -> str:
 
 
 def write_result(name: str, args: argparse.Namespace, data: dict[str, Any]) -> Path:
-    """Write `benchmarks/results/<name>.json` (or `<name>.quick.json` for --quick runs)
+    """Write `bench-results/<name>.json` (or `<name>.quick.json` for --quick runs)
     with the arguments, the machine and the time; return its path."""
     RESULTS_DIR.mkdir(exist_ok=True)
     quick = bool(getattr(args, "quick", False))

@@ -8,6 +8,7 @@ clean line on stderr and the error's exit code (see `loader.errors.ExitCode`).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import io
 import logging
 import os
@@ -57,6 +58,9 @@ RUN_ID = click.IntRange(1, 2**63 - 1)
 def default(options: type, name: str) -> Any:
     """The library's default for one option: flags never restate the dataclasses' values."""
     return next(f.default for f in fields(options) if f.name == name)
+
+
+_HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
 
 
 class LoaderFailure(click.ClickException):
@@ -141,7 +145,10 @@ def run(
         return stats.run_id if stats is not None else None
 
     try:
-        result = anyio.run(_until_signal, coro_fn, seen)
+        # uvloop (the `fast` extra) when installed: less event-loop CPU per listing call.
+        result = anyio.run(
+            _until_signal, coro_fn, seen, backend_options={"use_uvloop": _HAVE_UVLOOP}
+        )
     except KeyboardInterrupt:
         seen.signal = "SIGINT"
     except Exception as exc:
@@ -724,24 +731,62 @@ def storage_serve(
 @click.option(
     "--force", is_flag=True, help="Also undo rows changed since, or a run a later run built on."
 )
-def rollback(database_url: str | None, run_id: int, force: bool) -> None:
+@click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing.")
+def rollback(database_url: str | None, run_id: int, force: bool, dry_run: bool) -> None:
     """Undo one migrate run exactly, from its journal.
 
-    Deletes the rows the run inserted and, in rows it updated, removes exactly the tags it
-    added and restores the cdn_url it replaced. Changes others made since are kept.
+    Deletes the rows the run inserted and gives the rows it changed their exact previous
+    ai_tags, cdn_url and updated_at. Rows someone changed since are reported: inserted ones
+    are kept and changed ones only lose the tags the run added (--force undoes them fully).
 
-    Example:
+    Examples:
 
+        loader rollback 3 --dry-run
         loader rollback 3
     """
     from loader.rollback import rollback as rollback_library
 
-    result = on_database(database_url, lambda conn: rollback_library(conn, run_id, force=force))
-    click.echo(f"run {run_id} rolled back: {result.deleted:,} rows deleted, "
-               f"{result.restored:,} rows restored")  # fmt: skip
+    result = on_database(
+        database_url,
+        lambda conn: rollback_library(conn, run_id, force=force, dry_run=dry_run),
+    )
+    verb = "would be" if dry_run else "was"
+    click.echo(f"run {run_id} {'would be rolled back' if dry_run else 'rolled back'}: "
+               f"{result.deleted:,} rows deleted, {result.restored:,} rows restored")  # fmt: skip
+    if result.partly_restored:
+        warn(f"{result.partly_restored:,} changed rows were written by someone since the run:"
+             f" only the run's own change {verb} undone (--force restores them fully)")  # fmt: skip
     if result.kept_changed:
-        warn(f"{result.kept_changed:,} inserted rows were changed since the run and were kept"
-             " (--force deletes them too)")  # fmt: skip
+        warn(f"{result.kept_changed:,} inserted rows were changed since the run and {verb}"
+             " kept (--force deletes them too)")  # fmt: skip
+    if result.gone:
+        warn(f"{result.gone:,} rows of the run no longer exist")
+    for action, paths in sorted(result.examples.items()):
+        if action in ("kept", "undo_tags") or dry_run:
+            click.echo(f"  {action}: " + ", ".join(paths))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args: tuple[str, ...]) -> None:
+    """Measure the loader end to end against the naive algorithm and raw COPY (development
+    checkout only: runs benchmarks/bench_e2e.py, see docs/performance.md).
+
+    Examples:
+
+        loader bench --quick
+        loader bench --folders 10000 --files 100 --latency-ms 20
+        loader bench --quick --sweep "list-concurrency=16,32,64;db-concurrency=1,2"
+    """
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_e2e.py"
+    if not script.is_file():
+        raise LoaderFailure(
+            LoaderError("`loader bench` runs from a development checkout (benchmarks/ not found)",
+                        exit_code=ExitCode.BAD_INPUT)
+        )  # fmt: skip
+    raise SystemExit(subprocess.call([sys.executable, str(script), *args]))
 
 
 @cli.command()

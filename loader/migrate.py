@@ -1,6 +1,6 @@
 """`loader migrate`: the whole pipeline, visible in one place.
 
-    source (listing.walk) → rows (rows.build_row, customer per folder) → batches
+    source (listing.walk) → rows (rows.FolderRows, customer per folder) → batches
     → sink (UpsertSink, `--db-concurrency` connections) → folder progress → report
 
 Every stage runs at once in one anyio task group, connected by bounded memory streams, so a
@@ -52,7 +52,7 @@ from loader.listing import (
 )
 from loader.preflight import check_target
 from loader.progress import LiveStats
-from loader.rows import AssetRow, CdnUrls, NoCdnUrls, build_row
+from loader.rows import AssetRow, CdnUrls, FolderRows, NoCdnUrls
 from loader.sink import UpsertSink, merge_duplicates
 from loader.sqlfiles import sql
 
@@ -166,6 +166,7 @@ class _Folder:
     failed: bool = False
     finished: bool = False
     outstanding: int = 0  # batches with its rows, sent but not yet committed
+    rows: FolderRows | None = None  # built on its first page
 
 
 @dataclass(slots=True)
@@ -481,8 +482,11 @@ class _Worker:
         self, folder: str, objects: list[ListedObject], batches: ObjectSendStream[_Batch]
     ) -> None:
         state = self.folders[folder]
+        if state.rows is None:
+            state.rows = FolderRows(folder, state.customer_id, self.cdn)
+        build = state.rows.build
         for obj in objects:
-            kind, row = build_row(obj, folder, state.customer_id, self.cdn)
+            kind, row = build(obj)
             state.counts[kind] += 1
             if row is None:
                 continue

@@ -1,52 +1,102 @@
 """`loader rollback RUN_ID`: undo one migrate run exactly, from its journal.
 
 `upload_source` alone cannot undo a run (it says nothing about tags added to rows that
-already existed), so every change was journaled with the row's previous ai_tags and cdn_url
-in the same transaction as the change. Rollback deletes the rows the run inserted and, in rows
-it updated, removes exactly the tags it added and restores the cdn_url it replaced, leaving
-anything other writers did since in place.
+already existed), so the journal records, in the same transaction as each batch, the paths
+the run inserted and the before-image of every row it changed, tagged with the transaction
+id. A row whose `xmin` is still one of the run's transactions has not been written since:
+rollback deletes it (inserted) or puts its before-image back byte for byte (changed). A row
+someone changed since is reported: an inserted one is kept, a changed one only loses what
+the run did (the tags it added, the cdn_url it wrote), unless `force`, which deletes or
+restores regardless. The whole rollback is one transaction, recorded in loader.rollbacks;
+`dry_run` computes the same plan and writes nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 
 from loader.errors import BadInputError
 from loader.sqlfiles import sql
 
+EXAMPLES = 10
+
 
 @dataclass(slots=True)
 class RollbackResult:
     run_id: int
-    deleted: int
-    restored: int
+    deleted: int  # rows the run inserted, deleted
+    restored: int  # rows the run changed, given back their before state (exactly or partly)
     kept_changed: int  # inserted rows changed since the run, kept (no --force)
+    partly_restored: int = 0  # changed rows written by someone since: only the run's part undone
+    gone: int = 0  # rows of the run that no longer exist
+    dry_run: bool = False
+    examples: dict[str, list[str]] = field(default_factory=dict)
 
 
-async def rollback(conn: asyncpg.Connection, run_id: int, *, force: bool = False) -> RollbackResult:
+class _DryRun(Exception):
+    """Raised to roll back the transaction of a dry run."""
+
+
+async def rollback(
+    conn: asyncpg.Connection, run_id: int, *, force: bool = False, dry_run: bool = False
+) -> RollbackResult:
     """Undo run `run_id` in one transaction; refuses when undoing would break a later run.
 
     A run a live worker is still on, or one touched by a later run, is refused unless `force`;
-    an interrupted run (marked running, no live worker) needs no `force`.
+    an interrupted run (marked running, no live worker) needs no `force`. With `dry_run`,
+    returns what would be done and changes nothing.
     """
-    async with conn.transaction():
-        check = await conn.fetchrow(sql("rollback_check"), run_id)
-        status = check["status"]
-        if status is None:
-            raise BadInputError(f"run {run_id} does not exist")
-        if status == "rolled_back":
-            raise BadInputError(f"run {run_id} is already rolled back")
-        if not force and check["live"]:
-            raise BadInputError(
-                f"run {run_id} has a live worker; stop its workers first, or pass --force"
+    result: RollbackResult | None = None
+    try:
+        async with conn.transaction():
+            check = await conn.fetchrow(sql("rollback_check"), run_id)
+            status = check["status"]
+            if status is None:
+                raise BadInputError(f"run {run_id} does not exist")
+            if status == "rolled_back":
+                raise BadInputError(f"run {run_id} is already rolled back")
+            if not force and check["live"]:
+                raise BadInputError(
+                    f"run {run_id} has a live worker; stop its workers first, or pass --force"
+                )
+            if not force and check["touched_later"]:
+                raise BadInputError(
+                    f"{check['touched_later']:,} rows of run {run_id} were changed again by a"
+                    " later run: roll that run back first, or pass --force"
+                )
+            run = await conn.fetchrow(sql("run_get"), run_id)
+            if (run["options"] or {}).get("action") == "delete_orphans":
+                # `verify --repair --delete-orphans` ran: its deleted rows are kept whole.
+                back = await conn.fetchval(sql("orphans_restore"), run_id)
+                await conn.execute(sql("run_mark_rolled_back"), run_id)
+                result = RollbackResult(run_id, deleted=0, restored=back, kept_changed=0,
+                                        dry_run=dry_run)  # fmt: skip
+                if dry_run:
+                    raise _DryRun
+                return result
+            await conn.execute(sql("rollback_plan_create"))
+            await conn.execute(sql("rollback_plan"), run_id, force)
+            await conn.execute(sql("rollback_plan_analyze"))
+            summary = await conn.fetch(sql("rollback_summary"), EXAMPLES)
+            counts = {r["action"]: r["n"] for r in summary}
+            examples = {r["action"]: list(r["examples"]) for r in summary}
+            result = RollbackResult(
+                run_id,
+                deleted=counts.get("delete", 0),
+                restored=counts.get("restore", 0) + counts.get("undo_tags", 0),
+                kept_changed=counts.get("kept", 0),
+                partly_restored=counts.get("undo_tags", 0),
+                gone=counts.get("gone", 0),
+                dry_run=dry_run,
+                examples=examples,
             )
-        if not force and check["touched_later"]:
-            raise BadInputError(
-                f"{check['touched_later']:,} rows of run {run_id} were changed again by a later"
-                " run: roll that run back first, or pass --force"
-            )
-        done = await conn.fetchrow(sql("rollback_run"), run_id, force)
-    kept = 0 if force else check["changed_since"]
-    return RollbackResult(run_id, done["deleted"], done["restored"], kept)
+            if dry_run:
+                raise _DryRun
+            done = await conn.fetchrow(sql("rollback_run"), run_id, force, counts, examples)
+            result.deleted, result.restored = done["deleted"], done["restored"]
+    except _DryRun:
+        pass
+    assert result is not None
+    return result

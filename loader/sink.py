@@ -1,9 +1,14 @@
-"""Sink stage: write batches of rows into image_assets, one SQL statement per batch.
+"""Sink stage: write batches of rows into image_assets, one transaction per batch.
 
-The statement (sql/upsert_batch.sql) takes the whole batch as one JSON parameter
-(`json_to_recordset`): measured within ~15% of COPY-into-temp-table on this kind of machine
-at a tenth of the client CPU, and a single statement keeps the journal in the same
-transaction as the rows it describes.
+Two paths, both journaled in the same transaction as the rows they write:
+- COPY fast path (when image_assets has the column types the loader writes): one query finds
+  which paths exist; the new rows go straight into image_assets by binary COPY and are
+  journaled as one compact entry per folder; the rows that exist go through the set-based
+  path. A concurrent writer that inserted one of the new paths meanwhile makes the COPY fail
+  on the unique index: the whole batch is then redone through the set-based path.
+- Set-based path (sql/upsert_batch.sql): the batch is COPYed into a temporary staging table
+  and one `INSERT … ON CONFLICT` statement merges it, journaling before-images of the rows
+  that existed.
 
 Failures: transient ones (lost connection, deadlock, serialization, admin shutdown) are
 retried on a fresh pool connection with backoff; data errors split the batch in halves until
@@ -15,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 import asyncpg.exceptions as pgexc
@@ -22,7 +28,7 @@ import asyncpg.exceptions as pgexc
 from loader.db import retrying
 from loader.errors import SchemaError
 from loader.retry import RetryPolicy
-from loader.rows import AssetRow
+from loader.rows import STAGED_COLUMNS, WRITTEN_COLUMN_TYPES, WRITTEN_COLUMNS, AssetRow
 from loader.sqlfiles import sql
 
 # Errors caused by some row's values: retrying the same batch cannot help, splitting can.
@@ -31,6 +37,10 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
     pgexc.IntegrityConstraintViolationError,
     pgexc.CardinalityViolationError,
     pgexc.ProgramLimitExceededError,
+    # Caught before the wire: a value binary COPY cannot encode (an integer out of bigint
+    # range), or a Storage timestamp that is not ISO 8601.
+    OverflowError,
+    ValueError,
 )
 # The table is not what preflight saw (dropped or altered mid-run): stop the run.
 SCHEMA_ERRORS: tuple[type[BaseException], ...] = (
@@ -76,7 +86,8 @@ def merge_duplicates(rows: Sequence[AssetRow]) -> list[AssetRow]:
         if seen is None:
             by_path[row.file_path] = row
         else:
-            seen.tags.extend(t for t in row.tags if t not in seen.tags)
+            # A new list: `tags` is shared with the other rows of the folder.
+            seen.tags = seen.tags + [t for t in row.tags if t not in seen.tags]
     return [by_path[path] for path in sorted(by_path)]
 
 
@@ -90,6 +101,8 @@ class UpsertSink:
     overwrite_cdn: bool
     dry_run: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # None: decided on the first write from the table's column types.
+    copy_fast_path: bool | None = None
 
     async def write(self, rows: Sequence[AssetRow]) -> BatchOutcome:
         """Write `rows` (already merged by file_path); never raises for bad rows."""
@@ -116,7 +129,7 @@ class UpsertSink:
             return await self._write_with_retry(rows)
         except DATA_ERRORS as exc:
             if len(rows) == 1:
-                reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                reason = _reason(exc)
                 await self._record_failure(rows[0], reason)
                 outcome.failures.append((rows[0], reason))
                 outcome.per_folder[rows[0].folder] = Counter(failed=1)
@@ -126,34 +139,105 @@ class UpsertSink:
         outcome.add(await self._write_split(rows[middle:]))
         return outcome
 
+    async def _prepare(self) -> None:
+        """Once per sink: the run exists (the journal has no foreign key per row, this is its
+        one check per run) and whether the COPY fast path fits the table."""
+
+        async def check(conn: asyncpg.Connection) -> tuple[bool, asyncpg.Record | None]:
+            exists = self.run_id is None or await conn.fetchrow(sql("run_get"), self.run_id)
+            return bool(exists), await conn.fetchrow(sql("preflight_table"))
+
+        exists, table = await retrying(self.pool, check, retry=self.retry, what="sink setup")
+        if not exists:
+            raise SchemaError(f"run {self.run_id} does not exist in loader.runs")
+        if self.copy_fast_path is None:
+            types = dict(zip(table["columns"], table["types"], strict=True)) if table else {}
+            self.copy_fast_path = all(types.get(c) == t for c, t in WRITTEN_COLUMN_TYPES.items())
+
     async def _write_with_retry(self, rows: Sequence[AssetRow]) -> BatchOutcome:
-        payload = [row.as_json() for row in rows]
         outcome = BatchOutcome()
+        if self.copy_fast_path is None and not self.dry_run:
+            await self._prepare()
 
         def count_retry(_: BaseException) -> None:
             outcome.retries += 1
 
-        async def upsert(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        async def write(conn: asyncpg.Connection) -> list[tuple[str, int, int, int]]:
             if self.dry_run:
-                return await conn.fetch(sql("plan_batch"), payload, self.overwrite_cdn)
-            return await conn.fetch(
-                sql("upsert_batch"), payload, self.upload_source, self.overwrite_cdn, self.run_id
-            )
+                return await conn.fetch(sql("plan_batch"), _plan_payload(rows), self.overwrite_cdn)
+            if self.copy_fast_path:
+                try:
+                    return await self._copy_new_rows(conn, rows)
+                except pgexc.UniqueViolationError:
+                    pass  # a concurrent writer inserted one of the paths: ON CONFLICT decides
+            async with conn.transaction():
+                return await self._upsert(conn, rows)
 
         try:
             records = await retrying(
-                self.pool, upsert, retry=self.retry, what=f"batch of {len(rows)} rows",
+                self.pool, write, retry=self.retry, what=f"batch of {len(rows)} rows",
                 on_retry=count_retry,
             )  # fmt: skip
         except SCHEMA_ERRORS as exc:
             raise SchemaError(f"cannot write image_assets: {exc}") from None
-        for record in records:
-            outcome.per_folder[record["folder"]] = Counter(
-                inserted=record["inserted"],
-                updated=record["updated"],
-                unchanged=record["unchanged"],
-            )
+        for folder, inserted, updated, unchanged in records:
+            counts = outcome.per_folder.setdefault(folder, Counter())
+            counts.update(inserted=inserted, updated=updated, unchanged=unchanged)
         return outcome
+
+    async def _copy_new_rows(
+        self, conn: asyncpg.Connection, rows: Sequence[AssetRow]
+    ) -> list[tuple[str, int, int, int]]:
+        """The fast path, in one transaction: new rows by COPY, rows that would change by
+        `_upsert`, rows that exist unchanged not sent again."""
+        async with conn.transaction():
+            probe = await conn.fetchrow(
+                sql("sink_probe"),
+                [row.file_path for row in rows],
+                # One tag per row, as the loader sends; a row with several (merged duplicates)
+                # is sent to the upsert whenever it exists.
+                [row.tags[0] if len(row.tags) == 1 else None for row in rows],
+                [row.cdn_url for row in rows],
+                self.overwrite_cdn,
+            )
+            existing = set(probe["existing"])
+            changing = set(probe["changing"])
+            changing.update(n for n in existing if len(rows[n - 1].tags) > 1)
+            unchanged = Counter(rows[n - 1].folder for n in existing - changing)
+            counts: list[tuple[str, int, int, int]] = [
+                (folder, 0, 0, n) for folder, n in unchanged.items()
+            ]
+            new = [row for n, row in enumerate(rows, 1) if n not in existing]
+            if new:
+                now: datetime = probe["now"]
+                source = self.upload_source
+                await conn.copy_records_to_table(
+                    "image_assets",
+                    records=[r.record(_timestamp(r.created_at, now), source, now) for r in new],
+                    columns=WRITTEN_COLUMNS,
+                )
+                folders, bases, names, firsts, sizes = _journal_groups(new)
+                await conn.execute(
+                    sql("journal_inserts_add"), self.run_id, folders, bases, names, firsts, sizes
+                )
+                counts += [(f, n, 0, 0) for f, n in zip(folders, sizes, strict=True)]
+            if changing:
+                counts += await self._upsert(conn, [rows[n - 1] for n in sorted(changing)])
+            return counts
+
+    async def _upsert(
+        self, conn: asyncpg.Connection, rows: Sequence[AssetRow]
+    ) -> list[tuple[str, int, int, int]]:
+        """The set-based path (inside the caller's transaction): stage, then ON CONFLICT."""
+        await conn.execute(sql("sink_stage"))
+        await conn.copy_records_to_table(
+            "loader_stage", schema_name="pg_temp", records=[r.staged() for r in rows],
+            columns=STAGED_COLUMNS,
+        )  # fmt: skip
+        records = await conn.fetch(
+            sql("upsert_batch"), self.upload_source, self.overwrite_cdn, self.run_id
+        )
+        return [tuple(r) for r in records]
 
     async def _record_failure(self, row: AssetRow, reason: str) -> None:
         if self.dry_run or self.run_id is None:
@@ -166,3 +250,54 @@ class UpsertSink:
             retry=self.retry,
             what=f"recording the failure of {row.file_path!r}",
         )
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a row could not be written."""
+    if isinstance(exc, OverflowError):
+        return f"value out of range for its column ({exc})"
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _timestamp(value: str | None, default: datetime) -> datetime:
+    """Storage's ISO 8601 timestamp; ValueError (a data error: the row is isolated) if bad."""
+    return default if value is None else datetime.fromisoformat(value)
+
+
+def _journal_groups(
+    rows: Sequence[AssetRow],
+) -> tuple[list[str], list[str], list[str], list[int], list[int]]:
+    """Per folder (rows arrive grouped by folder, sorted by path): its name, the common
+    directory of its paths, and where its names start and how many in one flat list."""
+    folders: list[str] = []
+    bases: list[str] = []
+    firsts: list[int] = []
+    sizes: list[int] = []
+    names: list[str] = []
+    start = 0
+    while start < len(rows):
+        folder = rows[start].folder
+        end = start
+        while end < len(rows) and rows[end].folder == folder:
+            end += 1
+        # Sorted paths: the common prefix of the first and last is that of all of them.
+        first, last = rows[start].file_path, rows[end - 1].file_path
+        same = 0
+        while same < min(len(first), len(last)) and first[same] == last[same]:
+            same += 1
+        base = first[: first.rfind("/", 0, same) + 1]
+        folders.append(folder)
+        bases.append(base)
+        firsts.append(len(names) + 1)
+        sizes.append(end - start)
+        names.extend(row.file_path[len(base) :] for row in rows[start:end])
+        start = end
+    return folders, bases, names, firsts, sizes
+
+
+def _plan_payload(rows: Sequence[AssetRow]) -> list[dict[str, object]]:
+    """What plan_batch.sql reads (--dry-run only: nothing is staged, nothing is written)."""
+    return [
+        {"file_path": r.file_path, "folder": r.folder, "tags": r.tags, "cdn_url": r.cdn_url}
+        for r in rows
+    ]

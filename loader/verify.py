@@ -16,7 +16,7 @@ unique index is missing.
 
 Repair is a journaled migrate run over the folders holding repairable files (no row, missing
 tag, missing cdn_url): it never removes a tag. Orphans are deleted only on request, as a run
-of their own whose deleted rows are kept whole (`undo_orphan_deletion` puts them back).
+of their own whose deleted rows are kept whole (`loader rollback` of that run puts them back).
 """
 
 from __future__ import annotations
@@ -273,13 +273,6 @@ async def _delete_orphans(
         result.orphans_deleted = await conn.fetchval(sql("orphans_delete"), run_id)
         await conn.fetchval(sql("run_finalize"), run_id)
     result.orphan_run_id = run_id
-
-
-async def undo_orphan_deletion(conn: asyncpg.Connection, run_id: int) -> int:
-    """Put back the rows an orphan deletion run removed, exactly as they were (a path
-    registered again since is left as it is now); returns how many rows came back."""
-    async with conn.transaction():
-        return await conn.fetchval(sql("orphans_restore"), run_id)
 
 
 @dataclass(slots=True)

@@ -36,25 +36,80 @@ CREATE TABLE IF NOT EXISTS loader.folders (
     PRIMARY KEY (run_id, folder)
 );
 
--- Every image_assets row a run inserted or changed, with what it was before: enough to undo
--- the run exactly. Written in the same transaction as the batch it describes. The first
--- write of a file_path in a run wins, so a redone (resumed) folder keeps the true "before".
-CREATE TABLE IF NOT EXISTS loader.journal (
-    run_id       bigint NOT NULL REFERENCES loader.runs ON DELETE CASCADE,
-    file_path    text NOT NULL,
-    folder       text NOT NULL,
-    action       text NOT NULL CHECK (action IN ('insert', 'update')),
-    asset_id     uuid NOT NULL,
-    prev_ai_tags text[],
-    prev_cdn_url text,
-    new_ai_tags  text[],
-    new_cdn_url  text,
-    at           timestamptz NOT NULL DEFAULT now()
+-- The journal: what each run inserted or changed, enough to undo it exactly. Built for bulk:
+-- no foreign key per row (the sink checks its run once), and no index entry per inserted row.
+-- Written in the same transaction as the rows it describes, tagged with that transaction's
+-- id: a row whose `xmin` is still one of the run's transactions has not been written by
+-- anyone since, which is how rollback tells "untouched since the run" from "changed since".
+--
+-- Rows a run inserted: one entry per folder per batch, the paths as `base || name` (the
+-- common directory stored once). Rows that did not exist are all rollback needs to delete.
+CREATE TABLE IF NOT EXISTS loader.journal_inserts (
+    run_id bigint NOT NULL,
+    xid    xid NOT NULL,
+    folder text NOT NULL,
+    base   text NOT NULL,
+    names  text[] NOT NULL,
+    at     timestamptz NOT NULL DEFAULT now()
 );
--- Keyed by a hash of the path: a btree entry is limited to ~2.7 kB, and Storage names
--- written with SQL can be longer than that.
-CREATE UNIQUE INDEX IF NOT EXISTS journal_path_run ON loader.journal (md5(file_path), run_id);
-CREATE INDEX IF NOT EXISTS journal_run ON loader.journal (run_id);
+CREATE INDEX IF NOT EXISTS journal_inserts_run ON loader.journal_inserts (run_id);
+
+-- Rows a run changed that existed before it: their before-image. A text[] column keeps NULL,
+-- '{}' and '{NULL}' apart, so the previous ai_tags comes back exactly.
+CREATE TABLE IF NOT EXISTS loader.journal_updates (
+    run_id          bigint NOT NULL,
+    xid             xid NOT NULL,
+    asset_id        uuid NOT NULL,
+    file_path       text NOT NULL,
+    folder          text NOT NULL,
+    prev_ai_tags    text[],
+    prev_cdn_url    text,
+    prev_updated_at timestamptz,
+    prev_xmin       xid,  -- the transaction that wrote the before-image
+    new_ai_tags     text[],
+    new_cdn_url     text,
+    at              timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS journal_updates_run ON loader.journal_updates (run_id);
+
+-- Each rollback, with what it did (rolling back is itself recorded; a second one is refused).
+CREATE TABLE IF NOT EXISTS loader.rollbacks (
+    run_id   bigint NOT NULL REFERENCES loader.runs ON DELETE CASCADE,
+    at       timestamptz NOT NULL DEFAULT now(),
+    forced   boolean NOT NULL,
+    xid      xid NOT NULL,  -- its transaction: rows it restored exactly carry it as xmin
+    counts   jsonb NOT NULL,
+    examples jsonb NOT NULL DEFAULT '{}'
+);
+
+-- Journals of version 1 (one row per file, with a foreign key): moved into the tables above.
+-- Their transaction ids are unknown (0), so rollback treats those rows as changed since.
+DO $$
+BEGIN
+    IF to_regclass('loader.journal') IS NOT NULL
+       AND (SELECT relkind FROM pg_class WHERE oid = to_regclass('loader.journal')) = 'r' THEN
+        INSERT INTO loader.journal_inserts (run_id, xid, folder, base, names, at)
+        SELECT run_id, '0'::xid, folder, '', array_agg(file_path), min(at)
+        FROM loader.journal WHERE action = 'insert' GROUP BY run_id, folder;
+        INSERT INTO loader.journal_updates (run_id, xid, asset_id, file_path, folder,
+            prev_ai_tags, prev_cdn_url, new_ai_tags, new_cdn_url, at)
+        SELECT run_id, '0'::xid, asset_id, file_path, folder,
+               prev_ai_tags, prev_cdn_url, new_ai_tags, new_cdn_url, at
+        FROM loader.journal WHERE action = 'update';
+        DROP TABLE loader.journal;
+    END IF;
+END
+$$;
+
+-- One row per file a run inserted or updated, for people and reports (not for the hot path).
+CREATE OR REPLACE VIEW loader.journal AS
+SELECT i.run_id, i.base || n.name AS file_path, i.folder, 'insert'::text AS action,
+       NULL::text[] AS prev_ai_tags, NULL::text AS prev_cdn_url, i.at
+FROM loader.journal_inserts AS i
+CROSS JOIN LATERAL unnest(i.names) AS n(name)
+UNION ALL
+SELECT u.run_id, u.file_path, u.folder, 'update', u.prev_ai_tags, u.prev_cdn_url, u.at
+FROM loader.journal_updates AS u;
 
 -- ai_tags merge, done inside Postgres so concurrent writers never lose a tag: keeps `old` as
 -- it is (order, and any NULL element), treats a NULL array as empty, and appends each non-NULL
@@ -101,8 +156,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS row_failures_path_run
 CREATE OR REPLACE FUNCTION loader.run_counts(run bigint) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
-        'inserted', (SELECT count(*) FROM loader.journal WHERE run_id = run AND action = 'insert'),
-        'updated', (SELECT count(*) FROM loader.journal WHERE run_id = run AND action = 'update'),
+        'inserted', (SELECT coalesce(sum(cardinality(names)), 0)
+                       FROM loader.journal_inserts WHERE run_id = run),
+        'updated', (SELECT count(DISTINCT asset_id) FROM loader.journal_updates
+                     WHERE run_id = run),
         'failed', (SELECT count(*) FROM loader.row_failures WHERE run_id = run),
         'media', (SELECT coalesce(sum((counts ->> 'media')::bigint), 0)
                     FROM loader.folders WHERE run_id = run),

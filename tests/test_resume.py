@@ -108,7 +108,8 @@ async def test_storage_faults_and_a_killed_db_connection_lose_nothing(
             while not killed:
                 pid = await db.fetchval(
                     "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                    " AND pid <> pg_backend_pid() AND query LIKE '%json_to_recordset%'"
+                    " AND pid <> pg_backend_pid() AND (query LIKE '%journal_inserts%'"
+                    " OR query LIKE '%loader_stage%' OR query LIKE 'COPY \"image_assets\"%')"
                     # mid-statement if we can catch one, else a writer between batches
                     " ORDER BY state = 'active' DESC LIMIT 1"
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import asyncpg
 import pytest
 
@@ -129,3 +130,52 @@ def test_build_row_tags_and_skips() -> None:
         == "https://cdn.example.com/media/originals/customers/kim-1/2024-05-01/A%20B.PNG"
     )
     assert build_row(ListedObject("p/n.txt", 1, None, None, None), "p", 1, cdn) == ("other", None)
+
+
+async def test_a_concurrent_insert_of_a_new_path_falls_back_to_the_merge(
+    sink_pool: asyncpg.Pool, db
+) -> None:
+    """The COPY fast path found 'p/b.jpg' new, but another writer inserts it before the COPY
+    commits: the unique index stops the COPY, and the batch is redone with ON CONFLICT."""
+    run_id = await new_run(sink_pool)
+    sink = UpsertSink(sink_pool, run_id=run_id, upload_source="t", overwrite_cdn=False)
+    other = db.transaction()
+    await other.start()
+    await db.execute("INSERT INTO image_assets (file_path, ai_tags) VALUES ('p/b.jpg', '{app}')")
+    outcomes = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lambda: _append(outcomes, sink.write([row("p/a.jpg", ["c-1"]),
+                                                            row("p/b.jpg", ["c-1"])])))  # fmt: skip
+        with anyio.fail_after(30):  # until the COPY waits for the other writer's row lock
+            while not await sink_pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE 'COPY%'"
+            ):
+                await anyio.sleep(0.02)
+        await other.commit()
+    assert sink.copy_fast_path
+    assert outcomes[0].per_folder["f"] == {"inserted": 1, "updated": 1, "unchanged": 0}
+    assert await db.fetchval("SELECT ai_tags FROM image_assets WHERE file_path = 'p/b.jpg'") == [
+        "app", "c-1",
+    ]  # fmt: skip
+    journal = await db.fetch(
+        "SELECT file_path, action, prev_ai_tags FROM loader.journal ORDER BY 1"
+    )
+    assert [tuple(r) for r in journal] == [
+        ("p/a.jpg", "insert", None),
+        ("p/b.jpg", "update", ["app"]),
+    ]
+
+
+async def _append(into: list, awaitable) -> None:
+    into.append(await awaitable)
+
+
+async def test_a_table_of_other_types_is_written_without_copy(sink_pool: asyncpg.Pool, db) -> None:
+    await db.execute("ALTER TABLE image_assets ALTER COLUMN file_size TYPE integer")
+    run_id = await new_run(sink_pool)
+    sink = UpsertSink(sink_pool, run_id=run_id, upload_source="t", overwrite_cdn=False)
+    outcome = await sink.write([row("p/a.jpg", ["x"]), row("p/b.jpg", [])])
+    assert sink.copy_fast_path is False
+    assert outcome.per_folder["f"]["inserted"] == 2
+    assert await db.fetchval("SELECT count(*) FROM loader.journal WHERE action = 'insert'") == 2

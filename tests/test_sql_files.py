@@ -10,7 +10,14 @@ from loader.sqlfiles import names, sql
 
 # Statements that work on a session's temporary tables are checked after the statement that
 # creates them (in the same rolled-back transaction).
-SETUP_BY_PREFIX = {"verify_": "verify_prepare", "orphans_delete": "verify_prepare"}
+SETUP_BY_PREFIX = {
+    "verify_": "verify_prepare",
+    "orphans_delete": "verify_prepare",
+    "rollback_plan": "rollback_plan_create",
+    "rollback_run": "rollback_plan_create",
+    "rollback_summary": "rollback_plan_create",
+    "upsert_batch": "sink_stage",
+}
 
 
 def setup_for(name: str) -> str | None:

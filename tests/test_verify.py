@@ -12,10 +12,11 @@ import pytest
 
 from loader.devtools import demo_library as demo
 from loader.devtools.storage_server import Catalogue
-from loader.errors import ExitCode
+from loader.errors import BadInputError, ExitCode
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
-from loader.verify import ERRORS, WARNINGS, undo_orphan_deletion, verify
+from loader.rollback import rollback
+from loader.verify import ERRORS, WARNINGS, verify
 from tests.cli_helpers import run_loader
 from tests.sample import PREFIX, sample_catalogue
 from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage
@@ -189,11 +190,16 @@ async def test_repair_fixes_only_what_is_safe_and_orphans_come_back_exactly(
     assert deleted.orphans_deleted == 1 and deleted.orphan_run_id is not None
     assert await db.fetchval("SELECT count(*) FROM image_assets WHERE file_path = $1", orphan) == 0
     assert (await verify(opts.source, db_url)).counts["orphan"] == 0
-    assert await undo_orphan_deletion(db, deleted.orphan_run_id) == 1
+    planned = await rollback(db, deleted.orphan_run_id, dry_run=True)
+    assert planned.restored == 1
+    assert await db.fetchval("SELECT count(*) FROM image_assets WHERE file_path = $1", orphan) == 0
+    assert (await rollback(db, deleted.orphan_run_id)).restored == 1
     assert (
         await db.fetchrow("SELECT * FROM image_assets WHERE file_path = $1", orphan) == orphan_row
     )
-    assert await undo_orphan_deletion(db, deleted.orphan_run_id) == 0  # idempotent
+    with pytest.raises(BadInputError, match="already rolled back"):  # undone once only
+        await rollback(db, deleted.orphan_run_id)
+    assert await db.fetchval("SELECT count(*) FROM image_assets WHERE file_path = $1", orphan) == 1
 
 
 async def test_delete_orphans_needs_repair(db_url: str) -> None:

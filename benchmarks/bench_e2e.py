@@ -1,0 +1,456 @@
+"""The loader end to end, side by side with the naive algorithm and the database's limit.
+
+One process seeds a synthetic bucket (`--folders` × `--files` objects, half of each folder in
+2–3 `YYYY-MM-DD/` sub-folders) into our Storage server (a separate process, `--latency-ms`
+per call) and a fresh database on the embedded PostgreSQL (90% of folders linked to a
+customer), then measures:
+
+- first run, no-change re-run, +1-tag run (every linked folder gets a second customer):
+  `loader.migrate.migrate()` in a child process (its peak RSS and CPU from wait4), with the
+  CPU of PostgreSQL and of the Storage server over the same interval; the re-run also counts
+  the rows written to every table (pg_stat_user_tables) outside the run's own bookkeeping;
+- rollback of the +1-tag run, then of the first run (wall time);
+- the naive algorithm (the user's plan: per folder a sequential recursive listing, then per
+  file SELECT by file_path and INSERT or UPDATE) on a sample of `--naive-folders` folders,
+  extrapolated per object to the whole bucket (said so in the output);
+- the sink alone (UpsertSink, 2 connections, batches of 5,000) vs raw binary COPY of the same
+  rows into an indexed copy of image_assets (empty table, both): `upsert_vs_copy`;
+- listing alone (`scan()` at the default concurrency) vs its ideal, calls × latency /
+  concurrency: `listing_vs_ideal`.
+
+Backups are off in these runs (`backup=False`): they are measured by their own benchmark.
+Prints a table and writes `bench-results/bench_e2e[.quick].json` (untracked).
+`--sweep list-concurrency=16,32,64` (or batch-size=…, db-concurrency=…) times first runs
+over the grid instead and writes a CSV, and a PNG when matplotlib is installed.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncpg
+import common  # first: sets up sys.path and LOADER_STATE_DIR
+import psutil
+from bench_listing import run_scan
+from bench_upsert import sink_pass
+from common import BUCKET, KEY, PREFIX, BucketShape, bucket_objects, folder_name
+
+from loader import db, runs
+from loader.devtools.storage_server import StoredObject
+from loader.rows import CdnUrls, FolderRows
+from loader.sink import merge_duplicates
+
+LINKED_SHARE = 0.9  # folders with a customer
+TAG_RUN_ID_OFFSET = 10_000_000  # customers of the +1-tag run
+WRITE_TABLES = ("public.image_assets", "public.customers", "loader.journal_inserts",
+                "loader.journal_updates", "loader.backups", "loader.rollbacks")  # fmt: skip
+
+
+# -- the child: one migrate() run, measured from outside --------------------------------------
+
+
+def child_migrate(spec: str) -> None:
+    """Run one migrate with the options in `spec` (JSON) and print its result as JSON."""
+    from loader.listing import SourceOptions
+    from loader.migrate import MigrateOptions, migrate
+
+    args = json.loads(spec)
+    source = SourceOptions(
+        bucket=BUCKET, prefix=PREFIX, storage_url=f"{args['url']}/storage/v1", key=KEY,
+        list_concurrency=args["list_concurrency"],
+    )  # fmt: skip
+    opts = MigrateOptions(
+        source=source, database_url=args["database_url"], batch_size=args["batch_size"],
+        db_concurrency=args["db_concurrency"], match="auto", backup=False,
+    )  # fmt: skip
+    result = anyio.run(lambda: migrate(opts))
+    print(json.dumps({"run_id": result.run_id, "totals": result.totals,
+                      "status": result.status}))  # fmt: skip
+
+
+def measured_migrate(
+    url: str, database_url: str, server: Any, storage_pid: int, **settings: int
+) -> dict[str, Any]:
+    """One migrate in a child process: wall, its peak RSS and CPU, PostgreSQL and server CPU."""
+    spec = json.dumps({"url": url, "database_url": database_url, **settings})
+    storage = psutil.Process(storage_pid)
+    pg_before, st_before = common.postgres_cpu_s(server), sum(storage.cpu_times()[:2])
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--child-migrate", spec],
+        env=common.loader_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    out, err = child.communicate()  # reaps the child: its rusage is read below
+    wall = time.perf_counter() - started
+    usage = child_rusage(child.pid)
+    if child.returncode != 0:
+        raise RuntimeError(f"migrate failed ({child.returncode}): {err.decode()[-2000:]}")
+    return {
+        **json.loads(out.decode().strip().splitlines()[-1]),
+        "wall_s": round(wall, 2),
+        "peak_rss_mb": round(usage["maxrss_mb"], 1),
+        "cpu_loader_s": round(usage["cpu_s"], 2),
+        "cpu_postgres_s": round(common.postgres_cpu_s(server) - pg_before, 2),
+        "cpu_storage_server_s": round(sum(storage.cpu_times()[:2]) - st_before, 2),
+        "load": os.getloadavg()[0],
+    }
+
+
+_RUSAGE: dict[int, dict[str, float]] = {}
+
+
+def child_rusage(pid: int) -> dict[str, float]:
+    return _RUSAGE.pop(pid)
+
+
+def _install_reaper() -> None:
+    """Popen reaps its child with waitpid, which loses the child's rusage: use wait4."""
+
+    def wait4_status(self: subprocess.Popen[Any], wait_flags: int) -> tuple[int, int]:
+        pid, status, usage = os.wait4(self.pid, wait_flags)
+        if pid:
+            _RUSAGE[pid] = {
+                "maxrss_mb": usage.ru_maxrss / 1024,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+            }
+        return pid, status
+
+    subprocess.Popen._try_wait = wait4_status  # type: ignore[attr-defined]
+
+
+# -- the database ------------------------------------------------------------------------------
+
+
+async def seed_customers(url: str, folders: int, id_offset: int = 0) -> None:
+    """Link LINKED_SHARE of the folders to a customer (ids from `id_offset` + 1): the first
+    seeding, or with an offset the +1-tag run's new customers taking the folder names over."""
+    linked = [i for i in range(folders) if (i % 10) < LINKED_SHARE * 10]
+    async with db.connection(url) as conn, conn.transaction():
+        await conn.execute("UPDATE customers SET folder_name = NULL")
+        await conn.copy_records_to_table(
+            "customers", columns=["id", "name", "phone", "folder_name"],
+            records=[(id_offset + i + 1, f"고객{i}", f"010-{i:08d}", folder_name(i))
+                     for i in linked],
+        )  # fmt: skip
+
+
+async def table_writes(url: str) -> dict[str, int]:
+    """Rows inserted + updated + deleted so far per table (cumulative statistics)."""
+    await anyio.sleep(1.2)  # backends flush their statistics at most once a second
+    async with db.connection(url) as conn:
+        rows = await conn.fetch(
+            "SELECT schemaname || '.' || relname AS t, n_tup_ins + n_tup_upd + n_tup_del AS n"
+            " FROM pg_stat_user_tables"
+        )
+    return {r["t"]: r["n"] for r in rows if r["t"] in WRITE_TABLES}
+
+
+async def timed_rollback(url: str, run_id: int) -> float:
+    from loader.rollback import rollback
+
+    async with db.connection(url) as conn:
+        started = time.perf_counter()
+        await rollback(conn, run_id)
+        return round(time.perf_counter() - started, 2)
+
+
+# -- the naive algorithm -------------------------------------------------------------------
+
+
+async def naive(url: str, database_url: str, folders: list[int]) -> dict[str, float]:
+    """The user's plan, file by file: list each folder level by level (one call at a time,
+    pages of 100 as the JS client's default), then per file look the row up by file_path and
+    insert it or update its ai_tags and cdn_url."""
+    from loader.storage_client import StorageClient
+
+    cdn = CdnUrls.for_bucket(f"{url}/storage/v1", BUCKET)
+    objects = 0
+    started = time.perf_counter()
+    async with (
+        StorageClient(f"{url}/storage/v1", KEY, connections=1) as client,
+        db.connection(database_url) as conn,
+    ):
+        for i in folders:
+            tag = f"customer-{i + 1}"
+            pending = [f"{PREFIX}{folder_name(i)}"]
+            while pending:
+                prefix = pending.pop()
+                offset = 0
+                while True:
+                    page = await client.list_v1(BUCKET, prefix, limit=100, offset=offset)
+                    for entry in page:
+                        path = f"{prefix}/{entry['name']}"
+                        if entry.get("id") is None:
+                            pending.append(path)
+                            continue
+                        objects += 1
+                        row = await conn.fetchrow(
+                            "SELECT id, ai_tags FROM image_assets WHERE file_path = $1", path
+                        )
+                        if row is None:
+                            await conn.execute(
+                                "INSERT INTO image_assets (file_path, filename, ai_tags,"
+                                " cdn_url, upload_source) VALUES ($1, $2, $3, $4, 'naive')",
+                                path, entry["name"], [tag], cdn.url(path),
+                            )  # fmt: skip
+                        elif tag not in row["ai_tags"]:
+                            await conn.execute(
+                                "UPDATE image_assets SET ai_tags = ai_tags || $2::text,"
+                                " cdn_url = $3, updated_at = now() WHERE id = $1",
+                                row["id"], tag, cdn.url(path),
+                            )  # fmt: skip
+                    if len(page) < 100:
+                        break
+                    offset += 100
+    wall = time.perf_counter() - started
+    return {"objects": objects, "wall_s": round(wall, 2), "per_object_ms": wall / objects * 1e3}
+
+
+# -- the database's limit --------------------------------------------------------------------
+
+
+async def sink_vs_copy(server: Any, shape: BucketShape) -> dict[str, float]:
+    """The same rows through UpsertSink (2 connections) and by raw binary COPY, each into an
+    empty indexed image_assets."""
+    cdn = CdnUrls.for_bucket("http://127.0.0.1/storage/v1", BUCKET)
+    builders: dict[str, FolderRows] = {}
+    rows = []
+    for obj in bucket_objects(shape):
+        folder = obj.name[len(PREFIX) :].split("/", 1)[0]
+        builder = builders.get(folder) or builders.setdefault(folder, FolderRows(folder, 1, cdn))
+        _, row = builder.build(_listed(obj))
+        if row is not None:
+            rows.append(row)
+    rows = merge_duplicates(rows)
+    stamp = common.dt.datetime.fromisoformat(common.STAMP)
+    records = [r.record(stamp, "copy", stamp) for r in rows]
+    async with common.fresh_database(server, "sink") as url:
+        pool = await db.create_pool(url, 2)
+        try:
+            run_id = await runs.create_run(pool, bucket=BUCKET, prefix=PREFIX, options={},
+                                           folders=[])  # fmt: skip
+            async with pool.acquire() as conn:
+                await conn.execute("CHECKPOINT")
+            started = time.perf_counter()
+            await sink_pass(pool, run_id, rows, batch_size=5000, writers=2)
+            sink_s = time.perf_counter() - started
+            async with pool.acquire() as conn:
+                await conn.execute("CREATE TABLE copy_target (LIKE image_assets INCLUDING ALL)")
+                await conn.execute("CHECKPOINT")
+                from loader.rows import WRITTEN_COLUMNS
+
+                started = time.perf_counter()
+                await conn.copy_records_to_table(
+                    "copy_target", records=records, columns=WRITTEN_COLUMNS
+                )
+                copy_s = time.perf_counter() - started
+        finally:
+            await pool.close()
+    return {"rows": len(rows), "sink_s": round(sink_s, 2), "copy_s": round(copy_s, 2),
+            "upsert_vs_copy": round(copy_s / sink_s, 3)}  # fmt: skip
+
+
+def _listed(obj: StoredObject) -> Any:
+    from loader.listing import ListedObject
+
+    return ListedObject(obj.name, obj.size, obj.mimetype, obj.created_at, obj.updated_at)
+
+
+# -- the whole comparison ----------------------------------------------------------------
+
+
+def versions(server: Any) -> dict[str, str]:
+    import aiohttp
+
+    from loader import __version__
+
+    async def pg() -> str:
+        async with db.connection(server.url()) as conn:
+            return str(await conn.fetchval("SHOW server_version"))
+
+    return {"loader": __version__, "python": sys.version.split()[0], "postgres": anyio.run(pg),
+            "asyncpg": asyncpg.__version__, "aiohttp": aiohttp.__version__}  # fmt: skip
+
+
+def compare(args: Any, manifest: Path, shape: BucketShape, server: Any) -> dict[str, Any]:
+    settings = {"list_concurrency": args.list_concurrency, "batch_size": args.batch_size,
+                "db_concurrency": args.db_concurrency}  # fmt: skip
+    out: dict[str, Any] = {"objects": shape.objects, "cores": os.cpu_count(),
+                           "latency_ms": args.latency_ms, "settings": settings}  # fmt: skip
+    with common.storage_server(manifest, latency_ms=args.latency_ms) as (url, pid):
+
+        async def runs_in_db() -> None:
+            async with common.fresh_database(server, "e2e") as database_url:
+                await seed_customers(database_url, shape.folders)
+
+                def step(label: str) -> dict[str, Any]:
+                    print(f"  {label} …", flush=True)
+                    measured = measured_migrate(url, database_url, server, pid, **settings)
+                    print(f"    {measured}", flush=True)
+                    return measured
+
+                first = await anyio.to_thread.run_sync(step, "first run")
+                before = await table_writes(database_url)
+                rerun = await anyio.to_thread.run_sync(step, "no-change re-run")
+                after = await table_writes(database_url)
+                written = {t: after.get(t, 0) - before.get(t, 0) for t in WRITE_TABLES}
+                await seed_customers(database_url, shape.folders, TAG_RUN_ID_OFFSET)
+                tagged = await anyio.to_thread.run_sync(step, "+1-tag run")
+                print("  rollbacks …", flush=True)
+                out["rollback_tag_run_s"] = await timed_rollback(database_url, tagged["run_id"])
+                out["rollback_first_run_s"] = await timed_rollback(database_url, first["run_id"])
+                out.update(first_run=first, rerun=rerun, tag_run=tagged,
+                           rerun_rows_written=written)  # fmt: skip
+            async with common.fresh_database(server, "naive") as database_url:
+                print("  naive sample …", flush=True)
+                sample = list(range(0, shape.folders, max(1, shape.folders // args.naive_folders)))
+                out["naive_sample"] = await naive(url, database_url, sample[: args.naive_folders])
+
+        anyio.run(runs_in_db)
+        print("  listing alone …", flush=True)
+        listing = run_scan(url, "auto", args.list_concurrency, args.latency_ms, pid)
+        out["listing"] = {"api": listing.api, "calls": listing.calls, "wall_s": listing.wall_s,
+                          "ideal_s": listing.ideal_s}  # fmt: skip
+    print("  sink alone vs COPY …", flush=True)
+    out["sink_vs_copy"] = anyio.run(sink_vs_copy, server, shape)
+    naive_total = out["naive_sample"]["per_object_ms"] / 1e3 * shape.objects
+    out.update(
+        wall_s=out["first_run"]["wall_s"],
+        rerun_wall_s=out["rerun"]["wall_s"],
+        tag_run_wall_s=out["tag_run"]["wall_s"],
+        naive_extrapolated_s=round(naive_total, 1),
+        loader_vs_naive=round(naive_total / out["first_run"]["wall_s"], 1),
+        upsert_vs_copy=out["sink_vs_copy"]["upsert_vs_copy"],
+        listing_vs_ideal=round(listing.ratio, 3),
+        peak_rss_mb=max(out[k]["peak_rss_mb"] for k in ("first_run", "rerun", "tag_run")),
+    )
+    return out
+
+
+def print_table(out: dict[str, Any]) -> None:
+    first, rerun, tag = out["first_run"], out["rerun"], out["tag_run"]
+    print(f"\n{out['objects']:,} objects, Storage latency {out['latency_ms']} ms, "
+          f"{out['cores']} cores, settings {out['settings']}")  # fmt: skip
+    print(f"{'':24}{'wall':>9}{'RSS MB':>9}{'CPU loader':>12}{'CPU pg':>9}{'CPU server':>12}"
+          f"{'load':>7}")  # fmt: skip
+    for label, r in (("first run", first), ("no-change re-run", rerun), ("+1-tag run", tag)):
+        print(
+            f"{label:24}{r['wall_s']:>8.1f}s{r['peak_rss_mb']:>9.0f}{r['cpu_loader_s']:>11.1f}s"
+            f"{r['cpu_postgres_s']:>8.1f}s{r['cpu_storage_server_s']:>11.1f}s{r['load']:>7.1f}"
+        )
+    print(f"re-run rows written outside the run's bookkeeping: {out['rerun_rows_written']}")
+    print(f"rollback: +1-tag run {out['rollback_tag_run_s']} s, first run "
+          f"{out['rollback_first_run_s']} s")  # fmt: skip
+    naive = out["naive_sample"]
+    print(
+        f"naive (extrapolated from {naive['objects']:,} objects in {naive['wall_s']} s): "
+        f"{out['naive_extrapolated_s']:,.0f} s → loader_vs_naive {out['loader_vs_naive']}x"
+    )
+    svc = out["sink_vs_copy"]
+    print(f"sink alone {svc['sink_s']} s vs raw COPY {svc['copy_s']} s ({svc['rows']:,} rows) → "
+          f"upsert_vs_copy {out['upsert_vs_copy']}x")  # fmt: skip
+    lst = out["listing"]
+    print(f"listing alone ({lst['api']}, {lst['calls']:,} calls) {lst['wall_s']:.2f} s vs ideal "
+          f"{lst['ideal_s']:.2f} s → listing_vs_ideal {out['listing_vs_ideal']}x")  # fmt: skip
+
+
+def sweep(args: Any, manifest: Path, shape: BucketShape, server: Any) -> dict[str, Any]:
+    """First-run wall time over the grid of `--sweep`; CSV (and PNG with matplotlib)."""
+    grid: dict[str, list[int]] = {}
+    for part in args.sweep.split(";"):
+        name, values = part.split("=")
+        grid[name.strip().replace("-", "_")] = [int(v) for v in values.split(",")]
+    base = {"list_concurrency": args.list_concurrency, "batch_size": args.batch_size,
+            "db_concurrency": args.db_concurrency}  # fmt: skip
+    points = []
+    with common.storage_server(manifest, latency_ms=args.latency_ms) as (url, pid):
+        for combo in itertools.product(*grid.values()):
+            settings = {**base, **dict(zip(grid, combo, strict=True))}
+
+            async def one(settings: dict[str, int] = settings) -> dict[str, Any]:
+                async with common.fresh_database(server, "sweep") as database_url:
+                    await seed_customers(database_url, shape.folders)
+                    return await anyio.to_thread.run_sync(
+                        lambda: measured_migrate(url, database_url, server, pid, **settings)
+                    )
+
+            measured = anyio.run(one)
+            points.append({**settings, **{k: measured[k] for k in (
+                "wall_s", "peak_rss_mb", "cpu_loader_s", "cpu_postgres_s", "load")}})  # fmt: skip
+            print(f"  {points[-1]}", flush=True)
+    best = min(points, key=lambda p: p["wall_s"])
+    common.RESULTS_DIR.mkdir(exist_ok=True)
+    csv_path = common.RESULTS_DIR / "bench_e2e_sweep.csv"
+    with csv_path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(points[0]))
+        writer.writeheader()
+        writer.writerows(points)
+    print(f"best: {best}\nCSV: {csv_path}")
+    plot_sweep(points, list(grid), common.RESULTS_DIR / "bench_e2e_sweep.png")
+    return {"objects": shape.objects, "sweep": points, "best": best}
+
+
+def plot_sweep(points: list[dict[str, Any]], axes: list[str], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (extra 'bench'): no plot")
+        return
+    fig, ax = plt.subplots(figsize=(7, 4))
+    labels = [", ".join(f"{a}={p[a]}" for a in axes) for p in points]
+    ax.barh(labels, [p["wall_s"] for p in points])
+    ax.set_xlabel("first run wall time (s)")
+    fig.tight_layout()
+    fig.savefig(path)
+    print(f"plot: {path}")
+
+
+def main() -> None:
+    parser = common.base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--folders", type=int, default=None, help="default 10000 (quick: 200)")
+    parser.add_argument("--files", type=int, default=100, help="files per folder")
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--list-concurrency", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument("--db-concurrency", type=int, default=2)
+    parser.add_argument("--naive-folders", type=int, default=None, help="default 50 (quick: 5)")
+    parser.add_argument("--sweep", help="e.g. list-concurrency=16,32,64;db-concurrency=1,2")
+    args = parser.parse_args()
+    args.folders = args.folders or (200 if args.quick else 10_000)
+    args.naive_folders = args.naive_folders or (5 if args.quick else 50)
+    shape = BucketShape(folders=args.folders, direct=args.files // 2,
+                        dated=args.files - args.files // 2)  # fmt: skip
+    _install_reaper()
+    with tempfile.TemporaryDirectory() as tmp, common.bench_postgres() as server:
+        manifest = Path(tmp) / "bucket.jsonl"
+        common.write_manifest(bucket_objects(shape), manifest)
+        if args.sweep:
+            out = sweep(args, manifest, shape, server)
+            name = "bench_e2e_sweep"
+        else:
+            out = compare(args, manifest, shape, server)
+            print_table(out)
+            name = "bench_e2e"
+        out["versions"] = versions(server)
+    path = common.write_result(name, args, out)
+    print(f"result: {path}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child-migrate":
+        child_migrate(sys.argv[2])
+    else:
+        main()
