@@ -86,8 +86,11 @@ def merge_duplicates(rows: Sequence[AssetRow]) -> list[AssetRow]:
         if seen is None:
             by_path[row.file_path] = row
         else:
-            # A new list: `tags` is shared with the other rows of the folder.
-            seen.tags = seen.tags + [t for t in row.tags if t not in seen.tags]
+            # A new list (`tags` is shared with the other rows of the folder); each new tag
+            # once, as loader.merge_tags appends them.
+            merged = list(seen.tags)
+            merged.extend(t for t in row.tags if t not in merged)
+            seen.tags = merged
     return [by_path[path] for path in sorted(by_path)]
 
 
