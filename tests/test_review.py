@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,14 @@ from loader.devtools import demo_library as demo
 from loader.devtools.pictures import png
 from loader.devtools.storage_server import Catalogue
 from loader.listing import SourceOptions
-from tests.cli_helpers import run_loader
-from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage, catalogue_of
+from tests.cli_helpers import child_env, loader_argv, run_loader
+from tests.storage_fixtures import (
+    STORAGE_ANON_KEY,
+    STORAGE_BUCKET,
+    STORAGE_KEY,
+    StartStorage,
+    catalogue_of,
+)
 
 PREFIX = "originals/customers/"
 # A folder name a browser would run if it were pasted into the page, with a right-to-left
@@ -359,3 +366,51 @@ async def test_review_in_a_real_browser_then_migrate_tags_exactly_those_folders(
             f"{demo.PREFIX}{folder}/",
         )
         assert tags and all(f"customer-{customer}" in r["ai_tags"] for r in tags), folder
+
+
+async def test_the_command_serves_the_page_until_ctrl_c(
+    db: asyncpg.Connection, db_url: str, start_storage: StartStorage
+) -> None:
+    await _customers(db)
+    storage_url = await start_storage(_catalogue())
+    argv = loader_argv("review", "--no-browser", "--storage-url", storage_url, "--key",
+                       STORAGE_KEY, "--bucket", STORAGE_BUCKET,
+                       "--database-url", db_url)  # fmt: skip
+    with anyio.fail_after(60):
+        async with await anyio.open_process(argv, env=child_env()) as process:
+            assert process.stdout is not None and process.stderr is not None
+            line = b""
+            async for chunk in process.stdout:
+                line += chunk
+                if b"\n" in line:
+                    break
+            said = line.decode().strip()
+            assert said.startswith("2 folder(s) to decide: open http://127.0.0.1:"), said
+            page_url = said.rsplit(" ", 1)[1]
+            async with aiohttp.ClientSession() as http:
+                status, body, _ = await _get(http, page_url)
+                assert status == 200 and b"kimminsu" in body
+                assert (await _get(http, page_url.split("/r/")[0] + "/"))[0] == 403
+            process.send_signal(signal.SIGINT)
+            code = await process.wait()
+            err = (await process.stderr.receive()).decode()
+    assert code == 0, err
+    assert "Traceback" not in err and STORAGE_KEY not in said + err
+
+
+async def test_our_server_download_routes_need_the_service_key(
+    start_storage: StartStorage,
+) -> None:
+    base = await start_storage(_catalogue(), public=False)
+    path = quote(f"{PREFIX}{KIM}/b.png", safe="/")
+    async with aiohttp.ClientSession() as http:
+        for route in ("object/authenticated", "object"):
+            url = f"{base}/{route}/{STORAGE_BUCKET}/{path}"
+            async with http.get(url, headers={"Authorization": f"Bearer {STORAGE_KEY}"}) as r:
+                body = await r.read()
+                assert (r.status, r.content_type, len(body)) == (200, "image/png", 4096)
+                assert body.startswith(b"\x89PNG")
+            async with http.get(url, headers={"Authorization": f"Bearer {STORAGE_ANON_KEY}"}) as r:
+                assert (r.status, (await r.json())["error"]) == (400, "not_found")
+            async with http.get(url, headers={"Authorization": "Bearer wrong"}) as r:
+                assert r.status == 400 and (await r.json())["statusCode"] == "403"
