@@ -398,7 +398,7 @@ async def _decide(request: web.Request) -> web.Response:
     s = request.app[SESSION]
     # CSRF: a POST must carry the token in a header (a cross-site form cannot set one) and
     # come from this page's own origin when the browser says where it comes from.
-    if not secrets.compare_digest(request.headers.get("X-Review-Token", ""), s.token):
+    if not _same(request.headers.get("X-Review-Token", ""), s.token):
         raise web.HTTPForbidden()
     origin = request.headers.get("Origin")
     if origin is not None and origin != f"{request.scheme}://{request.host}":
@@ -428,6 +428,11 @@ async def _decide(request: web.Request) -> web.Response:
     )
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also takes non-ASCII input (which is never equal)."""
+    return secrets.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -446,7 +451,7 @@ def build_app(session: Session) -> web.Application:
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         prefix = f"/r/{session.token}/"
         path = request.path
-        if not (path.startswith(prefix) and secrets.compare_digest(path[: len(prefix)], prefix)):
+        if not _same(path[: len(prefix)], prefix):
             return web.Response(status=403, text="forbidden: open the URL `loader review` printed")
         response = await handler(request)
         response.headers["Content-Security-Policy"] = _CSP

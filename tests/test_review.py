@@ -123,6 +123,7 @@ async def test_nothing_answers_without_the_token(
             _thumb_url(f"{root}/r/{wrong}/", EVIL_FILE),
             f"{root}/r/{wrong}/search?q=kim",
             f"{root}/review.css",
+            f"{root}/r/{quote('토큰')}/",
         ):
             status, body, _ = await _get(http, url)
             assert status == 403, url
@@ -135,6 +136,7 @@ async def test_nothing_answers_without_the_token(
         for headers in (
             {},
             {"X-Review-Token": wrong},
+            {"X-Review-Token": "토큰".encode().decode("latin-1")},
             {"X-Review-Token": session.token, "Origin": "http://evil.example"},
         ):
             async with http.post(
