@@ -72,25 +72,32 @@ class QueueItem:
 
 @dataclass(slots=True)
 class Queue:
+    """The folders to decide (with their files gathered) and every customer, for the search."""
+
     items: list[QueueItem]
     customers: dict[int, Customer]
+    by_folder: dict[str, QueueItem] = field(init=False)
+    files: frozenset[str] = field(init=False)  # the only objects the page shows
+
+    def __post_init__(self) -> None:
+        self.by_folder = {item.match.folder: item for item in self.items}
+        self.files = frozenset(f.path for item in self.items for f in item.files)
 
     def item(self, folder: str) -> QueueItem:
-        for item in self.items:
-            if item.match.folder == folder:
-                return item
-        raise BadInputError(f"folder {folder!r} is not in the review queue")
-
-    def file_allowed(self, path: str) -> bool:
-        return any(f.path == path for item in self.items for f in item.files)
+        if folder not in self.by_folder:
+            raise BadInputError(f"folder {folder!r} is not in the review queue")
+        return self.by_folder[folder]
 
     def search(self, query: str) -> list[dict[str, Any]]:
-        """Customers whose name contains `query`, or whose phone contains its digits."""
+        """Customers whose name or folder_name contains `query`, or whose phone contains its
+        digits (3 or more)."""
         text = query.strip().casefold()
         digits = "".join(ch for ch in text if ch.isdigit())
         found = []
         for c in self.customers.values():
-            name_hit = bool(text) and c.name is not None and text in c.name.casefold()
+            name_hit = bool(text) and any(
+                value is not None and text in value.casefold() for value in (c.name, c.folder_name)
+            )
             phone_hit = len(digits) >= 3 and digits in "".join(
                 ch for ch in (c.phone or "") if ch.isdigit()
             )
@@ -378,7 +385,7 @@ async def _thumb(request: web.Request) -> web.Response:
     s = request.app[SESSION]
     path = request.query.get("path", "")
     # Only the queue's own files: the page is no way to read anything else from Storage.
-    if not s.queue.file_allowed(path):
+    if path not in s.queue.files:
         raise web.HTTPNotFound()
     thumb = await s.thumbs.get(path)
     if thumb is None:

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import aiohttp
 import anyio
 import asyncpg
+import orjson
 import pytest
 from PIL import Image
 
@@ -416,3 +417,22 @@ async def test_our_server_download_routes_need_the_service_key(
                 assert (r.status, (await r.json())["error"]) == (400, "not_found")
             async with http.get(url, headers={"Authorization": "Bearer wrong"}) as r:
                 assert r.status == 400 and (await r.json())["statusCode"] == "403"
+
+
+async def test_search_finds_customers_by_name_folder_name_or_phone(
+    page: tuple[str, review.Session],
+) -> None:
+    page_url, _ = page
+    async with aiohttp.ClientSession() as http:
+
+        async def ids(query: str) -> list[int]:
+            status, body, _ = await _get(http, f"{page_url}search?q={quote(query)}")
+            assert status == 200
+            return sorted(c["id"] for c in orjson.loads(body))
+
+        assert await ids("김민") == [1]
+        assert await ids("OWNED") == [2, 3]  # in their folder_name, any case
+        assert await ids("3333-12") == [2]  # phone digits, any punctuation
+        assert await ids("56") == []  # too few digits to mean a phone (5678 is 1's)
+        assert await ids("5678") == [1]
+        assert await ids("") == []
