@@ -998,8 +998,9 @@ def review(
     Serves a page on 127.0.0.1 (its URL carries a one-time token; Ctrl-C stops it). Each
     decision is recorded as `loader match apply` records it, in loader.match_decisions.
 
-    Example:
+    Examples:
 
+    \b
         loader review --storage-url $SUPABASE_URL
         loader review --export review.html
     """
