@@ -24,6 +24,7 @@ from loader import review
 from loader.devtools import demo_library as demo
 from loader.devtools.pictures import png
 from loader.devtools.storage_server import Catalogue
+from loader.errors import ExitCode
 from loader.listing import SourceOptions
 from tests.cli_helpers import child_env, loader_argv, run_loader
 from tests.storage_fixtures import (
@@ -436,3 +437,21 @@ async def test_search_finds_customers_by_name_folder_name_or_phone(
         assert await ids("56") == []  # too few digits to mean a phone (5678 is 1's)
         assert await ids("5678") == [1]
         assert await ids("") == []
+
+
+async def test_the_command_fails_in_one_clean_line(
+    db_url: str, start_storage: StartStorage, tmp_path: Path
+) -> None:
+    storage_url = await start_storage(_catalogue())
+    where = ["--bucket", STORAGE_BUCKET, "--database-url", db_url]
+    for args, code in [
+        (["--no-browser", *where], ExitCode.BAD_INPUT),  # no Storage URL
+        (["--no-browser", "--storage-url", storage_url, "--key", "wrong", *where],
+         ExitCode.STORAGE_AUTH),
+        (["--export", str(tmp_path), "--storage-url", storage_url, "--key", STORAGE_KEY, *where],
+         ExitCode.USAGE),  # the export path is a folder
+    ]:  # fmt: skip
+        done = await run_loader("review", *args)
+        assert done.code == code, (args, done.err)
+        assert "Traceback" not in done.err and STORAGE_KEY not in done.err
+        assert len([line for line in done.err.splitlines() if line.startswith("Error")]) == 1
