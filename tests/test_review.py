@@ -26,6 +26,7 @@ from loader.devtools.pictures import png
 from loader.devtools.storage_server import Catalogue
 from loader.errors import ExitCode
 from loader.listing import SourceOptions
+from loader.match import revert_folder_names
 from tests.cli_helpers import child_env, loader_argv, run_loader
 from tests.storage_fixtures import (
     STORAGE_ANON_KEY,
@@ -455,3 +456,21 @@ async def test_the_command_fails_in_one_clean_line(
         assert done.code == code, (args, done.err)
         assert "Traceback" not in done.err and STORAGE_KEY not in done.err
         assert len([line for line in done.err.splitlines() if line.startswith("Error")]) == 1
+
+
+async def test_write_folder_name_is_journaled_and_reverted_like_match_apply(
+    db: asyncpg.Connection, db_url: str, start_storage: StartStorage
+) -> None:
+    await _customers(db)
+    storage_url = await start_storage(_catalogue())
+    opts = SourceOptions(bucket=STORAGE_BUCKET, storage_url=storage_url, key=STORAGE_KEY)
+    async with (
+        review.serving(opts, db_url, write_folder_name=True) as (page_url, session),
+        aiohttp.ClientSession(headers={"X-Review-Token": session.token}) as http,
+        http.post(f"{page_url}decide", json={"folder": KIM, "customer_id": 1}) as response,
+    ):
+        assert response.status == 200
+    assert await db.fetchval("SELECT folder_name FROM customers WHERE id = 1") == KIM
+    assert await db.fetchval("SELECT count(*) FROM loader.customer_changes") == 1
+    assert await revert_folder_names(db) == 1
+    assert await db.fetchval("SELECT folder_name FROM customers WHERE id = 1") is None
