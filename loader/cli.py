@@ -1231,6 +1231,71 @@ def match_revert(database_url: str | None) -> None:
     click.echo(f"{on_database(database_url, revert_folder_names)} folder_name change(s) reverted")
 
 
+@cli.command(name="review")
+@storage_options
+@database_options
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port on 127.0.0.1 (0: any free port).")  # fmt: skip
+@click.option("--no-browser", is_flag=True, help="Print the page's URL without opening it.")
+@click.option(
+    "--export",
+    "export_path",
+    **OUTPUT_FILE,
+    help="Write the queue as one self-contained HTML file instead of serving the page.",
+)
+@click.option(
+    "--write-folder-name",
+    is_flag=True,
+    help="Also set customers.folder_name on each decision (as `match apply` does).",
+)
+@with_source
+def review(
+    opts: SourceOptions,
+    database_url: str | None,
+    port: int,
+    no_browser: bool,
+    export_path: Path | None,
+    write_folder_name: bool,
+) -> None:
+    """Decide the folders in review or conflict in the browser, by their pictures.
+
+    Serves a page on 127.0.0.1 (its URL carries a one-time token; Ctrl-C stops it). Each
+    decision is recorded as `loader match apply` records it, in loader.match_decisions.
+
+    Examples:
+
+    \b
+        loader review --storage-url $SUPABASE_URL
+        loader review --export review.html
+    """
+    from loader import review as rv
+
+    url = target_database(database_url)
+    if export_path is not None:
+        page, folders = run(lambda: rv.export_html(opts, url))
+        export_path.write_text(page, encoding="utf-8")
+        click.echo(f"{folders} folder(s) to decide written to {export_path}")
+        return
+
+    async def go() -> None:
+        async with rv.serving(opts, url, port=port, write_folder_name=write_folder_name) as (
+            page_url,
+            session,
+        ):
+            click.echo(f"{len(session.queue.items)} folder(s) to decide: open {page_url}")
+            click.echo("Ctrl-C stops the page; decisions are saved as they are made.", err=True)
+            if not no_browser:
+                import webbrowser
+
+                webbrowser.open(page_url)
+            # Ctrl-C is how a person says "done": a clean stop, not an interruption.
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    return
+
+    run(go)
+
+
 @cli.command(name="runs")
 @database_options
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)

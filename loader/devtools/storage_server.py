@@ -7,6 +7,8 @@ It serves the routes the loader uses, and uploads, with the wire format of the r
 - `POST /object/list/{bucket}` (v1: one level, offset pages, limit capped at 1500)
 - `POST /object/list-v2/{bucket}` (v2: cursor pages, recursive or one level)
 - `GET`/`HEAD /object/public/{bucket}/{path}`
+- `GET /object/authenticated/{bucket}/{path}` and `GET /object/{bucket}/{path}` (the key's
+  download routes; private buckets too)
 - `POST /object/{bucket}/{path}` (upload; `x-upsert: true` to replace)
 
 in one of two layouts (`layout=`): "bare", at the root, like a self-hosted server, which
@@ -57,6 +59,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from loader.classify import classify
+from loader.devtools.pictures import picture
 from loader.devtools.storage_model import (
     Record,
     is_valid_key,
@@ -601,13 +605,31 @@ class _Storage:
         # The real server looks the bucket up as public first: a private bucket is "not found".
         if not self.public or request.match_info["bucket"] != self.bucket:
             return _bucket_not_found()
+        return self._object_bytes(request)
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        """`GET /object/authenticated/{bucket}/{path}` (or `/object/{bucket}/{path}`): an
+        object's bytes for the key, public bucket or not. Not recorded: the anon key gets
+        "Object not found", as row-level security hides the row."""
+        if self._is_anon(request):
+            return _error("404", "not_found", "Object not found", "NoSuchKey")
+        if request.match_info["bucket"] != self.bucket:
+            return _bucket_not_found()
+        return self._object_bytes(request)
+
+    def _object_bytes(self, request: web.Request) -> web.StreamResponse:
         found = self.catalogue.get(request.match_info["path"])
         if found is None:
             return _error("404", "not_found", "Object not found", "NoSuchKey")
         headers = {"Content-Type": found.mimetype, "Cache-Control": "no-cache"}
         if self.catalogue.root is not None:
             return web.FileResponse(self.catalogue.root / found.name, headers=headers)
-        return web.Response(body=bytes(found.size), headers=headers)
+        # A catalogue object has a size but no bytes: an image gets a real picture of that
+        # size (so pages show it), anything else zeros.
+        body = None
+        if classify(found.name.rsplit("/", 1)[-1], found.mimetype)[0] == "image":
+            body = picture(found.name, found.size)
+        return web.Response(body=body if body is not None else bytes(found.size), headers=headers)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
@@ -729,11 +751,15 @@ def build_app(
     list_v2 = route("list-v2", storage.list_v2, faulty=True)
     public_object = route("public", storage.public_object, faulty=False)
     upload = route("upload", storage.upload, faulty=False)
+    download = route("download", storage.download, faulty=False)
     base = GATEWAY_PREFIX if layout == "gateway" else ""
     app.router.add_get(f"{base}/bucket/{{bucket}}", get_bucket)
     app.router.add_post(f"{base}/object/list/{{bucket}}", list_v1)
     app.router.add_post(f"{base}/object/list-v2/{{bucket}}", list_v2)
     app.router.add_get(f"{base}/object/public/{{bucket}}/{{path:.+}}", public_object)
+    app.router.add_get(f"{base}/object/authenticated/{{bucket}}/{{path:.+}}", download)
+    # After the public and authenticated routes, which it would otherwise shadow.
+    app.router.add_get(f"{base}/object/{{bucket}}/{{path:.+}}", download)
     # After the list routes, which it would otherwise shadow.
     app.router.add_post(f"{base}/object/{{bucket}}/{{path:.+}}", upload)
     return app

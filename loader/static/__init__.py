@@ -1,0 +1,1 @@
+"""The review page's stylesheet and script, served by `loader review` (package data)."""
