@@ -49,6 +49,7 @@ from loader import db, runs
 from loader.devtools.storage_server import StoredObject
 from loader.rows import CdnUrls, FolderRows
 from loader.sink import merge_duplicates
+from loader.storage_client import public_url_base
 
 LINKED_SHARE = 0.9  # folders with a customer
 TAG_RUN_ID_OFFSET = 10_000_000  # customers of the +1-tag run
@@ -173,11 +174,11 @@ async def naive(url: str, database_url: str, folders: list[int]) -> dict[str, fl
     insert it or update its ai_tags and cdn_url."""
     from loader.storage_client import StorageClient
 
-    cdn = CdnUrls.for_bucket(f"{url}/storage/v1", BUCKET)
+    cdn = CdnUrls(public_url_base(url, BUCKET))
     objects = 0
     started = time.perf_counter()
     async with (
-        StorageClient(f"{url}/storage/v1", KEY, connections=1) as client,
+        StorageClient(url, KEY, connections=1) as client,
         db.connection(database_url) as conn,
     ):
         for i in folders:
@@ -222,7 +223,7 @@ async def naive(url: str, database_url: str, folders: list[int]) -> dict[str, fl
 async def sink_vs_copy(server: Any, shape: BucketShape) -> dict[str, float]:
     """The same rows through UpsertSink (2 connections) and by raw binary COPY, each into an
     empty indexed image_assets."""
-    cdn = CdnUrls.for_bucket("http://127.0.0.1/storage/v1", BUCKET)
+    cdn = CdnUrls(public_url_base("http://127.0.0.1", BUCKET))
     builders: dict[str, FolderRows] = {}
     rows = []
     for obj in bucket_objects(shape):

@@ -7,7 +7,8 @@ benchmarks use (`bench-pg`) lives there, apart from the test server.
 What is here: a synthetic bucket (`StoredObject`s in customer folders with date
 sub-folders) and its manifest file, the Storage server run as a separate process
 (`loader storage serve`), a fresh database per benchmark on the embedded PostgreSQL, a
-description of the machine, timing helpers, and writing results to `benchmarks/results/`.
+description of the machine, timing helpers, and writing results to the untracked
+`bench-results/` folder.
 """
 
 from __future__ import annotations
