@@ -16,25 +16,21 @@ machine). `--quick` stops at scale 10 (speed timed there).
 `--sweep` prints recall and wrong links for a grid of accept/margin values on the scale 1
 and 10 libraries: how the defaults were chosen.
 
-Results go to `benchmarks/out/` (untracked), never over tracked files.
+Results go to `bench-results/` (untracked), never over tracked files.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import statistics
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 from typing import Any
 
-from common import BENCH_DIR, base_parser, describe_machine, machine  # first: sys.path
+from common import base_parser, describe_machine, machine, write_result  # first: sys.path
 
 from loader import match
 from loader.devtools import demo_library as demo
 
-OUT_DIR = BENCH_DIR / "out"
 SEEDS = {1: range(1, 31), 10: range(1, 3), 100: range(1, 3)}
 SWEEP_ACCEPT = (0.78, 0.80, 0.82, 0.84, 0.85, 0.86, 0.88, 0.90)
 SWEEP_MARGIN = (0.02, 0.05, 0.10, 0.15)
@@ -82,20 +78,6 @@ def summed(results: list[dict[str, Any]]) -> dict[str, Any]:
         "recall": round(correct / total["with_truth"], 4) if total["with_truth"] else 1.0,
         "variations": {name: dict(sorted(c.items())) for name, c in sorted(variations.items())},
     }
-
-
-def write_out(name: str, args: Any, data: dict[str, Any]) -> Path:
-    OUT_DIR.mkdir(exist_ok=True)
-    path = OUT_DIR / f"{name}{'.quick' if args.quick else ''}.json"
-    document = {
-        "benchmark": name,
-        "args": vars(args),
-        "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        **data,
-    }
-    path.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
-    return path
 
 
 def main() -> None:
@@ -163,7 +145,7 @@ def main() -> None:
             )
             print(f"accept {accept}: {row}")
         data["sweep"] = grid
-    print("wrote", write_out(args.label, args, data))
+    print("wrote", write_result(args.label, args, data))
     if any(total["wrong_links"] for total in data["scales"].values()):
         raise SystemExit("wrong links with the default thresholds")
 

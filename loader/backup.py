@@ -31,7 +31,7 @@ import orjson
 from anyio.abc import TaskGroup
 
 from loader.db import connect
-from loader.errors import BadInputError, SchemaError
+from loader.errors import BadInputError, SchemaError, first_line
 from loader.sqlfiles import sql
 
 FILE_FORMAT = "loader-backup"
@@ -140,7 +140,7 @@ class RunBackup:
         try:
             self.backup_id = await self._conn.fetchval(sql("backup_take"), self.run_id, "run", True)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.error = first_line(exc)
 
     async def __aexit__(
         self,

@@ -14,7 +14,7 @@ import orjson
 
 from loader import embedded
 from loader.config import redact_url
-from loader.errors import DatabaseError
+from loader.errors import DatabaseError, first_line
 from loader.retry import RetryPolicy
 from loader.sqlfiles import sql
 
@@ -44,7 +44,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 def _connect_error(url: str, exc: BaseException) -> DatabaseError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = first_line(exc)
     if isinstance(exc, ValueError):
         # The parser's message may quote a piece of the password: not shown.
         reason = (

@@ -155,12 +155,12 @@ def _map_one(exc: BaseException) -> LoaderError | None:
         return exc
     if isinstance(exc, _SCHEMA):
         return SchemaError(
-            f"the database lacks what the loader needs: {_first_line(exc)} (run `loader db init`"
+            f"the database lacks what the loader needs: {first_line(exc)} (run `loader db init`"
             " for the loader's own tables; check the target table and privileges)"
         )
     if isinstance(exc, _CONNECTION_LOST):
         return DatabaseError(
-            f"lost the connection to the database ({_first_line(exc)}): check that it is up"
+            f"lost the connection to the database ({first_line(exc)}): check that it is up"
             " and reachable, then run the command again"
         )
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
@@ -175,6 +175,7 @@ def _map_one(exc: BaseException) -> LoaderError | None:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
