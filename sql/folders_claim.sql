@@ -16,6 +16,7 @@ candidates AS (
     SELECT f.folder
     FROM loader.folders AS f
     WHERE f.run_id = $1
+      AND f.state <> 'done'  -- the partial index folders_open: done folders are never read
       AND (f.state = 'pending'
            OR (f.state = 'failed' AND f.claimed_by IS DISTINCT FROM $2)
            OR (f.state = 'claimed' AND f.claimed_by IS DISTINCT FROM $2
@@ -28,8 +29,9 @@ taken AS (
     UPDATE loader.folders AS f
     SET state = 'claimed', claimed_by = $2, claimed_at = now(), attempts = f.attempts + 1,
         error = NULL
-    FROM candidates AS c
-    WHERE f.run_id = $1 AND f.folder = c.folder
+    -- An array, not a join: the planner cannot misjudge a fresh table into a nested loop
+    -- over every folder of the run.
+    WHERE f.run_id = $1 AND f.folder = ANY (ARRAY(SELECT folder FROM candidates))
     RETURNING f.folder, f.customer_id
 )
 SELECT folder, customer_id FROM taken
