@@ -262,9 +262,9 @@ async def sink_vs_copy(server: Any, shape: BucketShape) -> dict[str, float]:
 
 
 def _listed(obj: StoredObject) -> Any:
-    from loader.listing import ListedObject
+    from loader.storage_objects import listed_object
 
-    return ListedObject(obj.name, obj.size, obj.mimetype, obj.created_at, obj.updated_at)
+    return listed_object(obj.name, obj.size, obj.mimetype, obj.created_at, obj.updated_at)
 
 
 # -- the whole comparison ----------------------------------------------------------------

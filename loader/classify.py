@@ -30,6 +30,12 @@ VIDEO_TYPES: dict[str, str] = {
     "m4v": "video/x-m4v",
 }
 MEDIA_TYPES = IMAGE_TYPES | VIDEO_TYPES
+# What `classify` answers for a media extension (lower case) of a name that is not a
+# dot-file, whatever the mimetype: the row builder's table for the common case.
+MEDIA_KINDS: dict[str, tuple[Kind, str]] = {
+    **{ext: ("image", mime) for ext, mime in IMAGE_TYPES.items()},
+    **{ext: ("video", mime) for ext, mime in VIDEO_TYPES.items()},
+}
 
 PLACEHOLDER_NAMES = frozenset({".keep.png", ".emptyfolderplaceholder", ".keep", ".gitkeep"})
 

@@ -10,7 +10,6 @@ after it was read whole, so a retried page never emits an object twice.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,19 +44,9 @@ from loader.storage_client import (
     public_url_base,
     resolve_base_url,
 )
+from loader.storage_objects import ListedObject, entry_object, from_metadata
 
 ListApi = Literal["auto", "v1", "v2"]
-
-
-@dataclass(slots=True)
-class ListedObject:
-    """One Storage object: `path` is its full key inside the bucket."""
-
-    path: str
-    size: int | None
-    mimetype: str | None
-    created_at: str | None
-    updated_at: str | None
 
 
 @dataclass(slots=True)
@@ -120,30 +109,6 @@ def normalize_prefix(prefix: str) -> str:
     """`originals/customers` → `originals/customers/`; '' or '/' is the bucket root."""
     prefix = prefix.strip("/")
     return f"{prefix}/" if prefix else ""
-
-
-def _iso(value: Any) -> str | None:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return value
-
-
-def _from_metadata(path: str, meta: Any, created_at: Any, updated_at: Any) -> ListedObject:
-    meta = meta if isinstance(meta, dict) else {}
-    size = meta.get("size")
-    return ListedObject(
-        path=path,
-        size=size if isinstance(size, int) else None,
-        mimetype=meta.get("mimetype") or None,
-        created_at=_iso(created_at),
-        updated_at=_iso(updated_at),
-    )
-
-
-def _entry_object(path: str, entry: dict[str, Any]) -> ListedObject:
-    return _from_metadata(
-        path, entry.get("metadata"), entry.get("created_at"), entry.get("updated_at")
-    )
 
 
 class RestSource:
@@ -249,10 +214,10 @@ class RestSource:
             page = await self.client.list_v2(
                 self.bucket, self.prefix, cursor=cursor, limit=V2_PAGE_CAP, delimiter=True
             )
-            top.folders.extend(f["key"] for f in page.get("folders") or [])
-            top.loose_files.extend(_entry_object(o["name"], o) for o in page["objects"])
-            cursor = page.get("nextCursor")
-            if not page.get("hasNext") or not cursor:
+            top.folders.extend(f.key for f in page.folders or ())
+            top.loose_files.extend(page.objects)
+            cursor = page.nextCursor
+            if not page.hasNext or not cursor:
                 self.api = "v2"
                 return top
 
@@ -278,9 +243,9 @@ class RestSource:
             page = await self.client.list_v2(
                 self.bucket, folder_prefix, cursor=cursor, limit=V2_PAGE_CAP, delimiter=False
             )
-            yield [_entry_object(o["name"], o) for o in page["objects"]]
-            cursor = page.get("nextCursor")
-            if not page.get("hasNext") or not cursor:
+            yield page.objects
+            cursor = page.nextCursor
+            if not page.hasNext or not cursor:
                 return
 
     async def _walk_v1(self, folder_prefix: str) -> AsyncIterator[list[ListedObject]]:
@@ -312,7 +277,7 @@ class RestSource:
     @staticmethod
     def _v1_object(level: str, entry: dict[str, Any]) -> ListedObject:
         # v1 entries carry only the last path segment as their name.
-        return _entry_object(level + entry["name"], entry)
+        return entry_object(level + entry["name"], entry)
 
 
 class DbSource:
@@ -380,7 +345,7 @@ class DbSource:
         return TopLevel(
             folders=[r["folder"] for r in folders],
             loose_files=[
-                _from_metadata(r["name"], r["metadata"], r["created_at"], r["updated_at"])
+                from_metadata(r["name"], r["metadata"], r["created_at"], r["updated_at"])
                 for r in files
             ],
         )
@@ -392,7 +357,7 @@ class DbSource:
             while True:
                 rows = await cursor.fetch(self.page_size)
                 yield [
-                    _from_metadata(r["name"], r["metadata"], r["created_at"], r["updated_at"])
+                    from_metadata(r["name"], r["metadata"], r["created_at"], r["updated_at"])
                     for r in rows
                 ]
                 if len(rows) < self.page_size:

@@ -250,7 +250,9 @@ async def migrate(
             planned = _planned_result(opts, worker, match_summary, warnings, started)
             planned.loose_files = loose_files
             return planned
-        if worker.rows_sent:
+        if (
+            worker.rows_changed
+        ):  # fresh statistics for the queries that follow; a no-op re-run skips it
             await _analyze(pool, log)
         log.emit("worker_finished", run_id=run_id, status=status)
         result = await _result(pool, opts, run_id, status, match_summary, started)
@@ -382,7 +384,7 @@ class _Worker:
         self.folders: dict[str, _Folder] = {}
         self.open_rows: list[AssetRow] = []
         self.open_folders: set[str] = set()
-        self.rows_sent = 0
+        self.rows_changed = 0  # inserted or updated, by this worker
         self.on_change: Callable[[], None] | None = None  # the run's backup: rows changed
 
     async def run(self, planned: list[tuple[str, int | None]] | None) -> str:
@@ -484,16 +486,16 @@ class _Worker:
         state = self.folders[folder]
         if state.rows is None:
             state.rows = FolderRows(folder, state.customer_id, self.cdn)
-        build = state.rows.build
-        for obj in objects:
-            kind, row = build(obj)
-            state.counts[kind] += 1
-            if row is None:
-                continue
-            state.counts["media"] += 1
-            self.open_rows.append(row)
+        rows: list[AssetRow] = []
+        state.rows.add_page(objects, rows, state.counts)
+        size = self.opts.batch_size
+        start = 0
+        while start < len(rows):
+            chunk = rows[start : start + size - len(self.open_rows)]
+            self.open_rows.extend(chunk)
             self.open_folders.add(folder)
-            if len(self.open_rows) >= self.opts.batch_size:
+            start += len(chunk)
+            if len(self.open_rows) >= size:
                 await self._flush(batches)
         self.stats.objects += len(objects)
 
@@ -504,7 +506,6 @@ class _Worker:
         self.open_rows, self.open_folders = [], set()
         for folder in batch.folders:
             self.folders[folder].outstanding += 1
-        self.rows_sent += len(batch.rows)
         await batches.send(batch)
 
     async def _folder_failed(self, event: FolderFailure) -> None:
@@ -521,9 +522,9 @@ class _Worker:
         async with batches:
             async for batch in batches:
                 outcome = await self.sink.write(batch.rows)
-                if self.on_change is not None and any(
-                    c["inserted"] or c["updated"] for c in outcome.per_folder.values()
-                ):
+                changed = sum(c["inserted"] + c["updated"] for c in outcome.per_folder.values())
+                self.rows_changed += changed
+                if changed and self.on_change is not None:
                     self.on_change()
                 for folder in batch.folders:
                     state = self.folders[folder]

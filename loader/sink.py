@@ -17,14 +17,15 @@ the bad rows are isolated, recorded in loader.row_failures with their reason, an
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import asyncpg
 import asyncpg.exceptions as pgexc
 
+from loader import pgcopy
 from loader.db import retrying
 from loader.errors import SchemaError
 from loader.retry import RetryPolicy
@@ -212,12 +213,11 @@ class UpsertSink:
             ]
             new = [row for n, row in enumerate(rows, 1) if n not in existing]
             if new:
-                now: datetime = probe["now"]
-                source = self.upload_source
-                await conn.copy_records_to_table(
+                await conn.copy_to_table(
                     "image_assets",
-                    records=[r.record(_timestamp(r.created_at, now), source, now) for r in new],
+                    source=io.BytesIO(pgcopy.new_rows(new, self.upload_source, probe["now"])),
                     columns=WRITTEN_COLUMNS,
+                    format="binary",
                 )
                 folders, bases, names, firsts, sizes = _journal_groups(new)
                 await conn.execute(
@@ -233,9 +233,9 @@ class UpsertSink:
     ) -> list[tuple[str, int, int, int]]:
         """The set-based path (inside the caller's transaction): stage, then ON CONFLICT."""
         await conn.execute(sql("sink_stage"))
-        await conn.copy_records_to_table(
-            "loader_stage", schema_name="pg_temp", records=[r.staged() for r in rows],
-            columns=STAGED_COLUMNS,
+        await conn.copy_to_table(
+            "loader_stage", schema_name="pg_temp", source=io.BytesIO(pgcopy.staged_rows(rows)),
+            columns=STAGED_COLUMNS, format="binary",
         )  # fmt: skip
         records = await conn.fetch(
             sql("upsert_batch"), self.upload_source, self.overwrite_cdn, self.run_id
@@ -260,11 +260,6 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OverflowError):
         return f"value out of range for its column ({exc})"
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
-def _timestamp(value: str | None, default: datetime) -> datetime:
-    """Storage's ISO 8601 timestamp; ValueError (a data error: the row is isolated) if bad."""
-    return default if value is None else datetime.fromisoformat(value)
 
 
 def _journal_groups(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -18,6 +19,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
 import anyio
+import msgspec
 import orjson
 
 from loader.config import redact_url
@@ -29,6 +31,7 @@ from loader.errors import (
     StorageUnreachableError,
 )
 from loader.retry import RetryPolicy
+from loader.storage_objects import MalformedPageError, V2Page, decode_v2_page
 
 V1_PAGE_CAP = 1500
 V2_PAGE_CAP = 1000
@@ -199,23 +202,24 @@ class StorageClient:
 
     async def list_v2(
         self, bucket: str, prefix: str, *, cursor: str | None, limit: int, delimiter: bool
-    ) -> dict[str, Any]:
+    ) -> V2Page:
         """One cursor page of the v2 list (recursive when `delimiter` is False)."""
         body: dict[str, Any] = {"prefix": prefix, "limit": limit, "with_delimiter": delimiter}
         if cursor:
             body["cursor"] = cursor
-        page = await self._call("POST", f"/object/list-v2/{quote(bucket, safe='')}", body)
-        if not isinstance(page, dict) or not isinstance(page.get("objects"), list):
-            raise TransientStorageError("v2 list answered without an objects array")
-        return page
+        path = f"/object/list-v2/{quote(bucket, safe='')}"
+        return await self._call("POST", path, body, decode_v2_page)
 
     # -- plumbing -----------------------------------------------------------------------
 
-    async def _call(self, method: str, path: str, body: Any) -> Any:
+    async def _call(
+        self, method: str, path: str, body: Any, decode: Callable[[bytes], Any] | None = None
+    ) -> Any:
+        """One call with retries; `decode` reads a 200 answer (default: any JSON)."""
         attempt = 0
         while True:
             try:
-                return await self._once(method, path, body)
+                return await self._once(method, path, body, decode)
             except TransientStorageError as exc:
                 attempt += 1
                 if attempt >= self.retry.attempts:
@@ -225,7 +229,9 @@ class StorageClient:
                 self.stats.retries += 1
                 await anyio.sleep(self.retry.delay(attempt, exc.retry_after))
 
-    async def _once(self, method: str, path: str, body: Any) -> Any:
+    async def _once(
+        self, method: str, path: str, body: Any, decode: Callable[[bytes], Any] | None
+    ) -> Any:
         assert self._session is not None, "use StorageClient as an async context manager"
         if self._limiter is not None:
             await self._limiter.wait()
@@ -237,7 +243,7 @@ class StorageClient:
                 method, self.base_url + path, data=data, headers=headers
             ) as response:
                 raw = await response.read()
-                return self._decode(response.status, response.headers, raw)
+                return self._decode(response.status, response.headers, raw, decode)
         except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise TransientStorageError(f"{type(exc).__name__}: {exc}") from None
         except aiohttp.ClientConnectorError as exc:
@@ -250,7 +256,16 @@ class StorageClient:
     def _host(self) -> str:
         return urlsplit(self.base_url).netloc
 
-    def _decode(self, status: int, headers: Any, raw: bytes) -> Any:
+    def _decode(
+        self, status: int, headers: Any, raw: bytes, decode: Callable[[bytes], Any] | None
+    ) -> Any:
+        if status == 200 and decode is not None:
+            try:
+                return decode(raw)
+            except (msgspec.DecodeError, orjson.JSONDecodeError):
+                raise TransientStorageError("invalid JSON in a 200 response") from None
+            except MalformedPageError as exc:
+                raise TransientStorageError(str(exc)) from None
         try:
             payload = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:

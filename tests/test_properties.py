@@ -15,10 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loader.db import connect
-from loader.listing import ListedObject, normalize_prefix
+from loader.listing import normalize_prefix
 from loader.match import normalize_folder
 from loader.rows import AssetRow, CdnUrls, build_row
 from loader.sink import merge_duplicates
+from loader.storage_objects import listed_object
 
 # Postgres text holds any character but NUL; lone surrogates cannot be encoded at all.
 TEXT = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
@@ -41,7 +42,7 @@ def reference_merge(old: list[str | None] | None, new: list[str | None]) -> list
 
 def asset_row(tags: list[str]) -> AssetRow:
     """A row of one image at path `p`, carrying `tags`."""
-    obj = ListedObject(path="f/p.jpg", size=1, mimetype=None, created_at=None, updated_at=None)
+    obj = listed_object(path="f/p.jpg", size=1, mimetype=None, created_at=None, updated_at=None)
     _, row = build_row(obj, "f", None, CdnUrls("http://cdn"))
     assert row is not None
     row.tags = list(tags)

@@ -9,10 +9,10 @@ import pytest
 from loader import runs
 from loader.classify import classify
 from loader.db import create_pool
-from loader.listing import ListedObject
 from loader.rows import AssetRow, CdnUrls, build_row
 from loader.sink import UpsertSink, merge_duplicates
 from loader.storage_client import public_url_base
+from loader.storage_objects import listed_object
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ def test_classify(name: str, mimetype: str | None, kind: str, mime: str | None) 
 
 def test_build_row_tags_and_skips() -> None:
     cdn = CdnUrls("https://cdn.example.com/media")
-    obj = ListedObject("originals/customers/kim-1/2024-05-01/A B.PNG", 10, None, "t0", "t1")
+    obj = listed_object("originals/customers/kim-1/2024-05-01/A B.PNG", 10, None, "t0", "t1")
     kind, built = build_row(obj, "kim-1", 42, cdn)
     assert kind == "image" and built is not None
     assert (built.filename, built.format, built.mime_type, built.tags) == (
@@ -129,7 +129,7 @@ def test_build_row_tags_and_skips() -> None:
         built.cdn_url
         == "https://cdn.example.com/media/originals/customers/kim-1/2024-05-01/A%20B.PNG"
     )
-    assert build_row(ListedObject("p/n.txt", 1, None, None, None), "p", 1, cdn) == ("other", None)
+    assert build_row(listed_object("p/n.txt", 1, None, None, None), "p", 1, cdn) == ("other", None)
 
 
 async def test_a_concurrent_insert_of_a_new_path_falls_back_to_the_merge(
