@@ -135,23 +135,22 @@ class FolderRows:
         kind in `kinds`: the per-file loop of the whole loader, kept to look-ups and slices
         (what `classify` decides, by a table for the common case)."""
         folder, tags, base, dirs = self.folder, self.tags, self._base, self._dirs
-        media = 0
+        media: Counter[str] = Counter()  # image / video, added to `kinds` once per page
         for obj in objects:
             path = obj.path
             cut = path.rfind("/") + 1
             name = path[cut:]
             meta = obj.metadata
-            mimetype = meta.mimetype if meta is not None else None
-            known = MEDIA_KINDS.get(extension(name)) if name[:1] != "." else None
+            ext = extension(name)
+            known = MEDIA_KINDS.get(ext) if name[:1] != "." else None
             if known is None:
-                kind, mime = classify(name, mimetype)
+                kind, mime = classify(name, meta.mimetype if meta is not None else None)
                 if kind != "image" and kind != "video":
                     kinds[kind] += 1
                     continue
             else:
                 kind, mime = known
-            kinds[kind] += 1
-            media += 1
+            media[kind] += 1
             url = None
             if base is not None:
                 directory = path[:cut]
@@ -160,11 +159,12 @@ class FolderRows:
                     url_dir = dirs[directory] = f"{base}/{quote(directory, safe='/')}"
                 url = url_dir + (name if _PLAIN_NAME(name) else quote(name, safe=""))
             rows.append(AssetRow(
-                path, folder, name, extension(name), mime,
+                path, folder, name, ext, mime,
                 meta.size if meta is not None else None, obj.created_at, tags, url,
             ))  # fmt: skip
         if media:
-            kinds["media"] += media
+            kinds.update(media)
+            kinds["media"] += media.total()
 
 
 def build_row(

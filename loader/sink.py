@@ -17,9 +17,8 @@ the bad rows are isolated, recorded in loader.row_failures with their reason, an
 
 from __future__ import annotations
 
-import io
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -215,7 +214,7 @@ class UpsertSink:
             if new:
                 await conn.copy_to_table(
                     "image_assets",
-                    source=io.BytesIO(pgcopy.new_rows(new, self.upload_source, probe["now"])),
+                    source=_stream(pgcopy.new_rows(new, self.upload_source, probe["now"])),
                     columns=WRITTEN_COLUMNS,
                     format="binary",
                 )
@@ -234,7 +233,7 @@ class UpsertSink:
         """The set-based path (inside the caller's transaction): stage, then ON CONFLICT."""
         await conn.execute(sql("sink_stage"))
         await conn.copy_to_table(
-            "loader_stage", schema_name="pg_temp", source=io.BytesIO(pgcopy.staged_rows(rows)),
+            "loader_stage", schema_name="pg_temp", source=_stream(pgcopy.staged_rows(rows)),
             columns=STAGED_COLUMNS, format="binary",
         )  # fmt: skip
         records = await conn.fetch(
@@ -253,6 +252,12 @@ class UpsertSink:
             retry=self.retry,
             what=f"recording the failure of {row.file_path!r}",
         )
+
+
+async def _stream(data: bytes) -> AsyncIterator[bytes]:
+    """A COPY stream as asyncpg's async-iterable source (a file object it would read chunk
+    by chunk through a thread pool)."""
+    yield data
 
 
 def _reason(exc: BaseException) -> str:
