@@ -74,7 +74,9 @@ def child_migrate(spec: str) -> None:
         source=source, database_url=args["database_url"], batch_size=args["batch_size"],
         db_concurrency=args["db_concurrency"], match="auto", backup=False,
     )  # fmt: skip
-    result = anyio.run(lambda: migrate(opts))
+    from loader.cli import run
+
+    result = run(lambda: migrate(opts))  # as the command runs it (uvloop when installed)
     print(json.dumps({"run_id": result.run_id, "totals": result.totals,
                       "status": result.status}))  # fmt: skip
 

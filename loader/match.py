@@ -179,12 +179,11 @@ def _deletions(key: str) -> set[str]:
 
 @dataclass(slots=True)
 class _Probe:
-    """One folder as the scorer sees it, with its name scores cached per customer name."""
+    """One folder as the scorer sees it (name scores are cached by the `_Index`)."""
 
     folder: str  # normalized
     letters: str
     digits: str | None
-    names: dict[str, tuple[str, float]] = field(default_factory=dict)
     # the candidate whose name fits best, whatever its phone evidence (see `NAME_FIT`)
     closest: Candidate | None = None
 
@@ -199,6 +198,8 @@ class _Index:
         "by_norm",
         "by_suffix",
         "elsewhere",
+        "letters_names",
+        "name_scores",
         "names_by_key",
         "own_letters",
         "suffixes",
@@ -238,6 +239,8 @@ class _Index:
             with_phone.sort(key=lambda c: (c.id in self.elsewhere, c.id))
             without_phone.sort(key=lambda c: (c.id in self.elsewhere, c.id))
         self.names_by_key: dict[str, list[str]] = defaultdict(list)
+        self.letters_names: dict[str, set[str]] = {}
+        self.name_scores: dict[tuple[str, str], tuple[str, float]] = {}
         for name in self.by_name:
             for variant in _deletions(romanize.name_key(name)):
                 self.names_by_key[variant].append(name)
@@ -247,17 +250,31 @@ class _Index:
         phone suffix, and those whose name key is within one typo of one of its keys."""
         digits = probe.digits
         found = [self.score(c, probe) for c in self.by_suffix.get(digits, ())] if digits else []
-        names: set[str] = set()
-        for key in romanize.variant_keys(probe.letters) if probe.letters else ():
-            for variant in _deletions(key):
-                names.update(self.names_by_key.get(variant, ()))
-        for name in names:
+        for name in self.names_near(probe.letters):
             with_phone, without_phone = self.by_name[name]
             others = (c for c in with_phone if self.suffixes[c.id] != digits)
             found.extend(self.score(c, probe) for c in islice(others, TOP_CANDIDATES + 1))
             found.extend(self.score(c, probe) for c in without_phone[: TOP_CANDIDATES + 1])
         probe.closest = max(found, key=lambda c: (c.name_score, -c.customer_id), default=None)
         return self.rank(found, TOP_CANDIDATES + 1, probe)
+
+    def names_near(self, letters: str) -> set[str]:
+        """Customer names whose key is within one typo of one of `letters`' keys; memoized,
+        since many folders share their letters (a surname, a common given name)."""
+        names = self.letters_names.get(letters)
+        if names is None:
+            names = self.letters_names[letters] = set()
+            for key in romanize.variant_keys(letters) if letters else ():
+                for variant in _deletions(key):
+                    names.update(self.names_by_key.get(variant, ()))
+        return names
+
+    def name_score(self, letters: str, name: str) -> tuple[str, float]:
+        """`_name_score`, memoized over the whole match (a pure function of its arguments)."""
+        scored = self.name_scores.get((letters, name))
+        if scored is None:
+            scored = self.name_scores[letters, name] = _name_score(letters, name)
+        return scored
 
     def rank(self, candidates: Iterable[Candidate], n: int, probe: _Probe) -> list[Candidate]:
         """The `n` best, best first; among equals, customers whose folder_name is not another
@@ -285,9 +302,7 @@ class _Index:
         if not _named(name):
             spelling, name_score = "", 0.0
         else:
-            if name not in probe.names:
-                probe.names[name] = _name_score(probe.letters, name)
-            spelling, name_score = probe.names[name]
+            spelling, name_score = self.name_score(probe.letters, name)
         if own_folder_name and evidence == "equal" and name_score < FOLDER_NAME_SLIP:
             own = self.folder_name_letters(c)
             if (

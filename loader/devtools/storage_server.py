@@ -186,6 +186,9 @@ class Catalogue:
         self._entries = [
             _file_entry(_leaf(name), by_name.pop(name), bucket) for name in self._names
         ]
+        # Where each entry's fields after its name start: a v2 page rewrites only the name
+        # (the full key), so per object it encodes one string and slices once.
+        self._cuts = [len(_NAME_FIELD) + len(orjson.dumps(_leaf(name))) for name in self._names]
         self._folders = self._index_folders()
 
     @classmethod
@@ -279,9 +282,12 @@ class Catalogue:
         while stop < end and names[stop].startswith(prefix):
             stop += 1
         more = stop < len(names) and names[stop].startswith(prefix)
+        dumps = orjson.dumps
         objects = [
-            _NAME_FIELD + orjson.dumps(name) + _fields_after_name(entry, _leaf(name))
-            for name, entry in zip(names[start:stop], self._entries[start:stop], strict=True)
+            _NAME_FIELD + dumps(name) + entry[cut:]
+            for name, entry, cut in zip(
+                names[start:stop], self._entries[start:stop], self._cuts[start:stop], strict=True
+            )
         ]
         return _v2_body([], objects, names[stop - 1] if more else None)
 
