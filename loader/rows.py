@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from loader.classify import MEDIA_KINDS, Kind, classify, extension
+from loader.classify import MEDIA_KINDS, Kind, classify
 from loader.storage_objects import ListedObject
 
 # The image_assets columns the loader writes, in the order of `AssetRow.record`, with the
@@ -101,9 +101,10 @@ class NoCdnUrls(CdnUrls):
         return None
 
 
-# A file name that needs no percent-encoding (RFC 3986 unreserved characters only): most
-# names, and quote() is the costliest step of a row, so it runs only for the others.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+# Paths that need no percent-encoding (RFC 3986 unreserved characters and '/'), checked once
+# per page over all its paths joined by '/' (itself plain): most pages, and quote() is the
+# costliest step of a row, so it runs only on the pages that need it.
+_PLAIN_PATHS = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
 
 
 class FolderRows:
@@ -135,13 +136,16 @@ class FolderRows:
         kind in `kinds`: the per-file loop of the whole loader, kept to look-ups and slices
         (what `classify` decides, by a table for the common case)."""
         folder, tags, base, dirs = self.folder, self.tags, self._base, self._dirs
-        media: Counter[str] = Counter()  # image / video, added to `kinds` once per page
+        plain = base is not None and _PLAIN_PATHS("/".join([o.path for o in objects]))
+        images = videos = 0
         for obj in objects:
             path = obj.path
             cut = path.rfind("/") + 1
             name = path[cut:]
             meta = obj.metadata
-            ext = extension(name)
+            # `extension` and the media table inline: this loop runs for every file.
+            dot = name.rfind(".")
+            ext = name[dot + 1 :].lower() if dot > 0 else ""
             known = MEDIA_KINDS.get(ext) if name[:1] != "." else None
             if known is None:
                 kind, mime = classify(name, meta.mimetype if meta is not None else None)
@@ -150,21 +154,30 @@ class FolderRows:
                     continue
             else:
                 kind, mime = known
-            media[kind] += 1
-            url = None
-            if base is not None:
+            if kind == "image":
+                images += 1
+            else:
+                videos += 1
+            if plain:
+                url = f"{base}/{path}"
+            elif base is None:
+                url = None
+            else:
                 directory = path[:cut]
                 url_dir = dirs.get(directory)
                 if url_dir is None:
                     url_dir = dirs[directory] = f"{base}/{quote(directory, safe='/')}"
-                url = url_dir + (name if _PLAIN_NAME(name) else quote(name, safe=""))
+                url = url_dir + quote(name, safe="")
             rows.append(AssetRow(
                 path, folder, name, ext, mime,
                 meta.size if meta is not None else None, obj.created_at, tags, url,
             ))  # fmt: skip
-        if media:
-            kinds.update(media)
-            kinds["media"] += media.total()
+        if images:
+            kinds["image"] += images
+        if videos:
+            kinds["video"] += videos
+        if images or videos:
+            kinds["media"] += images + videos
 
 
 def build_row(

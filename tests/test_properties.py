@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import string
 import unicodedata
+from collections import Counter
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from loader.db import connect
 from loader.listing import normalize_prefix
 from loader.match import normalize_folder
-from loader.rows import AssetRow, CdnUrls, build_row
+from loader.rows import AssetRow, CdnUrls, FolderRows, build_row
 from loader.sink import merge_duplicates
 from loader.storage_objects import listed_object
 
@@ -144,3 +145,20 @@ def test_public_url_encodes_every_path_and_decodes_back(segments: list[str]) -> 
     assert encoded.count("/") == path.count("/")  # segments stay segments
     parts = urlsplit(url)
     assert (parts.query, parts.fragment) == ("", "")
+
+
+PLAIN_OR_NOT = st.sampled_from(["a", "B9", "x_y.z~", "-", "한글", "sp ace", "q?#", "100%", "é"])
+
+
+@given(st.lists(st.lists(PLAIN_OR_NOT, min_size=1, max_size=3), min_size=1, max_size=6),
+       st.sampled_from(["jpg", "PNG", "mp4"]))  # fmt: skip
+def test_a_page_of_rows_gets_each_path_s_own_public_url(dirs: list[list[str]], ext: str) -> None:
+    """The row builder skips percent-encoding for pages whose paths are all plain; whatever
+    mix a page holds, every row's cdn_url is the one `CdnUrls.url` gives its path alone."""
+    cdn = CdnUrls("http://127.0.0.1:5000/storage/v1/object/public/blog-images")
+    paths = [f"f/{'/'.join(d)}/n{i}.{ext}" for i, d in enumerate(dirs)]
+    rows: list[AssetRow] = []
+    kinds: Counter[str] = Counter()
+    FolderRows("f", 7, cdn).add_page([listed_object(p) for p in paths], rows, kinds)
+    assert [r.cdn_url for r in rows] == [cdn.url(p) for p in paths]
+    assert kinds["media"] == len(paths) == kinds["image"] + kinds["video"]
