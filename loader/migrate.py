@@ -63,7 +63,7 @@ MatchMode = Literal["auto", "none"]
 class MigrateOptions:
     source: SourceOptions
     database_url: str
-    batch_size: int = 5000
+    batch_size: int = 10_000  # the sweep's best (README, docs/performance.md)
     db_concurrency: int = 2
     upload_source: str = "customer-migration"
     cdn_url: Literal["fill", "overwrite", "keep"] = "fill"
