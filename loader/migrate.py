@@ -250,9 +250,8 @@ async def migrate(
             planned = _planned_result(opts, worker, match_summary, warnings, started)
             planned.loose_files = loose_files
             return planned
-        if (
-            worker.rows_changed
-        ):  # fresh statistics for the queries that follow; a no-op re-run skips it
+        # Fresh planner statistics after rows changed; a no-op re-run skips it.
+        if worker.rows_changed:
             await _analyze(pool, log)
         log.emit("worker_finished", run_id=run_id, status=status)
         result = await _result(pool, opts, run_id, status, match_summary, started)

@@ -168,6 +168,8 @@ def staged_rows(rows: Sequence[AssetRow]) -> bytes:
     """The binary COPY stream of `rows` as `STAGED_COLUMNS` (into pg_temp.loader_stage),
     values as `AssetRow.staged()`: created_at stays text (NULL when None)."""
     row_format = b"\0\x09" + b"%b" * 11  # the field count, then the 9 fields' pieces
+    # The same per-call caches as `new_rows`, written out again rather than shared through a
+    # helper: a call per value would cost more than the look-up it saves, in a per-row loop.
     folders: dict[str, bytes] = {}
     formats: dict[str, bytes] = {}
     mimes: dict[str | None, bytes] = {None: _NULL}

@@ -55,14 +55,17 @@ class AssetRow(msgspec.Struct, gc=False):
     cdn_url: str | None  # None: leave cdn_url alone (`--cdn-url keep`)
 
     def record(self, created_at: datetime, upload_source: str, now: datetime) -> tuple:
-        """The row as `WRITTEN_COLUMNS`, for COPY straight into image_assets."""
+        """The row as `WRITTEN_COLUMNS`: the values the sink writes into image_assets, spelled
+        out. The sink encodes them with `loader.pgcopy.new_rows`, which tests/test_pgcopy.py
+        holds to this definition (and the benchmark's raw COPY uses it)."""
         return (
             self.file_path, self.filename, self.filename, self.format, self.mime_type,
             self.file_size, self.tags, self.cdn_url, upload_source, "active", created_at, now,
         )  # fmt: skip
 
     def staged(self) -> tuple:
-        """The row as `STAGED_COLUMNS`, for COPY into the staging table."""
+        """The row as `STAGED_COLUMNS`, into the staging table (encoded by
+        `loader.pgcopy.staged_rows`, held to this definition by tests/test_pgcopy.py)."""
         return (
             self.file_path, self.folder, self.filename, self.format, self.mime_type,
             self.file_size, self.created_at, self.tags, self.cdn_url,

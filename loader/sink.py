@@ -4,8 +4,11 @@ Two paths, both journaled in the same transaction as the rows they write:
 - COPY fast path (when image_assets has the column types the loader writes): one query finds
   which paths exist; the new rows go straight into image_assets by binary COPY and are
   journaled as one compact entry per folder; the rows that exist go through the set-based
-  path. A concurrent writer that inserted one of the new paths meanwhile makes the COPY fail
-  on the unique index: the whole batch is then redone through the set-based path.
+  path. While the last probe found none of its paths (a first run), the next batch skips the
+  probe and is COPYed whole; a path that exists fails that transaction, and the batch is
+  probed as above in a new one. A concurrent writer that inserted one of the new paths meanwhile
+  makes the COPY fail on the unique index: the whole batch is then redone through the
+  set-based path.
 - Set-based path (sql/upsert_batch.sql): the batch is COPYed into a temporary staging table
   and one `INSERT … ON CONFLICT` statement merges it, journaling before-images of the rows
   that existed.
@@ -20,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import asyncpg
 import asyncpg.exceptions as pgexc
@@ -106,6 +110,10 @@ class UpsertSink:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # None: decided on the first write from the table's column types.
     copy_fast_path: bool | None = None
+    # The last probe found none of its batch's paths (a first run into a table without these
+    # rows): the next batch goes straight to COPY without a probe; one path that exists fails
+    # it on the unique index, and the batch is then probed as usual.
+    expect_new: bool = False
 
     async def write(self, rows: Sequence[AssetRow]) -> BatchOutcome:
         """Write `rows` (already merged by file_path); never raises for bad rows."""
@@ -193,6 +201,15 @@ class UpsertSink:
     ) -> list[tuple[str, int, int, int]]:
         """The fast path, in one transaction: new rows by COPY, rows that would change by
         `_upsert`, rows that exist unchanged not sent again."""
+        if self.expect_new:
+            # A transaction of its own, not a savepoint: rows written in a subtransaction would
+            # carry its xid as xmin, not the journaled one, and rollback would see them as
+            # changed by someone else.
+            try:
+                async with conn.transaction():
+                    return await self._insert(conn, rows, await conn.fetchval(sql("sink_now")))
+            except pgexc.UniqueViolationError:
+                self.expect_new = False
         async with conn.transaction():
             probe = await conn.fetchrow(
                 sql("sink_probe"),
@@ -210,22 +227,30 @@ class UpsertSink:
             counts: list[tuple[str, int, int, int]] = [
                 (folder, 0, 0, n) for folder, n in unchanged.items()
             ]
+            self.expect_new = not existing
             new = [row for n, row in enumerate(rows, 1) if n not in existing]
             if new:
-                await conn.copy_to_table(
-                    "image_assets",
-                    source=_stream(pgcopy.new_rows(new, self.upload_source, probe["now"])),
-                    columns=WRITTEN_COLUMNS,
-                    format="binary",
-                )
-                folders, bases, names, firsts, sizes = _journal_groups(new)
-                await conn.execute(
-                    sql("journal_inserts_add"), self.run_id, folders, bases, names, firsts, sizes
-                )
-                counts += [(f, n, 0, 0) for f, n in zip(folders, sizes, strict=True)]
+                counts += await self._insert(conn, new, probe["now"])
             if changing:
                 counts += await self._upsert(conn, [rows[n - 1] for n in sorted(changing)])
             return counts
+
+    async def _insert(
+        self, conn: asyncpg.Connection, rows: Sequence[AssetRow], now: datetime
+    ) -> list[tuple[str, int, int, int]]:
+        """COPY `rows` (none of which exists) into image_assets and journal them, per folder
+        one entry; inside the caller's transaction."""
+        await conn.copy_to_table(
+            "image_assets",
+            source=_stream(pgcopy.new_rows(rows, self.upload_source, now)),
+            columns=WRITTEN_COLUMNS,
+            format="binary",
+        )
+        folders, bases, names, firsts, sizes = _journal_groups(rows)
+        await conn.execute(
+            sql("journal_inserts_add"), self.run_id, folders, bases, names, firsts, sizes
+        )
+        return [(f, n, 0, 0) for f, n in zip(folders, sizes, strict=True)]
 
     async def _upsert(
         self, conn: asyncpg.Connection, rows: Sequence[AssetRow]

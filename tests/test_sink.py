@@ -9,6 +9,7 @@ import pytest
 from loader import runs
 from loader.classify import classify
 from loader.db import create_pool
+from loader.rollback import rollback
 from loader.rows import AssetRow, CdnUrls, build_row
 from loader.sink import UpsertSink, merge_duplicates
 from loader.storage_client import public_url_base
@@ -164,6 +165,46 @@ async def test_a_concurrent_insert_of_a_new_path_falls_back_to_the_merge(
     assert [tuple(r) for r in journal] == [
         ("p/a.jpg", "insert", None),
         ("p/b.jpg", "update", ["app"]),
+    ]
+
+
+async def test_batches_after_new_ones_skip_the_probe_and_fall_back_on_an_existing_path(
+    sink_pool: asyncpg.Pool, db
+) -> None:
+    """A batch whose probe found none of its paths makes the next one go straight to COPY;
+    a path that exists then fails that COPY and the batch is probed and written as usual.
+    Rollback then undoes all of it exactly (rows written in a subtransaction would carry an
+    xmin the journal does not know, and be kept as "changed since")."""
+    run_id = await new_run(sink_pool)
+    sink = UpsertSink(sink_pool, run_id=run_id, upload_source="t", overwrite_cdn=False)
+    first = await sink.write([row(f"p/{i}.jpg", ["c-1"]) for i in range(3)])
+    assert first.per_folder["f"] == {"inserted": 3, "updated": 0, "unchanged": 0}
+    assert sink.expect_new
+    second = await sink.write([row("q/0.jpg", ["c-1"]), row("q/1.jpg", ["c-1"])])
+    assert second.per_folder["f"] == {"inserted": 2, "updated": 0, "unchanged": 0}
+    assert sink.expect_new  # went without a probe: still expecting new rows
+    await db.execute("INSERT INTO image_assets (file_path, ai_tags) VALUES ('r/1.jpg', '{app}')")
+    third = await sink.write([row("r/0.jpg", ["c-1"]), row("r/1.jpg", ["c-1"])])
+    assert third.per_folder["f"] == {"inserted": 1, "updated": 1, "unchanged": 0}
+    assert not sink.expect_new  # the probe found r/1.jpg
+    assert await db.fetchval("SELECT ai_tags FROM image_assets WHERE file_path = 'r/1.jpg'") == [
+        "app", "c-1",
+    ]  # fmt: skip
+    journal = await db.fetch(
+        "SELECT file_path, action, prev_ai_tags FROM loader.journal ORDER BY 1"
+    )
+    assert [tuple(r) for r in journal] == [
+        *((f"p/{i}.jpg", "insert", None) for i in range(3)),
+        ("q/0.jpg", "insert", None),
+        ("q/1.jpg", "insert", None),
+        ("r/0.jpg", "insert", None),
+        ("r/1.jpg", "update", ["app"]),
+    ]
+    assert await db.fetchval("SELECT count(*) FROM image_assets") == 7
+    await runs.finalize_run(sink_pool, run_id)
+    await rollback(db, run_id)
+    assert [tuple(r) for r in await db.fetch("SELECT file_path, ai_tags FROM image_assets")] == [
+        ("r/1.jpg", ["app"]),
     ]
 
 
