@@ -406,10 +406,14 @@ class _Worker:
                 status = await runs.finalize_run(self.pool, self.run_id)
                 if status != "running":
                     return status
-                live = await runs.live_holders(self.pool, self.run_id, self.worker_id)
-                idle_rounds = 0 if live or len(self.folders) > known else idle_rounds + 1
+                holders, live = await runs.other_holders(self.pool, self.run_id, self.worker_id)
+                # Folders of a dead worker keep it trying: the claim that takes them over can
+                # miss them for a moment (another survivor checking that worker holds its
+                # lock for an instant), which must not end this worker as "not done".
+                busy = live or holders or len(self.folders) > known
+                idle_rounds = 0 if busy else idle_rounds + 1
                 if idle_rounds >= 2 or (
-                    not live and not await runs.has_open_folders(self.pool, self.run_id)
+                    not holders and not await runs.has_open_folders(self.pool, self.run_id)
                 ):
                     # Closed by another worker meanwhile, or (defensively) folders left that
                     # no one can claim: 'running' then fails the command as resumable.

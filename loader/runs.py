@@ -133,13 +133,14 @@ async def finalize_run(pool: asyncpg.Pool, run_id: int) -> str:
     )
 
 
-async def live_holders(pool: asyncpg.Pool, run_id: int, worker_id: str) -> int:
-    """How many other live workers still hold folders of the run."""
-    return await retrying(
+async def other_holders(pool: asyncpg.Pool, run_id: int, worker_id: str) -> tuple[int, int]:
+    """(other workers holding folders of the run, how many of them are live)."""
+    row = await retrying(
         pool,
-        lambda conn: conn.fetchval(sql("run_live_holders"), run_id, worker_id),
+        lambda conn: conn.fetchrow(sql("run_live_holders"), run_id, worker_id),
         what="checking other workers",
     )
+    return row["holders"], row["live"]
 
 
 async def has_open_folders(pool: asyncpg.Pool, run_id: int) -> bool:
