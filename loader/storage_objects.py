@@ -83,8 +83,8 @@ class MalformedPageError(ValueError):
 
 def decode_v2_page(raw: bytes) -> V2Page:
     """A 200 answer of the v2 list. Raises `msgspec.DecodeError` when the body is not
-    JSON (a cut-off transfer), `MalformedPageError` when it is not a page, and KeyError or
-    TypeError for an entry without a name (a malformed listing, as it always was)."""
+    JSON (a cut-off transfer), `MalformedPageError` when it is not a page or an entry has no
+    name (the client retries both, then reports the server unreachable: exit 6)."""
     try:
         return _V2_DECODER.decode(raw)
     except msgspec.ValidationError:
@@ -93,12 +93,15 @@ def decode_v2_page(raw: bytes) -> V2Page:
     if not isinstance(page, dict) or not isinstance(page.get("objects"), list):
         raise MalformedPageError("v2 list answered without an objects array")
     folders = page.get("folders")
-    return V2Page(
-        objects=[entry_object(o["name"], o) for o in page["objects"]],
-        folders=[FolderEntry(f["key"]) for f in folders] if isinstance(folders, list) else None,
-        hasNext=bool(page.get("hasNext")),
-        nextCursor=page.get("nextCursor") or None,
-    )
+    try:
+        return V2Page(
+            objects=[entry_object(o["name"], o) for o in page["objects"]],
+            folders=[FolderEntry(f["key"]) for f in folders] if isinstance(folders, list) else None,
+            hasNext=bool(page.get("hasNext")),
+            nextCursor=page.get("nextCursor") or None,
+        )
+    except (KeyError, TypeError) as exc:
+        raise MalformedPageError(f"v2 list entry without a name or key: {exc!r}") from None
 
 
 def _iso(value: Any) -> str | None:

@@ -8,7 +8,12 @@ import re
 import pytest
 from aioresponses import aioresponses
 
-from loader.errors import BucketNotFoundError, StorageAuthError, StorageUnreachableError
+from loader.errors import (
+    BucketNotFoundError,
+    ExitCode,
+    StorageAuthError,
+    StorageUnreachableError,
+)
 from loader.retry import RetryPolicy
 from loader.storage_client import (
     ResolvedBase,
@@ -80,6 +85,28 @@ async def test_transient_failures_are_retried_then_reported() -> None:
         async with StorageClient("http://s", "k", retry=FAST) as client:
             with pytest.raises(StorageUnreachableError, match="failed after 3 attempts"):
                 await client.list_v1("media", "p/", limit=10, offset=0)
+
+
+async def test_v2_pages_off_the_typed_model_are_read_retried_or_reported() -> None:
+    """The typed decoder's fallbacks: a page it cannot type is read field by field; a cut-off
+    body and an entry without a name are retried, then the server is reported unreachable
+    (exit 6), never a crash."""
+    url = re.compile(r"http://s/object/list-v2/media")
+    odd = {"objects": [{"name": "p/a.jpg", "metadata": {"size": 1.5, "mimetype": ""}}]}
+    with aioresponses() as mocked:
+        mocked.post(url, status=200, body=b'{"objects": [{"name": "p/a.j')  # cut off
+        mocked.post(url, payload=odd)
+        async with StorageClient("http://s", "k", retry=FAST) as client:
+            page = await client.list_v2("media", "p/", cursor=None, limit=10, delimiter=False)
+            assert client.stats.retries == 1
+        assert [(o.path, o.size, o.mimetype) for o in page.objects] == [("p/a.jpg", None, None)]
+        assert not page.hasNext
+        for _ in range(3):
+            mocked.post(url, payload={"objects": [{"id": "1", "metadata": None}]})
+        async with StorageClient("http://s", "k", retry=FAST) as client:
+            with pytest.raises(StorageUnreachableError, match="without a name"):
+                await client.list_v2("media", "p/", cursor=None, limit=10, delimiter=False)
+        assert StorageUnreachableError.exit_code == ExitCode.STORAGE_UNREACHABLE
 
 
 async def test_other_4xx_is_a_request_error() -> None:
