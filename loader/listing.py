@@ -30,6 +30,7 @@ from loader.errors import (
     NotServiceRoleError,
     StorageUnreachableError,
 )
+from loader.folder_groups import FolderGroup, Grouping
 from loader.outage import OutageDetector
 from loader.retry import ATTEMPTS, RetryPolicy
 from loader.sqlfiles import sql
@@ -85,7 +86,9 @@ class Source(Protocol):
     `SOURCES`. `label` names what listed (in reports); `public_url_base` is where the bucket's
     public URLs live (`{Storage API root}/object/public/{bucket}`, None when unknown);
     `bucket_public` is the bucket's `public` flag (None when unknown); `warnings` are things
-    the user should hear before the work starts.
+    the user should hear before the work starts. `group_page_size` is the page size of
+    `walk_prefix`, 0 when the backend cannot list a string prefix recursively (v1): folders
+    are then listed one at a time (see `loader.folder_groups`).
     """
 
     prefix: str
@@ -96,9 +99,16 @@ class Source(Protocol):
     @property
     def label(self) -> str: ...
 
+    @property
+    def group_page_size(self) -> int: ...
+
     async def top_level(self) -> TopLevel: ...
 
     def walk_folder(self, folder: str) -> AsyncIterator[list[ListedObject]]: ...
+
+    def walk_prefix(self, prefix: str) -> AsyncIterator[list[ListedObject]]:
+        """Every object whose name starts with `prefix` (relative to `self.prefix`, any string)."""
+        ...
 
     def request_counts(self) -> tuple[int, int]:
         """(requests made, of which retries), for progress and reports."""
@@ -183,6 +193,12 @@ class RestSource:
     def label(self) -> str:
         return self.api
 
+    @property
+    def group_page_size(self) -> int:
+        # Without the delimiter v2 matches `prefix` as a plain string (`name LIKE 'prefix%'`
+        # in the server's SQL); v1 lists one folder level only.
+        return V2_PAGE_CAP if self.api == "v2" else 0
+
     def request_counts(self) -> tuple[int, int]:
         return self.client.stats.calls, self.client.stats.retries
 
@@ -236,6 +252,10 @@ class RestSource:
         if self.api == "v2":
             return self._walk_v2(folder_prefix)
         return self._walk_v1(folder_prefix)
+
+    def walk_prefix(self, prefix: str) -> AsyncIterator[list[ListedObject]]:
+        assert self.api == "v2", "v1 lists folders, not string prefixes"
+        return self._walk_v2(f"{self.prefix}{prefix}")
 
     async def _walk_v2(self, folder_prefix: str) -> AsyncIterator[list[ListedObject]]:
         cursor: str | None = None
@@ -334,6 +354,10 @@ class DbSource:
         finally:
             await pool.close()
 
+    @property
+    def group_page_size(self) -> int:
+        return self.page_size
+
     def request_counts(self) -> tuple[int, int]:
         return 0, 0
 
@@ -350,8 +374,11 @@ class DbSource:
             ],
         )
 
-    async def walk_folder(self, folder: str) -> AsyncIterator[list[ListedObject]]:
-        lo, hi = _prefix_range(f"{self.prefix}{folder}/")
+    def walk_folder(self, folder: str) -> AsyncIterator[list[ListedObject]]:
+        return self.walk_prefix(f"{folder}/")
+
+    async def walk_prefix(self, prefix: str) -> AsyncIterator[list[ListedObject]]:
+        lo, hi = _prefix_range(f"{self.prefix}{prefix}")
         async with self.pool.acquire() as conn, conn.transaction(readonly=True):
             cursor = await conn.cursor(sql("storage_db_objects_under"), self.bucket, lo, hi)
             while True:
@@ -373,53 +400,131 @@ def _prefix_range(prefix: str) -> tuple[str, str]:
 
 async def walk(
     source: Source,
-    folders: Iterable[str] | AsyncIterable[str],
+    chunks: Iterable[list[str]] | AsyncIterable[list[str]],
     send: ObjectSendStream[ListingEvent],
     *,
     concurrency: int,
+    grouping: Grouping,
 ) -> None:
-    """Walk `folders` (a list, or an async iterable such as a claim loop) with `concurrency`
-    workers, sending pages (and failures) to `send`.
+    """Walk the folders of `chunks` (lists of folders, or an async iterable such as a claim
+    loop) with `concurrency` workers, sending pages (and failures) to `send`.
 
-    Closes `send` when every folder is done. A folder whose listing fails for good (retries
-    exhausted, or a non-retryable answer) becomes a `FolderFailure`; the walk goes on, unless
-    the Storage server looks down as a whole (`loader.outage`): then it raises
-    `StorageUnreachableError`.
+    Each chunk is split into groups (`grouping`): a folder listed alone, or several folders
+    listed by one recursive listing of a prefix they share. A folder's pages are sent as they
+    are listed, and its last page (`last=True`) once its whole group is listed.
+
+    Closes `send` when every folder is done. A group whose listing fails for good (retries
+    exhausted, or a non-retryable answer) becomes a `FolderFailure` for each folder of it; the
+    walk goes on, unless the Storage server looks down as a whole (`loader.outage`): then it
+    raises `StorageUnreachableError`.
     """
-    folder_send, folder_receive = anyio.create_memory_object_stream[str](concurrency)
+    group_send, group_receive = anyio.create_memory_object_stream[FolderGroup](concurrency)
     outage = OutageDetector.for_concurrency(concurrency)
 
     async def feed() -> None:
-        async with folder_send:
-            if isinstance(folders, AsyncIterable):
-                async for folder in folders:
-                    await folder_send.send(folder)
+        async with group_send:
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    for group in grouping.groups(chunk):
+                        await group_send.send(group)
             else:
-                for folder in folders:
-                    await folder_send.send(folder)
+                for chunk in chunks:
+                    for group in grouping.groups(chunk):
+                        await group_send.send(group)
+
+    async def fail(group: FolderGroup, reason: str) -> None:
+        for folder in group.folders:
+            await send.send(FolderFailure(folder, reason))
 
     async def worker() -> None:
-        async for folder in folder_receive:
+        async for group in group_receive:
             try:
-                async for objects in source.walk_folder(folder):
-                    outage.listed()
-                    await send.send(FolderPage(folder, objects, last=False))
+                objects = await _list_group(source, group, send, outage)
             except StorageUnreachableError as exc:
-                outage.failed(folder, exc)  # raises when the server as a whole is down
-                await send.send(FolderFailure(folder, str(exc)))
+                outage.failed(group.label, exc)  # raises when the server as a whole is down
+                await fail(group, str(exc))
             except LoaderError as exc:
-                await send.send(FolderFailure(folder, str(exc)))
+                await fail(group, str(exc))
             except (KeyError, TypeError) as exc:
-                await send.send(FolderFailure(folder, f"malformed listing entry: {exc!r}"))
+                await fail(group, f"malformed listing entry: {exc!r}")
             except (asyncpg.PostgresError, OSError) as exc:
-                await send.send(FolderFailure(folder, f"database error: {exc}"))
+                await fail(group, f"database error: {exc}")
             else:
-                await send.send(FolderPage(folder, [], last=True))
+                grouping.observe(len(group.folders), objects)
+                for folder in group.folders:
+                    await send.send(FolderPage(folder, [], last=True))
 
-    async with send, folder_receive, anyio.create_task_group() as tg:
+    async with send, group_receive, anyio.create_task_group() as tg:
         tg.start_soon(feed)
         for _ in range(max(1, concurrency)):
             tg.start_soon(worker, name="list-worker")
+
+
+async def _list_group(
+    source: Source, group: FolderGroup, send: ObjectSendStream[ListingEvent],
+    outage: OutageDetector,
+) -> int:  # fmt: skip
+    """List one group, sending each folder's objects as pages; returns the objects sent."""
+    if group.alone:
+        return await _send_folder(source, group.folders[0], send, outage)
+    members = set(group.folders)
+    start = len(source.prefix)
+    under = f"{source.prefix}{group.prefix}"
+    sent = 0
+    seen: set[str] = set()
+    async for objects in source.walk_prefix(group.prefix):
+        outage.listed()
+        pages: dict[str, list[ListedObject]] = {}
+        run: str | None = None  # `prefix/folder/` of the previous object, if it was kept
+        page: list[ListedObject] = []
+        for obj in objects:
+            path = obj.path
+            if run is not None and path.startswith(run):  # mostly: the folder of the last one
+                page.append(obj)
+                continue
+            slash = path.find("/", start)
+            folder = path[start:slash]
+            # Only the group's own folders: a loose file or a folder that is not in the run
+            # may share the prefix.
+            if slash > 0 and folder in members and path.startswith(under):
+                run = path[: slash + 1]
+                page = pages.setdefault(folder, [])
+                page.append(obj)
+            else:
+                run = None
+        for folder, page in pages.items():
+            seen.add(folder)
+            sent += len(page)
+            await send.send(FolderPage(folder, page, last=False))
+    # A top-level folder holds at least one object: a member with none means the prefix was
+    # not matched as a plain string, so that folder is listed again on its own.
+    for folder in group.folders:
+        if folder not in seen:
+            sent += await _send_folder(source, folder, send, outage)
+    return sent
+
+
+async def _send_folder(
+    source: Source, folder: str, send: ObjectSendStream[ListingEvent], outage: OutageDetector
+) -> int:
+    sent = 0
+    async for objects in source.walk_folder(folder):
+        outage.listed()
+        sent += len(objects)
+        await send.send(FolderPage(folder, objects, last=False))
+    return sent
+
+
+async def folder_chunks(
+    folders: list[str], grouping: Grouping, concurrency: int
+) -> AsyncIterator[list[str]]:
+    """`folders` in chunks of one group size per list worker (the size grows as folders are
+    listed, so each chunk is cut when the walk asks for it)."""
+    at = 0
+    while at < len(folders):
+        size = concurrency * grouping.size
+        yield folders[at : at + size]
+        at += size
 
 
 async def for_each_event(
@@ -430,9 +535,11 @@ async def for_each_event(
     """Walk every top-level folder of `opened` and hand each page or failure to `handle`
     as it arrives (a slow `handle` slows the walk: the stream between them is bounded)."""
     send, receive = anyio.create_memory_object_stream[ListingEvent](concurrency * 2)
+    grouping = opened.grouping()
+    chunks = folder_chunks(opened.top.folders, grouping, concurrency)
     async with anyio.create_task_group() as tg:
         tg.start_soon(
-            lambda: walk(opened.source, opened.top.folders, send, concurrency=concurrency)
+            lambda: walk(opened.source, chunks, send, concurrency=concurrency, grouping=grouping)
         )
         async with receive:
             async for event in receive:
@@ -462,6 +569,10 @@ class OpenedSource:
     source: Source
     top: TopLevel
     warnings: list[str]
+
+    def grouping(self) -> Grouping:
+        """How a walk of this source groups its top-level folders."""
+        return Grouping(self.top.folders, self.source.group_page_size)
 
 
 SourceOpener = Callable[[SourceOptions], AbstractAsyncContextManager[Source]]

@@ -45,6 +45,7 @@ from loader.listing import (
     ListingEvent,
     OpenedSource,
     SourceOptions,
+    folder_chunks,
     loose_media,
     loose_media_warning,
     open_source,
@@ -381,6 +382,7 @@ class _Worker:
             dry_run=opts.dry_run,
         )
         self.folders: dict[str, _Folder] = {}
+        self.grouping = opened.grouping()
         self.open_rows: list[AssetRow] = []
         self.open_folders: set[str] = set()
         self.rows_changed = 0  # inserted or updated, by this worker
@@ -421,15 +423,16 @@ class _Worker:
                 self.log.emit("waiting_for_workers", run_id=self.run_id, live=live)
                 await anyio.sleep(self.opts.takeover_poll_s)
 
-    async def _planned(self, planned: list[tuple[str, int | None]]) -> AsyncIterator[str]:
+    def _planned(self, planned: list[tuple[str, int | None]]) -> AsyncIterator[list[str]]:
         for folder, customer_id in planned:
             self.folders[folder] = _Folder(customer_id)
-            yield folder
+        return folder_chunks([f for f, _ in planned], self.grouping, self._list_concurrency)
 
-    async def _claimed(self) -> AsyncIterator[str]:
+    async def _claimed(self) -> AsyncIterator[list[str]]:
+        """Chunks of claimed folders: one group's worth per list worker at a time."""
         assert self.run_id is not None
-        chunk = max(1, self.opts.source.list_concurrency)
         while True:
+            chunk = self._list_concurrency * self.grouping.size
             claimed = await runs.claim_folders(self.pool, self.run_id, self.worker_id, chunk)
             # A claim also returns the folders this worker already holds (see folders_claim):
             # the ones it knows are in flight; any other is one whose claim reply was lost.
@@ -439,9 +442,13 @@ class _Worker:
             for folder, customer_id in fresh:
                 self.folders[folder] = _Folder(customer_id)
                 self.log.emit("folder_claimed", folder=folder, customer_id=customer_id)
-                yield folder
+            yield [folder for folder, _ in fresh]
 
-    async def _pipeline(self, feed: AsyncIterator[str]) -> None:
+    @property
+    def _list_concurrency(self) -> int:
+        return max(1, self.opts.source.list_concurrency)
+
+    async def _pipeline(self, feed: AsyncIterator[list[str]]) -> None:
         concurrency = self.opts.source.list_concurrency
         events_send, events_receive = anyio.create_memory_object_stream[ListingEvent](
             concurrency * 2
@@ -450,8 +457,10 @@ class _Worker:
             self.opts.db_concurrency
         )
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: walk(self.opened.source, feed, events_send,
-                                       concurrency=concurrency))  # fmt: skip
+            source, grouping = self.opened.source, self.grouping
+            tg.start_soon(
+                lambda: walk(source, feed, events_send, concurrency=concurrency, grouping=grouping)
+            )
             tg.start_soon(self._consume, events_receive, batch_send)
             async with batch_receive, anyio.create_task_group() as writers:
                 for _ in range(self.opts.db_concurrency):
@@ -478,8 +487,11 @@ class _Worker:
                 else:
                     await self._add_page(event.folder, event.objects, batches)
                     if event.last:
+                        # Finished with the open batch, when it commits (or by the next
+                        # flush if it holds no rows): one call for many folders, never a
+                        # commit per folder holding up the listing.
                         self.folders[event.folder].listed = True
-                        await self._finish_ready([event.folder])
+                        self.open_folders.add(event.folder)
                 self._update_stats()
             await self._flush(batches)
 
@@ -504,6 +516,9 @@ class _Worker:
 
     async def _flush(self, batches: ObjectSendStream[_Batch]) -> None:
         if not self.open_rows:
+            # Folders listed whole whose rows (if any) were all sent in earlier batches.
+            folders, self.open_folders = self.open_folders, set()
+            await self._finish_ready(folders)
             return
         batch = _Batch(merge_duplicates(self.open_rows), self.open_folders)
         self.open_rows, self.open_folders = [], set()

@@ -4,12 +4,27 @@ and clean errors for the wrong bucket or key."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import aiohttp
+import anyio
 import asyncpg
 import pytest
+from aiohttp import web
 
-from loader.devtools.storage_server import Faults
+from loader.devtools.storage_server import Faults, build_app
 from loader.errors import BucketNotFoundError, NotServiceRoleError, StorageAuthError
-from loader.listing import ListedObject, SourceOptions
+from loader.folder_groups import SAMPLE_FOLDERS, Grouping
+from loader.listing import (
+    FolderFailure,
+    FolderPage,
+    ListedObject,
+    ListingEvent,
+    SourceOptions,
+    open_source,
+    walk,
+)
 from loader.scan import scan
 from tests.sample import BIG_FOLDER_FILES, PREFIX, load_storage_objects, sample_catalogue
 from tests.sample import sample_names as all_names
@@ -18,7 +33,9 @@ from tests.storage_fixtures import (
     STORAGE_BUCKET,
     STORAGE_KEY,
     Outage,
+    ServeStorageApp,
     StartStorage,
+    catalogue_of,
     fake_jwt,
 )
 
@@ -136,3 +153,116 @@ async def test_anon_key_lists_nothing_and_says_why(start_storage: StartStorage) 
     url = await start_storage(sample_catalogue(), anon_key=anon)
     with pytest.raises(NotServiceRoleError, match="'anon'"):
         await scan(SourceOptions(bucket=STORAGE_BUCKET, storage_url=url, key=anon))
+
+
+# -- folders listed in groups (loader.folder_groups) ------------------------------------------
+
+SMALL_FOLDERS = [f"cust-{i:03d}" for i in range(60)]
+
+
+def small_folders_catalogue() -> list[str]:
+    """60 small folders (4 objects, one in a date folder) and loose files that share their
+    prefixes: a group listing sees those, and must leave them out."""
+    names = [f"{PREFIX}{f}/{n}" for f in SMALL_FOLDERS for n in ("a.jpg", "b.png", "2024/c.mp4",
+                                                                   "d.txt")]  # fmt: skip
+    return [*names, f"{PREFIX}cust-01.jpg", f"{PREFIX}cust-02x.png"]
+
+
+Mode = Literal["plain", "folders-only", "whole-bucket", "group-fails"]
+
+
+async def small_folders_server(serve_storage_app: ServeStorageApp, mode: Mode) -> str:
+    """The Storage server, or one that treats a v2 prefix that is not a folder differently
+    from the real server (which matches it as a plain string): as matching nothing, as
+    matching everything, or failing."""
+    app = build_app(catalogue_of(small_folders_catalogue()), bucket=STORAGE_BUCKET,
+                    key=STORAGE_KEY)  # fmt: skip
+    served: dict[str, str] = {}
+
+    @web.middleware
+    async def prefixes(request: web.Request, handler: Callable[..., Awaitable]) -> object:
+        if mode != "plain" and request.path.endswith(f"/list-v2/{STORAGE_BUCKET}"):
+            body = await request.json()
+            if not body.get("with_delimiter") and not body["prefix"].endswith("/"):
+                if mode == "folders-only":
+                    return web.json_response({"hasNext": False, "folders": [], "objects": []})
+                if mode == "group-fails" and body["prefix"] == f"{PREFIX}cust-02":
+                    error = {"statusCode": "500", "error": "internal", "message": "on fire"}
+                    return web.json_response(error, status=500)
+                if mode == "whole-bucket":  # asks itself for the whole prefix instead
+                    body["prefix"] = PREFIX
+                    async with (
+                        aiohttp.ClientSession(
+                            headers={"Authorization": request.headers["Authorization"]}
+                        ) as session,
+                        session.post(served["url"] + request.path, json=body) as answer,
+                    ):
+                        return web.json_response(await answer.json(), status=answer.status)
+        return await handler(request)
+
+    app.middlewares.append(prefixes)
+    served["url"] = await serve_storage_app(app)
+    return served["url"]
+
+
+@pytest.mark.parametrize("mode", ["plain", "folders-only", "whole-bucket"])
+async def test_small_folders_are_listed_in_groups_each_object_once(
+    serve_storage_app: ServeStorageApp, mode: Mode
+) -> None:
+    url = await small_folders_server(serve_storage_app, mode)
+    opts = SourceOptions(bucket=STORAGE_BUCKET, storage_url=url, key=STORAGE_KEY, list_api="v2",
+                         list_concurrency=2)  # fmt: skip
+    seen: list[str] = []
+    report = await scan(opts, on_object=lambda obj, kind, mime: seen.append(obj.path))
+    assert report.failures == []
+    assert sorted(seen) == sorted(small_folders_catalogue())  # loose files from the top level
+    assert sorted(report.folders) == SMALL_FOLDERS
+    if mode == "plain":
+        # bucket check + top level + one call per folder would be 62: groups share calls.
+        assert report.calls < 30
+    if mode == "folders-only":
+        assert report.calls > len(SMALL_FOLDERS)  # every group member listed again alone
+
+
+async def test_a_group_that_keeps_failing_fails_each_of_its_folders(
+    serve_storage_app: ServeStorageApp,
+) -> None:
+    url = await small_folders_server(serve_storage_app, "group-fails")
+    opts = SourceOptions(bucket=STORAGE_BUCKET, storage_url=url, key=STORAGE_KEY, list_api="v2",
+                         list_concurrency=2, retries=2)  # fmt: skip
+    seen: list[str] = []
+    report = await scan(opts, on_object=lambda obj, kind, mime: seen.append(obj.path))
+    group = [f"cust-02{i}" for i in range(10)]
+    assert sorted(f.folder for f in report.failures) == group
+    assert all("failed after 2 attempts" in f.reason for f in report.failures)
+    assert sorted(seen) == sorted(
+        n
+        for n in small_folders_catalogue()
+        if not n.startswith(tuple(f"{PREFIX}{f}/" for f in group))
+    )
+
+
+async def test_a_group_keeps_only_folders_of_the_run(serve_storage_app: ServeStorageApp) -> None:
+    """A folder the walk does not know (created after the run listed the top level) shares
+    the group's prefix: its objects are not the group's."""
+    url = await small_folders_server(serve_storage_app, "plain")
+    opts = SourceOptions(bucket=STORAGE_BUCKET, storage_url=url, key=STORAGE_KEY, list_api="v2")
+    run_folders = [f for f in SMALL_FOLDERS if f != "cust-015"]
+    async with open_source(opts) as opened:
+        grouping = Grouping(run_folders, opened.source.group_page_size)
+        grouping.observe(SAMPLE_FOLDERS, SAMPLE_FOLDERS)  # small folders: group at once
+        send, receive = anyio.create_memory_object_stream[ListingEvent](100)
+        events: list[ListingEvent] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: walk(opened.source, [run_folders], send, concurrency=4,
+                                       grouping=grouping))  # fmt: skip
+            async with receive:
+                events = [event async for event in receive]
+        calls = opened.source.request_counts()[0]
+    pages = [e for e in events if isinstance(e, FolderPage)]
+    assert not [e for e in events if isinstance(e, FolderFailure)]
+    assert sorted(e.folder for e in pages if e.last) == run_folders  # each folder ends once
+    listed = sorted(o.path for e in pages for o in e.objects)
+    assert listed == sorted(n for n in small_folders_catalogue()
+                            if n.split("/")[2] in run_folders)  # fmt: skip
+    assert calls < 2 + len(run_folders) // 5

@@ -11,7 +11,7 @@ from loader.db import connection
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
 from tests.sample import PREFIX, media_names, sample_catalogue
-from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage
+from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage, catalogue_of
 
 KEPT = f"{PREFIX}kimminsu01-6601/IMG_0000.jpg"
 
@@ -152,3 +152,29 @@ async def test_migrate_from_storage_objects_equals_migrate_over_rest(
             rows[name] = [tuple(r) for r in await conn.fetch(query)]
     assert rows["db"] == rows["rest"]
     assert len(rows["db"]) == len(media_names())
+
+
+async def test_small_folders_listed_in_groups_are_each_written_and_done(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    """Folders listed together (loader.folder_groups) are still counted and finished one by
+    one; a loose file that shares a group's prefix is not registered."""
+    folders = [f"cust-{i:03d}" for i in range(60)]
+    media = [f"{PREFIX}{f}/{n}" for f in folders for n in ("a.jpg", "2024/b.mp4")]
+    names = [*media, *(f"{PREFIX}{f}/notes.txt" for f in folders), f"{PREFIX}cust-01.jpg"]
+    url = await start_storage(catalogue_of(names))
+    opts = options(url, db_url)
+    opts.source.list_concurrency = 2
+    result = await migrate(opts)
+    assert result.status == "succeeded"
+    assert sorted(await db.fetchval("SELECT array_agg(file_path) FROM image_assets")) == sorted(
+        media
+    )
+    done = await db.fetch("SELECT folder, state, counts FROM loader.folders ORDER BY folder")
+    assert [(r["folder"], r["state"]) for r in done] == [(f, "done") for f in folders]
+    assert all((r["counts"]["inserted"], r["counts"]["other"]) == (2, 1) for r in done)
+    assert result.loose_files == [f"{PREFIX}cust-01.jpg"]
+    again = await migrate(opts)
+    assert (again.totals["inserted"], again.totals["updated"], again.totals["unchanged"]) == (
+        0, 0, len(media),
+    )  # fmt: skip
