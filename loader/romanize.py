@@ -30,6 +30,7 @@ import unicodedata
 from collections import defaultdict
 from functools import cache, lru_cache
 from itertools import islice
+from operator import itemgetter
 
 MAX_SPELLINGS = 64
 # Extra cost of the given-name-first order (`jongchulkim`) over the same spelling surname-first.
@@ -310,6 +311,14 @@ def _syllable_options(char: str) -> Options:
 
 def _combine(left: Options, right: Options, limit: int) -> Options:
     """The `limit` cheapest concatenations of one option from each side, cheapest first."""
+    if len(right) == 1:
+        # A character with one spelling (a digit, a Latin letter): the same walk, in one pass.
+        (rt, rc), out = right[0], {}
+        for lt, lc in sorted(left, key=itemgetter(1)):
+            out.setdefault(lt + rt, lc + rc)
+            if len(out) == limit:
+                break
+        return tuple(out.items())
     by_cost: dict[int, list[str]] = defaultdict(list)
     for text, cost in right:
         by_cost[cost].append(text)
@@ -346,11 +355,22 @@ def _surname_options(surname: str) -> Options:
     return tuple(options.items())
 
 
-@lru_cache(maxsize=100_000)
+# The options of every name prefix seen: names share their first syllables (a given name's
+# first syllable, or the 고객 of `고객123`), and the options of a prefix are the same whatever
+# follows, so a new name costs only its new syllables. Bounded like the lru_caches here.
+_PREFIX_OPTIONS: dict[str, Options] = {"": (("", 0),)}
+
+
 def _given_options(given: str) -> Options:
-    options: Options = (("", 0),)
-    for char in given:
-        options = _combine(options, _syllable_options(char), MAX_SPELLINGS)
+    """The left fold of `_combine` over the syllables, resumed from the longest known prefix."""
+    known = len(given)
+    while given[:known] not in _PREFIX_OPTIONS:
+        known -= 1
+    options = _PREFIX_OPTIONS[given[:known]]
+    for end in range(known + 1, len(given) + 1):
+        options = _combine(options, _syllable_options(given[end - 1]), MAX_SPELLINGS)
+        if len(_PREFIX_OPTIONS) < 200_000:
+            _PREFIX_OPTIONS[given[:end]] = options
     return options
 
 

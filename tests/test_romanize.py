@@ -6,9 +6,12 @@ import re
 import unicodedata
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from loader.romanize import (
     MAX_SPELLINGS,
+    _combine,
     fold,
     letter_fold,
     letter_folded,
@@ -125,3 +128,32 @@ def test_letter_fold_undoes_letter_habits_only() -> None:
     assert letter_fold("yo") != letter_fold("yu")
     spelled = spellings("김종철")
     assert letter_folded(spelled) == tuple(map(letter_fold, spelled))
+
+
+def _combine_walk(left: tuple, right: tuple, limit: int) -> tuple:
+    """`_combine` spelled as its definition: totals upwards, left in order, right by cost."""
+    out: dict[str, int] = {}
+    for total in range(max(c for _, c in left) + max(c for _, c in right) + 1):
+        for lt, lc in left:
+            for rt, rc in right:
+                if lc + rc == total:
+                    out.setdefault(lt + rt, total)
+                    if len(out) == limit:
+                        return tuple(out.items())
+    return tuple(out.items())
+
+
+_options = st.dictionaries(st.text("ab", max_size=3), st.integers(0, 4), min_size=1, max_size=8)
+
+
+@given(left=_options, right=_options, limit=st.integers(1, 10))
+def test_combine_is_the_cheapest_concatenations_in_order(
+    left: dict[str, int], right: dict[str, int], limit: int
+) -> None:
+    """Including its one-pass shortcut for a right side of one option (a digit, a letter)."""
+    left_options, right_options = tuple(left.items()), tuple(right.items())
+    assert _combine(left_options, right_options, limit) == _combine_walk(
+        left_options, right_options, limit
+    )
+    one = right_options[:1]
+    assert _combine(left_options, one, limit) == _combine_walk(left_options, one, limit)
