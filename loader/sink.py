@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import attrgetter
 
 import asyncpg
 import asyncpg.exceptions as pgexc
@@ -223,12 +224,17 @@ class UpsertSink:
             existing = set(probe["existing"])
             changing = set(probe["changing"])
             changing.update(n for n in existing if len(rows[n - 1].tags) > 1)
-            unchanged = Counter(rows[n - 1].folder for n in existing - changing)
+            if len(existing) == len(rows) and not changing:
+                # A re-run's usual batch: every row there as it should be (counted in C).
+                unchanged = Counter(map(_folder_of, rows))
+                new = []
+            else:
+                unchanged = Counter(rows[n - 1].folder for n in existing - changing)
+                new = [row for n, row in enumerate(rows, 1) if n not in existing]
             counts: list[tuple[str, int, int, int]] = [
                 (folder, 0, 0, n) for folder, n in unchanged.items()
             ]
             self.expect_new = not existing
-            new = [row for n, row in enumerate(rows, 1) if n not in existing]
             if new:
                 counts += await self._insert(conn, new, probe["now"])
             if changing:
@@ -277,6 +283,9 @@ class UpsertSink:
             retry=self.retry,
             what=f"recording the failure of {row.file_path!r}",
         )
+
+
+_folder_of = attrgetter("folder")
 
 
 async def _stream(data: bytes) -> AsyncIterator[bytes]:
