@@ -53,8 +53,8 @@ from loader.listing import (
 )
 from loader.preflight import check_target
 from loader.progress import LiveStats
-from loader.rows import AssetRow, CdnUrls, FolderRows, NoCdnUrls
-from loader.sink import UpsertSink, merge_duplicates
+from loader.rows import AssetRow, CdnUrls, FolderCheck, FolderRows, NoCdnUrls, folder_check
+from loader.sink import BatchOutcome, UpsertSink, merge_duplicates
 from loader.sqlfiles import sql
 
 MatchMode = Literal["auto", "none"]
@@ -166,14 +166,22 @@ class _Folder:
     listed: bool = False
     failed: bool = False
     finished: bool = False
-    outstanding: int = 0  # batches with its rows, sent but not yet committed
+    outstanding: int = 0  # batches with its rows (or its check), not yet committed
     rows: FolderRows | None = None  # built on its first page
+    # Its objects so far, while it may still be checked whole (see `_Worker.checking`).
+    held: list[ListedObject] | None = None
 
 
 @dataclass(slots=True)
 class _Batch:
     rows: list[AssetRow]
     folders: set[str]
+    checks: list[FolderCheck] = field(default_factory=list)  # or folders to check whole
+
+
+# A folder is held for a check while it has at most this many objects: enough for most
+# customer folders, little memory for the folders being listed at once.
+HOLD_OBJECTS = 2_000
 
 
 async def migrate(
@@ -386,6 +394,15 @@ class _Worker:
         self.open_rows: list[AssetRow] = []
         self.open_folders: set[str] = set()
         self.rows_changed = 0  # inserted or updated, by this worker
+        # A re-run checks each folder listed whole in one query (sql/folders_unchanged.sql)
+        # instead of building and probing its rows: from the start when the table has rows
+        # under the prefix, while the last batch written found most of its rows unchanged,
+        # and until checks mostly fail. So a first run, or one that changes most rows, holds
+        # nothing back. Not for --cdn-url overwrite (each URL must be compared) nor a dry run.
+        self.can_check = not opts.dry_run and opts.cdn_url != "overwrite"
+        self.checking = False
+        self.open_checks: list[FolderCheck] = []
+        self.open_check_media = 0
         self.on_change: Callable[[], None] | None = None  # the run's backup: rows changed
 
     async def run(self, planned: list[tuple[str, int | None]] | None) -> str:
@@ -396,6 +413,9 @@ class _Worker:
             await self._pipeline(self._planned(planned))
             return "planned"
         assert self.run_id is not None
+        prefix = self.opened.source.prefix
+        if self.can_check and prefix:
+            self.checking = await self.sink.has_rows_under(prefix)
         async with runs.worker_lock(self.opts.database_url, self.worker_id, self.run_id):
             self.log.emit("worker_started", run_id=self.run_id, worker=self.worker_id)
             self.stats.folders_total = len(self.opened.top.folders)
@@ -487,11 +507,7 @@ class _Worker:
                 else:
                     await self._add_page(event.folder, event.objects, batches)
                     if event.last:
-                        # Finished with the open batch, when it commits (or by the next
-                        # flush if it holds no rows): one call for many folders, never a
-                        # commit per folder holding up the listing.
-                        self.folders[event.folder].listed = True
-                        self.open_folders.add(event.folder)
+                        await self._listed(event.folder, batches)
                 self._update_stats()
             await self._flush(batches)
 
@@ -499,8 +515,56 @@ class _Worker:
         self, folder: str, objects: list[ListedObject], batches: ObjectSendStream[_Batch]
     ) -> None:
         state = self.folders[folder]
+        self.stats.objects += len(objects)
         if state.rows is None:
             state.rows = FolderRows(folder, state.customer_id, self.cdn)
+            state.held = [] if self.checking else None
+        if state.held is not None:
+            if self.checking and len(state.held) + len(objects) <= HOLD_OBJECTS:
+                state.held.extend(objects)
+                return
+            # Too large to hold, or checks stopped: its rows as usual from here.
+            objects, state.held = state.held + objects, None
+        await self._add_rows(folder, objects, batches)
+
+    async def _listed(self, folder: str, batches: ObjectSendStream[_Batch]) -> None:
+        """`folder` is listed whole: check it if it was held, else it is finished with the
+        open batch, when that commits (or by the next flush if it holds no rows): one call
+        for many folders, never a commit per folder holding up the listing."""
+        state = self.folders[folder]
+        state.listed = True
+        held, state.held = state.held, None
+        if held is None:
+            self.open_folders.add(folder)
+            return
+        assert state.rows is not None
+        kinds: Counter[str] = Counter()
+        prefix = f"{self.opened.source.prefix}{folder}/"
+        check = folder_check(state.rows, prefix, held, kinds) if self.checking else None
+        if check is None:
+            await self._add_rows(folder, held, batches)
+            self.open_folders.add(folder)
+            return
+        state.counts.update(kinds)
+        if not check.media:
+            self.open_folders.add(folder)  # nothing to write
+            return
+        state.outstanding += 1
+        self.open_checks.append(check)
+        self.open_check_media += check.media
+        if self.open_check_media >= self.opts.batch_size:
+            await self._flush_checks(batches)
+
+    async def _flush_checks(self, batches: ObjectSendStream[_Batch]) -> None:
+        if self.open_checks:
+            checks, self.open_checks, self.open_check_media = self.open_checks, [], 0
+            await batches.send(_Batch([], {c.folder for c in checks}, checks))
+
+    async def _add_rows(
+        self, folder: str, objects: list[ListedObject], batches: ObjectSendStream[_Batch]
+    ) -> None:
+        state = self.folders[folder]
+        assert state.rows is not None
         rows: list[AssetRow] = []
         state.rows.add_page(objects, rows, state.counts)
         size = self.opts.batch_size
@@ -512,9 +576,9 @@ class _Worker:
             start += len(chunk)
             if len(self.open_rows) >= size:
                 await self._flush(batches)
-        self.stats.objects += len(objects)
 
     async def _flush(self, batches: ObjectSendStream[_Batch]) -> None:
+        await self._flush_checks(batches)
         if not self.open_rows:
             # Folders listed whole whose rows (if any) were all sent in earlier batches.
             folders, self.open_folders = self.open_folders, set()
@@ -529,6 +593,7 @@ class _Worker:
     async def _folder_failed(self, event: FolderFailure) -> None:
         state = self.folders[event.folder]
         state.failed = True
+        state.held = None
         self.stats.errors += 1
         self.log.emit("folder_failed", folder=event.folder, reason=event.reason)
         if self.run_id is not None:
@@ -539,7 +604,12 @@ class _Worker:
     async def _write_batches(self, batches: ObjectReceiveStream[_Batch]) -> None:
         async with batches:
             async for batch in batches:
-                outcome = await self.sink.write(batch.rows)
+                if batch.checks:
+                    outcome = await self._check_folders(batch.checks)
+                else:
+                    outcome = await self.sink.write(batch.rows)
+                    unchanged = sum(c["unchanged"] for c in outcome.per_folder.values())
+                    self.checking = self.can_check and unchanged * 2 >= len(batch.rows)
                 changed = sum(c["inserted"] + c["updated"] for c in outcome.per_folder.values())
                 self.rows_changed += changed
                 if changed and self.on_change is not None:
@@ -550,11 +620,34 @@ class _Worker:
                     state.counts.update(outcome.per_folder.get(folder, Counter()))
                 for row, reason in outcome.failures:
                     self.log.emit("row_failed", file_path=row.file_path, reason=reason)
-                self.stats.rows_written += len(batch.rows)
+                self.stats.rows_written += len(batch.rows) + sum(c.media for c in batch.checks)
                 self.stats.errors += len(outcome.failures)
                 self.log.emit("batch_written", rows=len(batch.rows), retries=outcome.retries,
                               failed=len(outcome.failures))  # fmt: skip
                 await self._finish_ready(batch.folders)
+
+    async def _check_folders(self, checks: list[FolderCheck]) -> BatchOutcome:
+        """Folders listed whole: those whose rows are all in place count as unchanged, the
+        others are written row by row."""
+        need_cdn = not isinstance(self.cdn, NoCdnUrls)
+        same = await self.sink.unchanged_folders(checks, need_cdn=need_cdn)
+        outcome = BatchOutcome()
+        rows: list[AssetRow] = []
+        for check, unchanged in zip(checks, same, strict=True):
+            if unchanged:
+                outcome.per_folder[check.folder] = Counter(unchanged=check.media)
+            else:
+                builder = self.folders[check.folder].rows
+                assert builder is not None
+                builder.add_page(check.objects, rows, Counter())  # kinds counted already
+        rows = merge_duplicates(rows)
+        for start in range(0, len(rows), self.opts.batch_size):
+            outcome.add(await self.sink.write(rows[start : start + self.opts.batch_size]))
+        # Checks that mostly fail (a first run, or a run changing most rows) cost a query
+        # each for nothing: from now on folders go straight to rows.
+        if sum(same) * 2 < len(same):
+            self.checking = False
+        return outcome
 
     async def _finish_ready(self, candidates: Any) -> None:
         """Mark done the folders that are fully listed and fully committed."""

@@ -7,6 +7,7 @@ bottleneck, not Postgres).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
 from datetime import datetime
@@ -181,6 +182,70 @@ class FolderRows:
             kinds["video"] += videos
         if images or videos:
             kinds["media"] += images + videos
+
+
+class FolderCheck(msgspec.Struct, gc=False):
+    """What a folder listed whole should have in image_assets, for a re-run's quick check
+    (sql/folders_unchanged.sql): its media paths as a count and a digest, and its tag.
+
+    `objects` are kept to build the rows when the check fails."""
+
+    folder: str
+    prefix: str  # the folder's path prefix, `…/folder/`
+    tag: str | None
+    media: int
+    digest: str  # sha256 (hex) of the media paths, sorted by code point, joined by newlines
+    objects: list[ListedObject]
+
+
+def _media_paths(objects: list[ListedObject], kinds: Counter[str]) -> list[str]:
+    """The paths `FolderRows.add_page` would make rows of, counting every kind as it does."""
+    paths: list[str] = []
+    keep = paths.append
+    media = MEDIA_KINDS.get
+    images = 0
+    for obj in objects:
+        path = obj.path
+        cut = path.rfind("/") + 1
+        dot = path.rfind(".")
+        # A dot inside the name, which does not start with one: the media table decides.
+        known = media(path[dot + 1 :].lower()) if dot > cut and path[cut] != "." else None
+        if known is None:
+            meta = obj.metadata
+            kind = classify(path[cut:], meta.mimetype if meta is not None else None)[0]
+            if kind != "image" and kind != "video":
+                kinds[kind] += 1
+                continue
+        else:
+            kind = known[0]
+        keep(path)
+        if kind == "image":
+            images += 1
+    if paths:
+        kinds["media"] += len(paths)
+        if images:
+            kinds["image"] += images
+        if len(paths) > images:
+            kinds["video"] += len(paths) - images
+    return paths
+
+
+def folder_check(
+    rows: FolderRows, prefix: str, objects: list[ListedObject], kinds: Counter[str]
+) -> FolderCheck | None:
+    """The quick check of a folder listed whole (`objects`, all under `prefix`), counting
+    their kinds into `kinds`; None when its names cannot be checked that way (a newline or
+    NUL would make the joined digest ambiguous): the folder is then written row by row."""
+    paths = _media_paths(objects, kinds)
+    joined = "\n".join(sorted(paths))
+    if "\x00" in joined or joined.count("\n") != max(0, len(paths) - 1):
+        return None
+    try:
+        digest = hashlib.sha256(joined.encode()).hexdigest()
+    except UnicodeEncodeError:  # a lone surrogate, which Postgres cannot store either
+        return None
+    tag = rows.tags[0] if rows.tags else None
+    return FolderCheck(rows.folder, prefix, tag, len(paths), digest, objects)
 
 
 def build_row(

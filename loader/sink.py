@@ -33,7 +33,13 @@ from loader import pgcopy
 from loader.db import retrying
 from loader.errors import SchemaError
 from loader.retry import RetryPolicy
-from loader.rows import STAGED_COLUMNS, WRITTEN_COLUMN_TYPES, WRITTEN_COLUMNS, AssetRow
+from loader.rows import (
+    STAGED_COLUMNS,
+    WRITTEN_COLUMN_TYPES,
+    WRITTEN_COLUMNS,
+    AssetRow,
+    FolderCheck,
+)
 from loader.sqlfiles import sql
 
 # Errors caused by some row's values: retrying the same batch cannot help, splitting can.
@@ -132,6 +138,41 @@ class UpsertSink:
             outcome.add(await self._write_split(storable))
             return outcome
         return await self._write_split(rows)
+
+    async def has_rows_under(self, prefix: str) -> bool:
+        """Whether image_assets has any row whose path starts with `prefix` (not empty)."""
+        after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        return await retrying(
+            self.pool,
+            lambda conn: conn.fetchval(sql("assets_under_prefix"), prefix, after),
+            retry=self.retry,
+            what="looking for existing rows",
+        )
+
+    async def unchanged_folders(
+        self, checks: Sequence[FolderCheck], *, need_cdn: bool
+    ) -> list[bool]:
+        """For each folder check, whether its rows are all in image_assets as the upsert
+        would leave them (sql/folders_unchanged.sql): nothing to write for that folder.
+        `need_cdn`: rows get a cdn_url where they have none (`--cdn-url fill`)."""
+        assert not self.overwrite_cdn, "a check cannot tell whether each cdn_url is the new one"
+        if not checks:
+            return []
+
+        async def check(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            return await conn.fetch(
+                sql("folders_unchanged"),
+                [c.prefix for c in checks],
+                [c.prefix[:-1] + "0" for c in checks],  # '0' follows '/'
+                [c.tag for c in checks],
+                [c.media for c in checks],
+                [c.digest for c in checks],
+                need_cdn,
+            )
+
+        records = await retrying(self.pool, check, retry=self.retry, what="re-run check")
+        same = {r["n"] for r in records}
+        return [n in same for n in range(1, len(checks) + 1)]
 
     async def _write_split(self, rows: Sequence[AssetRow]) -> BatchOutcome:
         outcome = BatchOutcome()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -10,7 +11,8 @@ import asyncpg
 from loader.db import connection
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
-from tests.sample import PREFIX, media_names, sample_catalogue
+from loader.sink import UpsertSink
+from tests.sample import PREFIX, media_names, sample_catalogue, sample_names
 from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage, catalogue_of
 
 KEPT = f"{PREFIX}kimminsu01-6601/IMG_0000.jpg"
@@ -178,3 +180,54 @@ async def test_small_folders_listed_in_groups_are_each_written_and_done(
     assert (again.totals["inserted"], again.totals["updated"], again.totals["unchanged"]) == (
         0, 0, len(media),
     )  # fmt: skip
+
+
+async def test_a_rerun_checks_whole_folders_and_writes_only_those_that_changed(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str, monkeypatch: Any
+) -> None:
+    """The re-run's quick check (sql/folders_unchanged.sql) passes a folder only when every
+    row is in place with its tag and a cdn_url; any difference sends the folder row by row."""
+    folders = sorted({n.split("/")[2] for n in sample_names() if n.count("/") >= 3})
+    await db.executemany(
+        "INSERT INTO customers (id, name, folder_name) VALUES ($1, $2, $3)",
+        [(i + 1, f"고객{i}", folder) for i, folder in enumerate(folders)],
+    )
+    url = await start_storage(sample_catalogue())
+    opts = options(url, db_url, match="auto")
+    await migrate(opts)
+    deleted, retagged, unlinked, edited = (
+        f"{PREFIX}kimminsu0{i}-660{i}/IMG_0000.jpg" for i in (0, 1, 2, 4)
+    )
+    extra = f"{PREFIX}kimminsu03-6603/not-in-storage.jpg"
+    await db.execute("DELETE FROM image_assets WHERE file_path = $1", deleted)
+    await db.execute("UPDATE image_assets SET ai_tags = '{other}' WHERE file_path = $1", retagged)
+    await db.execute("UPDATE image_assets SET cdn_url = NULL WHERE file_path = $1", unlinked)
+    await db.execute("UPDATE image_assets SET alt_text = 'mine' WHERE file_path = $1", edited)
+    await db.execute("INSERT INTO image_assets (file_path, filename) VALUES ($1, 'x')", extra)
+    checked: list[str] = []
+    written: set[str] = set()
+    check, write = UpsertSink.unchanged_folders, UpsertSink.write
+
+    async def spy_check(self: UpsertSink, checks: list[Any], **kw: Any) -> list[bool]:
+        checked.extend(c.folder for c in checks)
+        return await check(self, checks, **kw)
+
+    async def spy_write(self: UpsertSink, rows: list[Any]) -> Any:
+        written.update(row.folder for row in rows)
+        return await write(self, rows)
+
+    monkeypatch.setattr(UpsertSink, "unchanged_folders", spy_check)
+    monkeypatch.setattr(UpsertSink, "write", spy_write)
+    again = await migrate(opts)
+    assert sorted(checked) == folders  # every folder held and checked whole
+    assert written == {"kimminsu00-6600", "kimminsu01-6601", "kimminsu02-6602", "kimminsu03-6603"}
+    assert (again.totals["inserted"], again.totals["updated"]) == (1, 2)
+    assert again.totals["unchanged"] == len(media_names()) - 3
+    row = await db.fetchrow("SELECT ai_tags FROM image_assets WHERE file_path = $1", retagged)
+    assert row["ai_tags"] == ["other", "customer-2"]
+    assert await db.fetchval("SELECT cdn_url FROM image_assets WHERE file_path = $1", unlinked)
+    assert await db.fetchval("SELECT ai_tags FROM image_assets WHERE file_path = $1", deleted)
+    assert await db.fetchval("SELECT alt_text FROM image_assets WHERE file_path = $1", edited)
+    assert await db.fetchval("SELECT ai_tags FROM image_assets WHERE file_path = $1", extra) == []
+    third = await migrate(opts)  # and then nothing is left to write
+    assert (third.totals["inserted"], third.totals["updated"]) == (0, 0)

@@ -8,6 +8,7 @@ import asyncio
 import string
 import unicodedata
 from collections import Counter
+from hashlib import sha256
 from urllib.parse import unquote, urlsplit
 
 import anyio
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from loader.db import connect
 from loader.listing import normalize_prefix
 from loader.match import normalize_folder
-from loader.rows import AssetRow, CdnUrls, FolderRows, build_row
+from loader.rows import AssetRow, CdnUrls, FolderRows, build_row, folder_check
 from loader.sink import merge_duplicates
 from loader.storage_objects import listed_object
 
@@ -162,3 +163,26 @@ def test_a_page_of_rows_gets_each_path_s_own_public_url(dirs: list[list[str]], e
     FolderRows("f", 7, cdn).add_page([listed_object(p) for p in paths], rows, kinds)
     assert [r.cdn_url for r in rows] == [cdn.url(p) for p in paths]
     assert kinds["media"] == len(paths) == kinds["image"] + kinds["video"]
+
+
+NAMES = st.sampled_from(["a.jpg", "B.JPEG", ".keep.png", "v.MOV", "notes.txt", "x", "y.", ".z",
+                         "c.heic", "d.webp", "e.gif", "f.mp4"])  # fmt: skip
+MIMES = st.sampled_from([None, "image/png", "video/mp4", "text/plain", "application/json"])
+
+
+@given(st.lists(st.tuples(NAMES, MIMES, st.booleans()), max_size=12))
+def test_a_folder_check_covers_exactly_the_rows_add_page_builds(
+    files: list[tuple[str, str | None, bool]],
+) -> None:
+    """A re-run passes a folder on its check only if its media are those add_page would
+    write: the two must agree on every object, and count kinds alike."""
+    cdn = CdnUrls("http://127.0.0.1:5000/storage/v1/object/public/blog-images")
+    objects = [listed_object(f"p/f/{'d/' if deep else ''}{i}/{name}", mimetype=mime)
+               for i, (name, mime, deep) in enumerate(files)]  # fmt: skip
+    rows: list[AssetRow] = []
+    built, checked = Counter[str](), Counter[str]()
+    FolderRows("f", 7, cdn).add_page(objects, rows, built)
+    check = folder_check(FolderRows("f", 7, cdn), "p/f/", objects, checked)
+    assert check is not None and check.media == len(rows) and check.tag == "customer-7"
+    assert check.digest == sha256("\n".join(sorted(r.file_path for r in rows)).encode()).hexdigest()
+    assert checked == built
