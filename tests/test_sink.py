@@ -220,3 +220,20 @@ async def test_a_table_of_other_types_is_written_without_copy(sink_pool: asyncpg
     assert sink.copy_fast_path is False
     assert outcome.per_folder["f"]["inserted"] == 2
     assert await db.fetchval("SELECT count(*) FROM loader.journal WHERE action = 'insert'") == 2
+
+
+async def test_the_journal_keeps_odd_names_exactly(sink_pool: asyncpg.Pool, db) -> None:
+    """Inserted paths travel to the journal as one JSON array: quotes, backslashes, control
+    characters, Hangul and emoji come back as they were, and rollback deletes exactly them."""
+    odd = ['a"b.jpg', "c\\d.jpg", "tab\there.jpg", "new\nline.jpg", "한글 사진.jpg", "🙂.png",
+           "x\u2028y.jpg", "é́.jpg"]  # fmt: skip
+    paths = [*sorted(f"cust/{name}" for name in odd), "other/z.jpg"]
+    run_id = await new_run(sink_pool)
+    sink = UpsertSink(sink_pool, run_id=run_id, upload_source="t", overwrite_cdn=False)
+    await sink.write([row(p, ["c-1"], folder=p.split("/")[0]) for p in paths])
+    journal = await db.fetch("SELECT file_path FROM loader.journal ORDER BY 1")
+    assert sorted(r["file_path"] for r in journal) == sorted(paths)
+    await db.execute("INSERT INTO image_assets (file_path) VALUES ('cust/kept.jpg')")
+    await runs.finalize_run(sink_pool, run_id)
+    await rollback(db, run_id)
+    assert await db.fetchval("SELECT array_agg(file_path) FROM image_assets") == ["cust/kept.jpg"]
