@@ -259,11 +259,14 @@ async def migrate(
             planned = _planned_result(opts, worker, match_summary, warnings, started)
             planned.loose_files = loose_files
             return planned
-        # Fresh planner statistics after rows changed; a no-op re-run skips it.
-        if worker.rows_changed:
-            await _analyze(pool, log)
         log.emit("worker_finished", run_id=run_id, status=status)
-        result = await _result(pool, opts, run_id, status, match_summary, started)
+        async with anyio.create_task_group() as tg:
+            # Fresh planner statistics after rows changed (a no-op re-run skips it), on
+            # another connection while the report is read.
+            if worker.rows_changed:
+                tg.start_soon(_analyze, pool, log)
+            result = await _result(pool, opts, run_id, status, match_summary, started)
+        result.elapsed_s = time.monotonic() - started  # the statistics included
         result.warnings = warnings
         result.loose_files = loose_files
         result.backup_id = backup.backup_id if backup is not None else None
