@@ -66,3 +66,16 @@ def classify(filename: str, mimetype: str | None = None) -> tuple[Kind, str | No
         if major == "video":
             return "video", mimetype.lower()
     return "other", mimetype.lower() if mimetype else None
+
+
+def classify_path(path: str, mimetype: str | None = None) -> tuple[Kind, str | None]:
+    """`classify` of a path's last segment, by the `MEDIA_KINDS` table for the common case
+    (a media extension on a name that is not a dot-file): the per-object step of a walk."""
+    cut = path.rfind("/") + 1
+    dot = path.rfind(".")
+    # A dot inside the name, which does not start with one: the table decides.
+    if dot > cut and path[cut] != ".":
+        known = MEDIA_KINDS.get(path[dot + 1 :].lower())
+        if known is not None:
+            return known
+    return classify(path[cut:], mimetype)

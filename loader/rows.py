@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from loader.classify import MEDIA_KINDS, Kind, classify
+from loader.classify import MEDIA_KINDS, Kind, classify, classify_path
 from loader.storage_objects import ListedObject
 
 # The image_assets columns the loader writes, in the order of `AssetRow.record`, with the
@@ -147,7 +147,8 @@ class FolderRows:
             cut = path.rfind("/") + 1
             name = path[cut:]
             meta = obj.metadata
-            # `extension` and the media table inline: this loop runs for every file.
+            # `classify_path` inlined (this loop runs for every file), held equal to it by
+            # tests/test_properties.py (the folder check classifies with it).
             dot = name.rfind(".")
             ext = name[dot + 1 :].lower() if dot > 0 else ""
             known = MEDIA_KINDS.get(ext) if name[:1] != "." else None
@@ -201,26 +202,17 @@ class FolderCheck(msgspec.Struct, gc=False):
 def _media_paths(objects: list[ListedObject], kinds: Counter[str]) -> list[str]:
     """The paths `FolderRows.add_page` would make rows of, counting every kind as it does."""
     paths: list[str] = []
-    keep = paths.append
-    media = MEDIA_KINDS.get
     images = 0
     for obj in objects:
         path = obj.path
-        cut = path.rfind("/") + 1
-        dot = path.rfind(".")
-        # A dot inside the name, which does not start with one: the media table decides.
-        known = media(path[dot + 1 :].lower()) if dot > cut and path[cut] != "." else None
-        if known is None:
-            meta = obj.metadata
-            kind = classify(path[cut:], meta.mimetype if meta is not None else None)[0]
-            if kind != "image" and kind != "video":
-                kinds[kind] += 1
-                continue
-        else:
-            kind = known[0]
-        keep(path)
+        meta = obj.metadata
+        kind = classify_path(path, meta.mimetype if meta is not None else None)[0]
         if kind == "image":
             images += 1
+        elif kind != "video":
+            kinds[kind] += 1
+            continue
+        paths.append(path)
     if paths:
         kinds["media"] += len(paths)
         if images:

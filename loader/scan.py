@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loader.classify import Kind, classify
+from loader.classify import Kind, classify_path
 from loader.listing import (
     FolderFailure,
     ListedObject,
@@ -41,10 +41,6 @@ class ScanReport:
         return total
 
 
-def _basename(path: str) -> str:
-    return path.rsplit("/", 1)[-1]
-
-
 async def scan(
     opts: SourceOptions,
     *,
@@ -64,7 +60,7 @@ async def scan(
 
         def tally(counts: Counter[str], objects: list[ListedObject]) -> None:
             for obj in objects:
-                kind, mime = classify(_basename(obj.path), obj.mimetype)
+                kind, mime = classify_path(obj.path, obj.mimetype)
                 counts[kind] += 1
                 if on_object is not None:
                     on_object(obj, kind, mime)

@@ -16,6 +16,7 @@ import asyncpg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loader.classify import classify, classify_path
 from loader.db import connect
 from loader.listing import normalize_prefix
 from loader.match import normalize_folder
@@ -186,3 +187,8 @@ def test_a_folder_check_covers_exactly_the_rows_add_page_builds(
     assert check is not None and check.media == len(rows) and check.tag == "customer-7"
     assert check.digest == sha256("\n".join(sorted(r.file_path for r in rows)).encode()).hexdigest()
     assert checked == built
+
+
+@given(st.text(alphabet="ab/.Jj pgPGmM4", max_size=12), MIMES)
+def test_classify_path_is_classify_of_the_last_segment(path: str, mime: str | None) -> None:
+    assert classify_path(path, mime) == classify(path.rsplit("/", 1)[-1], mime)
