@@ -43,11 +43,12 @@ conflict and unmatched folders carry their top-3 `candidates` instead.
 from __future__ import annotations
 
 import csv
+import hashlib
 import heapq
 import logging
 import re
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
@@ -784,6 +785,41 @@ async def match_with_database(
     margin: float = MARGIN,
 ) -> list[FolderMatch]:
     """Match `folders` against every customer, with a person's stored decisions winning."""
+    customers, decisions = await _inputs(conn)
+    return match_folders(folders, customers, decisions=decisions, accept=accept, margin=margin)
+
+
+async def links_with_database(
+    conn: asyncpg.Connection, folders: Sequence[str], *, remember: bool = True
+) -> tuple[list[tuple[str, int | None]], dict[str, int]]:
+    """Each folder's linked customer (None: none) and the count of folders per status, as
+    `match_with_database` decides them.
+
+    Matching is a pure function of its inputs, and a re-run's inputs rarely change: the last
+    result is kept in loader.match_memo under a digest of all of them (folders, customers,
+    decisions, the matcher's code and thresholds) and taken from there when they are the same.
+    `remember=False` (a dry run) only reads it.
+    """
+    customers, decisions = await _inputs(conn)
+    key = _memo_key(folders, customers, decisions)
+    try:
+        memo = await conn.fetchrow(sql("match_memo_get"), key) if key else None
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        memo = None  # a database the loader never wrote to (a first dry run)
+    if memo is not None:
+        return list(zip(memo["folders"], memo["customer_ids"], strict=True)), memo["summary"]
+    matches = match_folders(folders, customers, decisions=decisions)
+    links = [(m.folder, m.customer_id) for m in matches]
+    summary = dict(Counter(m.status for m in matches))
+    if remember and key:
+        await conn.execute(sql("match_memo_put"), key, [f for f, _ in links],
+                           [c for _, c in links], summary)  # fmt: skip
+    return links, summary
+
+
+async def _inputs(
+    conn: asyncpg.Connection,
+) -> tuple[list[Customer], dict[str, int | None]]:
     try:
         customers = await load_customers(conn)
     except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as exc:
@@ -791,8 +827,25 @@ async def match_with_database(
             f"cannot read customers (id, name, phone, folder_name): {exc}; "
             "migrate with --match none to register files without customer tags"
         ) from None
-    decisions = await load_decisions(conn)
-    return match_folders(folders, customers, decisions=decisions, accept=accept, margin=margin)
+    return customers, await load_decisions(conn)
+
+
+def _memo_key(
+    folders: Sequence[str], customers: Sequence[Customer], decisions: Mapping[str, int | None]
+) -> str | None:
+    """A digest of everything matching depends on (None when the matcher's own source cannot
+    be read, so that a changed matcher never reuses an old result)."""
+    try:
+        code = b"".join(Path(f).read_bytes() for f in (romanize.__file__, __file__))
+    except OSError:
+        return None
+    digest = hashlib.sha256(code)
+    digest.update(orjson.dumps([
+        ACCEPT, MARGIN, list(folders),
+        [(c.id, c.name, c.phone, c.folder_name) for c in customers],
+        sorted(decisions.items()),
+    ]))  # fmt: skip
+    return digest.hexdigest()
 
 
 def read_folders_file(path: Path) -> list[str]:

@@ -220,7 +220,9 @@ async def migrate(
                 if opts.folders is not None:
                     folders, match_summary = opts.folders, {"repair": len(opts.folders)}
                 else:
-                    folders, match_summary = await _decide_customers(pool, opened, opts.match)
+                    folders, match_summary = await _decide_customers(
+                        pool, opened, opts.match, dry_run=opts.dry_run
+                    )
                 if not opts.dry_run:
                     run_id = await runs.create_run(
                         pool,
@@ -342,19 +344,17 @@ def _cdn_urls(opts: MigrateOptions, opened: OpenedSource) -> CdnUrls:
 
 
 async def _decide_customers(
-    pool: asyncpg.Pool, opened: OpenedSource, mode: MatchMode
+    pool: asyncpg.Pool, opened: OpenedSource, mode: MatchMode, *, dry_run: bool
 ) -> tuple[list[tuple[str, int | None]], dict[str, int]]:
     """Each folder's customer: the matcher's confident links and a person's decisions
     (a FolderMatch carries a customer id only when it is a link)."""
     folders = opened.top.folders
     if mode == "none":
         return [(f, None) for f in folders], {"untagged": len(folders)}
-    from loader.match import match_with_database
+    from loader.match import links_with_database
 
     async with pool.acquire() as conn:
-        matches = await match_with_database(conn, folders)
-    summary = Counter(m.status for m in matches)
-    return [(m.folder, m.customer_id) for m in matches], dict(summary)
+        return await links_with_database(conn, folders, remember=not dry_run)
 
 
 async def _analyze(pool: asyncpg.Pool, log: EventLog) -> None:

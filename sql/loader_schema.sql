@@ -377,3 +377,14 @@ CREATE TABLE IF NOT EXISTS loader.customer_changes (
 );
 
 INSERT INTO loader.schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
+
+-- The last matching's result, under a digest of everything it depends on (the folders, every
+-- customer's id, name, phone and folder_name, the stored decisions, the matcher's code and
+-- thresholds): a run with the same inputs takes its links from here instead of matching again.
+CREATE TABLE IF NOT EXISTS loader.match_memo (
+    key          text PRIMARY KEY,
+    folders      text[] NOT NULL,
+    customer_ids bigint[] NOT NULL,
+    summary      jsonb NOT NULL,
+    at           timestamptz NOT NULL DEFAULT now()
+);

@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from loader import match
 from loader.db import connection
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
@@ -231,3 +232,45 @@ async def test_a_rerun_checks_whole_folders_and_writes_only_those_that_changed(
     assert await db.fetchval("SELECT ai_tags FROM image_assets WHERE file_path = $1", extra) == []
     third = await migrate(opts)  # and then nothing is left to write
     assert (third.totals["inserted"], third.totals["updated"]) == (0, 0)
+
+
+async def test_a_rerun_with_the_same_inputs_reuses_the_last_matching(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str, monkeypatch: Any
+) -> None:
+    """Matching is a pure function of the folders, the customers and the decisions: with the
+    same inputs a run takes the last result from loader.match_memo; any change matches again."""
+    folders = sorted({n.split("/")[2] for n in sample_names() if n.count("/") >= 3})
+    await db.executemany(
+        "INSERT INTO customers (id, name, phone, folder_name) VALUES ($1, $2, $3, $4)",
+        [(i + 1, f"고객{i}", f"010-0000-{6600 + i}", folder if i % 2 else None)
+         for i, folder in enumerate(folders)],
+    )  # fmt: skip
+    url = await start_storage(sample_catalogue())
+    opts = options(url, db_url, match="auto")
+    matched = []
+    real = match.match_folders
+    monkeypatch.setattr(match, "match_folders", lambda *a, **k: matched.append(1) or real(*a, **k))
+
+    async def links(run_id: int | None) -> list[tuple[str, int | None]]:
+        rows = await db.fetch(
+            "SELECT folder, customer_id FROM loader.folders WHERE run_id = $1 ORDER BY 1", run_id
+        )
+        return [tuple(r) for r in rows]
+
+    first = await migrate(opts)
+    second = await migrate(opts)
+    assert len(matched) == 1  # the second run matched nothing
+    assert second.match_summary == first.match_summary
+    assert await links(second.run_id) == await links(first.run_id)
+    assert any(c is not None for _, c in await links(first.run_id))
+    await db.execute("UPDATE customers SET phone = '010-0000-0000' WHERE id = 2")
+    await migrate(opts)
+    assert len(matched) == 2  # a customer changed: matched again
+    await migrate(opts)
+    assert len(matched) == 2  # and remembered again
+    await db.execute(
+        "INSERT INTO loader.match_decisions (folder, customer_id) VALUES ($1, NULL)", folders[0]
+    )
+    decided = await migrate(opts)
+    assert len(matched) == 3  # a person's decision is an input too
+    assert (folders[0], None) in await links(decided.run_id)
