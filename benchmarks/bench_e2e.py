@@ -20,8 +20,8 @@ customer), then measures:
 
 Backups are off in these runs (`backup=False`): they are measured by their own benchmark.
 Prints a table and writes `bench-results/bench_e2e[.quick].json` (untracked).
-`--sweep list-concurrency=16,32,64` (or batch-size=…, db-concurrency=…) times first runs
-over the grid instead and writes a CSV, and a PNG when matplotlib is installed.
+`--sweep list-concurrency=16,32,64` (or batch-size=…, db-concurrency=…, group-pages=…) times
+first runs over the grid instead and writes a CSV, and a PNG when matplotlib is installed.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def child_migrate(spec: str) -> None:
     args = json.loads(spec)
     source = SourceOptions(
         bucket=BUCKET, prefix=PREFIX, storage_url=f"{args['url']}/storage/v1", key=KEY,
-        list_concurrency=args["list_concurrency"],
+        list_concurrency=args["list_concurrency"], group_pages=args["group_pages"],
     )  # fmt: skip
     opts = MigrateOptions(
         source=source, database_url=args["database_url"], batch_size=args["batch_size"],
@@ -290,7 +290,7 @@ def versions(server: Any) -> dict[str, str]:
 
 def compare(args: Any, manifest: Path, shape: BucketShape, server: Any) -> dict[str, Any]:
     settings = {"list_concurrency": args.list_concurrency, "batch_size": args.batch_size,
-                "db_concurrency": args.db_concurrency}  # fmt: skip
+                "db_concurrency": args.db_concurrency, "group_pages": args.group_pages}  # fmt: skip
     out: dict[str, Any] = {"objects": shape.objects, "cores": os.cpu_count(),
                            "latency_ms": args.latency_ms, "settings": settings}  # fmt: skip
     with common.storage_server(manifest, latency_ms=args.latency_ms) as (url, pid):
@@ -377,7 +377,7 @@ def sweep(args: Any, manifest: Path, shape: BucketShape, server: Any) -> dict[st
         name, values = part.split("=")
         grid[name.strip().replace("-", "_")] = [int(v) for v in values.split(",")]
     base = {"list_concurrency": args.list_concurrency, "batch_size": args.batch_size,
-            "db_concurrency": args.db_concurrency}  # fmt: skip
+            "db_concurrency": args.db_concurrency, "group_pages": args.group_pages}  # fmt: skip
     points = []
     with common.storage_server(manifest, latency_ms=args.latency_ms) as (url, pid):
         for combo in itertools.product(*grid.values()):
@@ -442,6 +442,7 @@ def main() -> None:
     parser.add_argument(
         "--db-concurrency", type=int, default=default(MigrateOptions, "db_concurrency")
     )
+    parser.add_argument("--group-pages", type=int, default=default(SourceOptions, "group_pages"))
     parser.add_argument("--naive-folders", type=int, default=None, help="default 50 (quick: 5)")
     parser.add_argument("--sweep", help="e.g. list-concurrency=16,32,64;db-concurrency=1,2")
     parser.add_argument("--repeat", type=int, default=3, help="runs per sweep point (median)")

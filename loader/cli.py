@@ -264,6 +264,10 @@ def storage_options(fn: F) -> F:
         click.option("--list-concurrency", type=click.IntRange(1, 512),
                      default=default(SourceOptions, "list_concurrency"),
                      show_default=True, help="Folders listed at once."),
+        click.option("--group-pages", type=click.IntRange(0, 100),
+                     default=default(SourceOptions, "group_pages"), show_default=True,
+                     help="Small folders are listed several per call (v2, --source db), about"
+                     " this many pages of objects per group; 0 lists each folder alone."),
         click.option("--page-size", type=click.IntRange(1, 1500),
                      default=default(SourceOptions, "page_size"),
                      show_default=True, help="Entries per list call (v1 caps at 1500)."),

@@ -26,8 +26,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-# Target size of a group, in listing pages: big enough to save most calls on small folders,
-# small enough that a group's pages, which are read one after another, stay short.
+# Target size of a group, in listing pages (`--group-pages`): big enough to save most calls
+# on small folders, small enough that a group's pages, read one after another, stay short.
 PAGES_PER_GROUP = 4
 # Folders listed before groups are formed: until then their size is unknown, and a group of
 # large folders would list serially what could be listed concurrently.
@@ -102,10 +102,12 @@ class Grouping:
     """Forms the groups of one walk, sized from the folders listed so far (`observe`).
 
     `universe` is the bucket's top-level folders; `page_size` the objects per page of a group
-    listing, 0 for a source that lists one folder at a time (v1)."""
+    listing, 0 for a source that lists one folder at a time (v1); `pages` the pages a group
+    should hold on average, 0 to list every folder alone."""
 
     universe: list[str]
     page_size: int
+    pages: int = PAGES_PER_GROUP
     max_members: int = 100
     folders_listed: int = 0
     objects_listed: int = 0
@@ -120,9 +122,9 @@ class Grouping:
     @property
     def size(self) -> int:
         """The most folders one group may hold now."""
-        if not self.page_size or self.folders_listed < SAMPLE_FOLDERS:
+        if not self.page_size or not self.pages or self.folders_listed < SAMPLE_FOLDERS:
             return 1
-        target = PAGES_PER_GROUP * self.page_size * self.folders_listed
+        target = self.pages * self.page_size * self.folders_listed
         return max(1, min(self.max_members, target // max(1, self.objects_listed)))
 
     def groups(self, chunk: Iterable[str]) -> list[FolderGroup]:

@@ -30,7 +30,7 @@ from loader.errors import (
     NotServiceRoleError,
     StorageUnreachableError,
 )
-from loader.folder_groups import FolderGroup, Grouping
+from loader.folder_groups import PAGES_PER_GROUP, FolderGroup, Grouping
 from loader.outage import OutageDetector
 from loader.retry import ATTEMPTS, RetryPolicy
 from loader.sqlfiles import sql
@@ -558,6 +558,7 @@ class SourceOptions:
     list_api: ListApi = "auto"
     list_concurrency: int = 32
     page_size: int = 1000
+    group_pages: int = PAGES_PER_GROUP  # 0: every folder listed by calls of its own
     max_rps: float | None = None
     request_timeout_s: float = 30.0
     retries: int = ATTEMPTS
@@ -569,10 +570,11 @@ class OpenedSource:
     source: Source
     top: TopLevel
     warnings: list[str]
+    group_pages: int = PAGES_PER_GROUP
 
     def grouping(self) -> Grouping:
         """How a walk of this source groups its top-level folders."""
-        return Grouping(self.top.folders, self.source.group_page_size)
+        return Grouping(self.top.folders, self.source.group_page_size, self.group_pages)
 
 
 SourceOpener = Callable[[SourceOptions], AbstractAsyncContextManager[Source]]
@@ -611,7 +613,7 @@ async def open_source(opts: SourceOptions) -> AsyncIterator[OpenedSource]:
             raise EmptyListingError(
                 f"no folders {_where(source.prefix)}: check --bucket and --prefix"
             )
-        yield OpenedSource(source, top, source.warnings)
+        yield OpenedSource(source, top, source.warnings, opts.group_pages)
 
 
 def _check_storage_url(url: str) -> None:

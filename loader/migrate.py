@@ -95,6 +95,7 @@ class MigrateOptions:
                 "key": src.key,
                 "list_api": src.list_api,
                 "list_concurrency": src.list_concurrency,
+                "group_pages": src.group_pages,
                 "page_size": src.page_size,
                 "batch_size": self.batch_size,
                 "db_concurrency": self.db_concurrency,

@@ -76,6 +76,12 @@ def test_group_size_follows_the_folders_listed_so_far() -> None:
     v1 = Grouping(["a", "b"], page_size=0)  # a source that lists one folder at a time
     v1.observe(100, 100)
     assert v1.size == 1
+    off = Grouping(["a", "b"], page_size=1000, pages=0)  # --group-pages 0
+    off.observe(100, 100)
+    assert off.size == 1
+    two = Grouping(["a", "b"], page_size=1000, pages=2)
+    two.observe(SAMPLE_FOLDERS, 100 * SAMPLE_FOLDERS)
+    assert two.size == 20
 
 
 class _PagesSource:

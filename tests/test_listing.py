@@ -266,3 +266,13 @@ async def test_a_group_keeps_only_folders_of_the_run(serve_storage_app: ServeSto
     assert listed == sorted(n for n in small_folders_catalogue()
                             if n.split("/")[2] in run_folders)  # fmt: skip
     assert calls < 2 + len(run_folders) // 5
+
+
+async def test_group_pages_zero_lists_each_folder_alone(serve_storage_app: ServeStorageApp) -> None:
+    url = await small_folders_server(serve_storage_app, "plain")
+    opts = SourceOptions(bucket=STORAGE_BUCKET, storage_url=url, key=STORAGE_KEY, list_api="v2",
+                         list_concurrency=2, group_pages=0)  # fmt: skip
+    seen: list[str] = []
+    report = await scan(opts, on_object=lambda obj, kind, mime: seen.append(obj.path))
+    assert sorted(seen) == sorted(small_folders_catalogue())
+    assert report.calls >= len(SMALL_FOLDERS)  # one call (at least) per folder
