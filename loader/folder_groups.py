@@ -26,6 +26,8 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from loader.storage_objects import prefix_end
+
 # Target size of a group, in listing pages (`--group-pages`): big enough to save most calls
 # on small folders, small enough that a group's pages, read one after another, stay short.
 PAGES_PER_GROUP = 4
@@ -60,7 +62,7 @@ def alone(folder: str) -> FolderGroup:
 def _range(universe: Sequence[str], prefix: str) -> tuple[int, int]:
     """[lo, hi) of the sorted `universe` entries that start with `prefix`."""
     lo = bisect_left(universe, prefix)
-    hi = bisect_left(universe, prefix[:-1] + chr(ord(prefix[-1]) + 1), lo)
+    hi = bisect_left(universe, prefix_end(prefix), lo)
     return lo, hi
 
 

@@ -10,7 +10,7 @@ after it was read whole, so a retried page never emits an object twice.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -45,7 +45,7 @@ from loader.storage_client import (
     public_url_base,
     resolve_base_url,
 )
-from loader.storage_objects import ListedObject, entry_object, from_metadata
+from loader.storage_objects import ListedObject, entry_object, from_metadata, prefix_end
 
 ListApi = Literal["auto", "v1", "v2"]
 
@@ -395,19 +395,19 @@ def _prefix_range(prefix: str) -> tuple[str, str]:
     """[lo, hi) in byte order covering every name that starts with `prefix`."""
     if not prefix:
         return "", "\U0010ffff"
-    return prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return prefix, prefix_end(prefix)
 
 
 async def walk(
     source: Source,
-    chunks: Iterable[list[str]] | AsyncIterable[list[str]],
+    chunks: AsyncIterable[list[str]],
     send: ObjectSendStream[ListingEvent],
     *,
     concurrency: int,
     grouping: Grouping,
 ) -> None:
-    """Walk the folders of `chunks` (lists of folders, or an async iterable such as a claim
-    loop) with `concurrency` workers, sending pages (and failures) to `send`.
+    """Walk the folders of `chunks` (a claim loop, or `folder_chunks` of a known list) with
+    `concurrency` workers, sending pages (and failures) to `send`.
 
     Each chunk is split into groups (`grouping`): a folder listed alone, or several folders
     listed by one recursive listing of a prefix they share. A folder's pages are sent as they
@@ -423,14 +423,9 @@ async def walk(
 
     async def feed() -> None:
         async with group_send:
-            if isinstance(chunks, AsyncIterable):
-                async for chunk in chunks:
-                    for group in grouping.groups(chunk):
-                        await group_send.send(group)
-            else:
-                for chunk in chunks:
-                    for group in grouping.groups(chunk):
-                        await group_send.send(group)
+            async for chunk in chunks:
+                for group in grouping.groups(chunk):
+                    await group_send.send(group)
 
     async def fail(group: FolderGroup, reason: str) -> None:
         for folder in group.folders:

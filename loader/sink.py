@@ -41,6 +41,7 @@ from loader.rows import (
     FolderCheck,
 )
 from loader.sqlfiles import sql
+from loader.storage_objects import prefix_end
 
 # Errors caused by some row's values: retrying the same batch cannot help, splitting can.
 DATA_ERRORS: tuple[type[BaseException], ...] = (
@@ -141,10 +142,9 @@ class UpsertSink:
 
     async def has_rows_under(self, prefix: str) -> bool:
         """Whether image_assets has any row whose path starts with `prefix` (not empty)."""
-        after = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         return await retrying(
             self.pool,
-            lambda conn: conn.fetchval(sql("assets_under_prefix"), prefix, after),
+            lambda conn: conn.fetchval(sql("assets_under_prefix"), prefix, prefix_end(prefix)),
             retry=self.retry,
             what="looking for existing rows",
         )
@@ -163,7 +163,7 @@ class UpsertSink:
             return await conn.fetch(
                 sql("folders_unchanged"),
                 [c.prefix for c in checks],
-                [c.prefix[:-1] + "0" for c in checks],  # '0' follows '/'
+                [prefix_end(c.prefix) for c in checks],
                 [c.tag for c in checks],
                 [c.media for c in checks],
                 [c.digest for c in checks],

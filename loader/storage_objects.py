@@ -130,3 +130,10 @@ def entry_object(path: str, entry: dict[str, Any]) -> ListedObject:
     return from_metadata(
         path, entry.get("metadata"), entry.get("created_at"), entry.get("updated_at")
     )
+
+
+def prefix_end(prefix: str) -> str:
+    """The first string after every string that starts with `prefix` (not empty), in code
+    point order, which is UTF-8 byte order: `name >= prefix AND name < prefix_end(prefix)`
+    selects exactly the names with that prefix under a byte-order ("C") collation."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)

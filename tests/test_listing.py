@@ -22,6 +22,7 @@ from loader.listing import (
     ListedObject,
     ListingEvent,
     SourceOptions,
+    folder_chunks,
     open_source,
     walk,
 )
@@ -254,7 +255,8 @@ async def test_a_group_keeps_only_folders_of_the_run(serve_storage_app: ServeSto
         send, receive = anyio.create_memory_object_stream[ListingEvent](100)
         events: list[ListingEvent] = []
         async with anyio.create_task_group() as tg:
-            tg.start_soon(lambda: walk(opened.source, [run_folders], send, concurrency=4,
+            chunks = folder_chunks(run_folders, grouping, concurrency=4)
+            tg.start_soon(lambda: walk(opened.source, chunks, send, concurrency=4,
                                        grouping=grouping))  # fmt: skip
             async with receive:
                 events = [event async for event in receive]
