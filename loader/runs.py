@@ -168,7 +168,14 @@ async def run_report(pool: asyncpg.Pool, run_id: int) -> dict[str, Any]:
     async def read(conn: asyncpg.Connection) -> dict[str, Any]:
         run = await conn.fetchrow(sql("run_get"), run_id)
         totals = await conn.fetchval(sql("run_totals"), run_id)
-        folders = [dict(r) for r in await conn.fetch(sql("run_folders_report"), run_id)]
+        journaled = {r["folder"]: r for r in await conn.fetch(sql("run_journal_counts"), run_id)}
+        folders = []
+        for record in await conn.fetch(sql("run_folders_report"), run_id):
+            folder = dict(record)
+            counts = journaled.get(folder["folder"])
+            folder["inserted"] = counts["inserted"] if counts else 0
+            folder["updated"] = counts["updated"] if counts else 0
+            folders.append(folder)
         failures = [dict(r) for r in await conn.fetch(sql("run_row_failures"), run_id)]
         return {"run": dict(run), "totals": totals, "folders": folders, "failed_rows": failures}
 

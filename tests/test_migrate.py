@@ -224,6 +224,12 @@ async def test_a_rerun_checks_whole_folders_and_writes_only_those_that_changed(
     assert written == {"kimminsu00-6600", "kimminsu01-6601", "kimminsu02-6602", "kimminsu03-6603"}
     assert (again.totals["inserted"], again.totals["updated"]) == (1, 2)
     assert again.totals["unchanged"] == len(media_names()) - 3
+    # The report's per-folder journal counts name the folders that were written.
+    journaled = {f["folder"]: (f["inserted"], f["updated"]) for f in again.folders}
+    assert {f: c for f, c in journaled.items() if c != (0, 0)} == {
+        "kimminsu00-6600": (1, 0), "kimminsu01-6601": (0, 1), "kimminsu02-6602": (0, 1),
+    }  # fmt: skip
+    assert len(journaled) == len(folders)
     row = await db.fetchrow("SELECT ai_tags FROM image_assets WHERE file_path = $1", retagged)
     assert row["ai_tags"] == ["other", "customer-2"]
     assert await db.fetchval("SELECT cdn_url FROM image_assets WHERE file_path = $1", unlinked)
