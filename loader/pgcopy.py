@@ -125,7 +125,7 @@ def new_rows(rows: Sequence[AssetRow], upload_source: str, now: datetime) -> byt
     # cannot be reused by another list meanwhile. A folder's rows share one list object.
     tag_fields: dict[int, bytes] = {}
     fromisoformat = datetime.fromisoformat
-    epoch, epoch_naive, microsecond = _PG_EPOCH, _PG_EPOCH_NAIVE, _MICROSECOND
+    epoch, epoch_naive = _PG_EPOCH, _PG_EPOCH_NAIVE
     pack_i, pack_iq = _pack_i, _pack_iq
     null = _NULL
     pieces: list[bytes] = [HEADER]
@@ -155,7 +155,10 @@ def new_rows(rows: Sequence[AssetRow], upload_source: str, now: datetime) -> byt
             # `_timestamptz` inlined: this runs for every row.
             stamp = fromisoformat(row.created_at)
             since = stamp - (epoch_naive if stamp.tzinfo is None else epoch)
-            created = pack_iq(8, since // microsecond)
+            # The timedelta's exact microseconds, spelled out: half the cost of `// µs`.
+            created = pack_iq(
+                8, (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
+            )
         append(row_format % (
             pack_i(len(path)), path, name_len, name, name_len, name, fmt, mime, size, tags,
             cdn_len, cdn, created,
