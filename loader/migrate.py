@@ -498,12 +498,17 @@ class _Worker:
         async with events, batches:
             while True:
                 event = None
-                # A quiet listing still flushes what it has, so small runs finish promptly.
-                with anyio.move_on_after(self.opts.flush_interval_s):
+                try:
                     try:
-                        event = await events.receive()
-                    except anyio.EndOfStream:
-                        break
+                        # One waiting costs no timer and no yield (most events, in a busy run;
+                        # the bounded stream holds few, so the listing still gets its turn).
+                        event = events.receive_nowait()
+                    except anyio.WouldBlock:
+                        # A quiet listing still flushes what it has: small runs end promptly.
+                        with anyio.move_on_after(self.opts.flush_interval_s):
+                            event = await events.receive()
+                except anyio.EndOfStream:
+                    break
                 if event is None:
                     await self._flush(batches)
                 elif isinstance(event, FolderFailure):
