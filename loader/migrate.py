@@ -265,7 +265,7 @@ async def migrate(
         log.emit("worker_finished", run_id=run_id, status=status)
         async with anyio.create_task_group() as tg:
             # Fresh planner statistics after rows changed (a no-op re-run skips it), on
-            # another connection while the report is read.
+            # another connection while the report is read, unless autovacuum sees to them.
             if worker.rows_changed:
                 tg.start_soon(_analyze, pool, log)
             result = await _result(pool, opts, run_id, status, match_summary, started)
@@ -359,10 +359,22 @@ async def _decide_customers(
 
 
 async def _analyze(pool: asyncpg.Pool, log: EventLog) -> None:
+    """ANALYZE image_assets after a run changed rows, unless autovacuum will: it analyzes a
+    table once a tenth of its rows changed, so doing it here too would only repeat its work,
+    at ~2 s per million rows (measured), at the end of the run."""
+
+    async def analyze(conn: asyncpg.Connection) -> bool:
+        if await conn.fetchval(sql("autovacuum_analyzes_assets")):
+            return False
+        await conn.execute(sql("analyze_image_assets"))
+        return True
+
     try:
-        await retrying(pool, lambda conn: conn.execute(sql("analyze_image_assets")))
+        analyzed = await retrying(pool, analyze, what="analyzing image_assets")
     except (asyncpg.PostgresError, LoaderError) as exc:
         log.emit("analyze_skipped", reason=str(exc))
+        return
+    log.emit("analyzed" if analyzed else "analyze_left_to_autovacuum")
 
 
 class _Worker:

@@ -280,3 +280,29 @@ async def test_a_rerun_with_the_same_inputs_reuses_the_last_matching(
     decided = await migrate(opts)
     assert len(matched) == 3  # a person's decision is an input too
     assert (folders[0], None) in await links(decided.run_id)
+
+
+async def analyze_count(db: asyncpg.Connection) -> int:
+    """How many times image_assets was analyzed by hand (ANALYZE, not autovacuum)."""
+    await db.execute("SELECT pg_stat_clear_snapshot()")
+    return await db.fetchval(
+        "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'image_assets'"
+    )
+
+
+async def test_a_run_analyzes_the_table_only_when_autovacuum_will_not(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    """Autovacuum analyzes a table once a tenth of it changed: the loader leaves that to it,
+    and runs ANALYZE itself when autovacuum is off for the table (or the server)."""
+    url = await start_storage(sample_catalogue())
+    autovacuum = await db.fetchval("SELECT current_setting('autovacuum')::boolean")
+    before = await analyze_count(db)
+    await migrate(options(url, db_url))
+    assert await analyze_count(db) == before + (0 if autovacuum else 1)
+    await db.execute("ALTER TABLE image_assets SET (autovacuum_enabled = false)")
+    await db.execute("DELETE FROM image_assets")
+    await migrate(options(url, db_url))
+    assert await analyze_count(db) == before + (1 if autovacuum else 2)
+    await migrate(options(url, db_url))  # nothing changed: no statistics to refresh
+    assert await analyze_count(db) == before + (1 if autovacuum else 2)
