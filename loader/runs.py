@@ -166,17 +166,21 @@ async def run_report(pool: asyncpg.Pool, run_id: int) -> dict[str, Any]:
     """Whole-run totals, per-folder rows and failed rows, as stored (all workers, resumes)."""
 
     async def read(conn: asyncpg.Connection) -> dict[str, Any]:
-        run = await conn.fetchrow(sql("run_get"), run_id)
-        totals = await conn.fetchval(sql("run_totals"), run_id)
-        journaled = {r["folder"]: r for r in await conn.fetch(sql("run_journal_counts"), run_id)}
+        # One snapshot for all the reads: another worker may commit meanwhile.
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            run = await conn.fetchrow(sql("run_get"), run_id)
+            totals = await conn.fetchval(sql("run_totals"), run_id)
+            journal = await conn.fetch(sql("run_journal_counts"), run_id)
+            stored = await conn.fetch(sql("run_folders_report"), run_id)
+            failures = [dict(r) for r in await conn.fetch(sql("run_row_failures"), run_id)]
+        journaled = {r["folder"]: r for r in journal}
         folders = []
-        for record in await conn.fetch(sql("run_folders_report"), run_id):
+        for record in stored:
             folder = dict(record)
             counts = journaled.get(folder["folder"])
             folder["inserted"] = counts["inserted"] if counts else 0
             folder["updated"] = counts["updated"] if counts else 0
             folders.append(folder)
-        failures = [dict(r) for r in await conn.fetch(sql("run_row_failures"), run_id)]
         return {"run": dict(run), "totals": totals, "folders": folders, "failed_rows": failures}
 
     return await retrying(pool, read, what="reading the run report")
