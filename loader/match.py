@@ -51,6 +51,7 @@ import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import TypeGuard
@@ -327,6 +328,10 @@ def _named(name: str | None) -> TypeGuard[str]:
     return bool(name and name.strip())
 
 
+# A folder's letters are scored against every candidate name: folded once, not per name.
+_letters_folded = lru_cache(maxsize=200_000)(romanize.letter_fold)
+
+
 def _name_score(letters: str, name: str) -> tuple[str, float]:
     """The customer's spelling closest to `letters` and its similarity in [0, 1]: the better
     of the spellings as typed and after `romanize.letter_fold` of both (less FOLDED_DISCOUNT)."""
@@ -339,7 +344,7 @@ def _name_score(letters: str, name: str) -> tuple[str, float]:
     spelling, score = best[0], best[1] / 100
     if score < 1:
         folded = process.extractOne(
-            romanize.letter_fold(letters),
+            _letters_folded(letters),
             romanize.letter_folded(choices),
             scorer=fuzz.ratio,
             processor=None,

@@ -422,13 +422,20 @@ def spellings(hangul_name: str, like: str | None = None) -> tuple[str, ...]:
     name = unicodedata.normalize("NFC", hangul_name).strip()
     surname, given = split_name(name)
     if like and surname:
-        options = [text for text, _ in _surname_options(surname)]
-        prefixes = tuple(s for s in options if like.startswith(s))
-        suffixes = tuple(s for s in options if like.endswith(s) and len(s) < len(like))
-        # No surname spelling fits (a slip in the surname, or another person): the two
-        # usual surname spellings are enough to measure how far off it is.
-        return _spellings_with(given, prefixes or tuple(options[:2]), suffixes)
+        return _spellings_with(given, *_surname_fit(surname, like))
     return _spellings(name)
+
+
+@lru_cache(maxsize=200_000)
+def _surname_fit(surname: str, like: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The spellings of `surname` that `like` starts with and ends with (a folder is compared
+    with many customers sharing a surname: worked out once per folder and surname)."""
+    options = [text for text, _ in _surname_options(surname)]
+    prefixes = tuple(s for s in options if like.startswith(s))
+    suffixes = tuple(s for s in options if like.endswith(s) and len(s) < len(like))
+    # No surname spelling fits (a slip in the surname, or another person): the two usual
+    # surname spellings are enough to measure how far off it is.
+    return prefixes or tuple(options[:2]), suffixes
 
 
 @lru_cache(maxsize=200_000)
