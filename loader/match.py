@@ -102,6 +102,7 @@ NAME_LEAD = 0.05
 
 _SEPARATORS = re.compile(r"[-_.\s]+")
 _DIGIT_RUNS = re.compile(r"[0-9]+")
+_NOT_DIGITS = re.compile(r"[^0-9]")  # ASCII digits only: \D keeps other scripts' digits
 
 
 @dataclass(slots=True, frozen=True)
@@ -163,7 +164,7 @@ def phone_suffix(phone: str | None) -> str | None:
         return None
     if not phone.isascii():  # full-width digits
         phone = unicodedata.normalize("NFKC", phone)
-    digits = "".join(ch for ch in phone if "0" <= ch <= "9")
+    digits = _NOT_DIGITS.sub("", phone)
     return digits[-4:] if len(digits) >= 4 else None
 
 
