@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from loader.rows import AssetRow
 
@@ -49,7 +49,6 @@ _PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 # A naive timestamp is taken as UTC (Storage keeps UTC; asyncpg would take it as the
 # client's local time instead): subtracting the naive epoch gives the same microseconds.
 _PG_EPOCH_NAIVE = datetime(2000, 1, 1)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 def _text(value: str | None) -> bytes:
@@ -62,9 +61,10 @@ def _text(value: str | None) -> bytes:
 
 def _timestamptz(value: datetime) -> bytes:
     """One timestamptz field; a naive datetime is taken as UTC."""
-    epoch = _PG_EPOCH_NAIVE if value.tzinfo is None else _PG_EPOCH
-    # timedelta // timedelta is exact integer arithmetic (no float rounding).
-    return _pack_iq(8, (value - epoch) // _MICROSECOND)
+    since = value - (_PG_EPOCH_NAIVE if value.tzinfo is None else _PG_EPOCH)
+    # The timedelta's exact microseconds, in integers (no float rounding); half the cost of
+    # `since // timedelta(microseconds=1)`, which matters where this is inlined, per row.
+    return _pack_iq(8, (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds)
 
 
 def _text_array(tags: Sequence[str | None]) -> bytes:
@@ -155,7 +155,6 @@ def new_rows(rows: Sequence[AssetRow], upload_source: str, now: datetime) -> byt
             # `_timestamptz` inlined: this runs for every row.
             stamp = fromisoformat(row.created_at)
             since = stamp - (epoch_naive if stamp.tzinfo is None else epoch)
-            # The timedelta's exact microseconds, spelled out: half the cost of `// µs`.
             created = pack_iq(
                 8, (since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds
             )
