@@ -290,9 +290,19 @@ def source_options(params: dict[str, Any]) -> SourceOptions:
     return SourceOptions(**{f.name: params.pop(f.name) for f in fields(SourceOptions)})
 
 
+def embedded_server() -> embedded.EmbeddedServer:
+    """The embedded PostgreSQL, started if needed; warns when it had to change port."""
+    server = embedded.ensure_running()
+    if server.moved_from is not None:
+        warn(f"the embedded PostgreSQL moved from port {server.moved_from} (now taken by another"
+             f" program) to port {server.port}: URLs printed before no longer work")  # fmt: skip
+    return server
+
+
 def target_database(url: str | None) -> str:
     """Resolve the target database and say which one is in use (password hidden)."""
-    resolved = db.resolve_database_url(url)
+    explicit = url or os.environ.get("DATABASE_URL")
+    resolved = db.resolve_database_url(url) if explicit else embedded_server().url()
     info(f"database: {redact_url(resolved)}{'' if url else ' (embedded)'}")
     return resolved
 
@@ -386,7 +396,7 @@ def db_url() -> None:
         psql "$(loader db url)"
     """
     try:
-        click.echo(embedded.ensure_running().url())
+        click.echo(embedded_server().url())
     except LoaderError as exc:
         raise LoaderFailure(exc) from None
 
@@ -1022,7 +1032,7 @@ def demo_seed(scale: int) -> None:
     from loader.devtools.demo_run import DEMO_BUCKET, DemoPaths, demo_database, seed
 
     paths = DemoPaths.under(state_dir() / "demo")
-    server = embedded.ensure_running()
+    server = embedded_server()
 
     async def go() -> Any:
         database_url = await demo_database(server.url())
@@ -1071,7 +1081,7 @@ def demo_serve(scale: int, port: int) -> None:
         click.echo("\nthen e.g. `loader scan`. Ctrl-C stops the server.")
 
     async def go() -> None:
-        server_url = embedded.ensure_running().url()
+        server_url = embedded_server().url()
         paths = DemoPaths.under(state_dir() / "demo")
         await serve_demo(server_url, paths, scale=scale, port=port, on_ready=ready)
 

