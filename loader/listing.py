@@ -154,7 +154,12 @@ class RestSource:
     @classmethod
     @asynccontextmanager
     async def open(cls, opts: SourceOptions) -> AsyncIterator[RestSource]:
-        """Resolve the URL form, check the bucket (whatever the form) and the key's kind."""
+        """Resolve the URL form, check the bucket (whatever the form) and the key's kind.
+
+        A missing bucket is `NotServiceRoleError` only when the key is known not to be the
+        service role (see `top_level` for why the key's kind is the only evidence); with a
+        key of unknown kind it stays `BucketNotFoundError`, with a hint.
+        """
         if not opts.storage_url:
             raise BadInputError("no Storage URL: pass --storage-url or set SUPABASE_URL")
         if not opts.key:
@@ -167,10 +172,12 @@ class RestSource:
                 opts.storage_url, opts.key, opts.bucket, **client_options
             )
         except BucketNotFoundError as exc:
-            if kind.service is not True:
+            if kind.service is False:
                 raise NotServiceRoleError(
-                    f"{exc}, or {kind} cannot see it: {_NOT_SERVICE_CAUSE}"
+                    f"{exc}, or {kind} cannot see it: {_not_service_cause(kind)}"
                 ) from None
+            if kind.service is None:
+                raise BucketNotFoundError(f"{exc}. {_unknown_role_hint(kind, 'bucket')}") from None
             raise
         async with StorageClient(resolved.url, opts.key, **client_options) as client:
             rest = cls(
@@ -203,13 +210,31 @@ class RestSource:
         return self.client.stats.calls, self.client.stats.retries
 
     async def top_level(self) -> TopLevel:
-        """The top level; no folders with a key not known to be the service role is
-        `NotServiceRoleError` (row-level security hides everything from such keys)."""
+        """The top level. No folders is `NotServiceRoleError` only on evidence that the key
+        is not the service role, and the key's own claim is the only evidence there is: a
+        JWT whose role is not service_role, or an `sb_publishable_` key.
+
+        The server gives none. Row-level security filters rows silently: objects hidden from
+        the key list as `200 []`, as a missing prefix or bucket does (recordings 21, 22, 61),
+        and `GET /bucket/{id}` reads `storage.buckets` under the key's role, so a hidden
+        bucket answers NoSuchBucket as a missing one does. A bucket record the key can read
+        beside an empty listing is what a service key sees under an empty prefix too. So a
+        key of unknown kind (neither a JWT nor an sb_ key) listing nothing is
+        `EmptyListingError`, with a hint that a key that is not the service role would see
+        nothing as well.
+        """
         top = await self._top_level_any()
-        if not top.folders and self.key is not None and self.key.service is not True:
-            raise NotServiceRoleError(
-                f"no folders {_where(self.prefix)} with {self.key}: {_NOT_SERVICE_CAUSE}"
-            )
+        if not top.folders and self.key is not None:
+            if self.key.service is False:
+                raise NotServiceRoleError(
+                    f"no folders {_where(self.prefix)} with {self.key}:"
+                    f" {_not_service_cause(self.key)}"
+                )
+            if self.key.service is None:
+                raise EmptyListingError(
+                    f"no folders {_where(self.prefix)}: check --bucket and --prefix."
+                    f" {_unknown_role_hint(self.key, 'objects')}"
+                )
         return top
 
     async def _top_level_any(self) -> TopLevel:
@@ -577,10 +602,38 @@ SourceOpener = Callable[[SourceOptions], AbstractAsyncContextManager[Source]]
 # Every Storage backend, by its `--source` name.
 SOURCES: dict[str, SourceOpener] = {"rest": RestSource.open, "db": DbSource.open}
 
-_NOT_SERVICE_CAUSE = (
-    "row-level security hides buckets and objects from keys that are not the service role;"
-    " pass the service-role key (a JWT with role service_role, or an sb_secret_ key)"
+_RLS = "row-level security hides buckets and objects from keys that are not the service role"
+_JWT_SERVICE_KEY = (
+    "the JWT with role service_role (the eyJ... service_role key from the project's API"
+    " settings, SERVICE_ROLE_KEY in a self-hosted setup)"
 )
+
+
+def _not_service_cause(kind: KeyKind) -> str:
+    """Why a key known not to be the service role sees nothing, and which key to pass.
+
+    sb_secret_ keys work only through Supabase's hosted API gateway (it translates them into
+    JWTs), so they are offered first only to a publishable key's user, whose server evidently
+    sits behind that gateway; a JWT key's user may have a self-hosted, JWT-only server.
+    """
+    if kind.sb_api_key:
+        return (
+            f"{_RLS}; pass the service-role key: the project's sb_secret_ key, or"
+            f" {_JWT_SERVICE_KEY}"
+        )
+    return (
+        f"{_RLS}; pass the service-role key: {_JWT_SERVICE_KEY}, or, through Supabase's"
+        " hosted API gateway only, an sb_secret_ key"
+    )
+
+
+def _unknown_role_hint(kind: KeyKind, hidden: Literal["bucket", "objects"]) -> str:
+    """A hint, not a finding: a key that does not say its role might not be the service role."""
+    what = "an existing bucket" if hidden == "bucket" else "existing objects"
+    return (
+        f"Hint: {kind} says nothing of its role; a key that is not the service role would get"
+        f" the same answer (row-level security would hide {what} from it)"
+    )
 
 
 def _client_options(opts: SourceOptions) -> dict[str, Any]:

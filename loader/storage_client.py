@@ -101,10 +101,15 @@ def jwt_role(key: str) -> str | None:
 class KeyKind:
     """What a key says about itself: `service` is True when it is known to bypass row-level
     security (a JWT with role service_role, or an `sb_secret_` key), False when it is known
-    not to (another JWT role, an `sb_publishable_` key), None when nothing is known."""
+    not to (another JWT role, an `sb_publishable_` key), None when nothing is known.
+
+    `sb_api_key` marks Supabase's new API keys (`sb_secret_`, `sb_publishable_`): they are not
+    JWTs, and only Supabase's hosted API gateway translates them into JWTs for Storage; a
+    Storage server reached without that gateway verifies every key as a JWT."""
 
     label: str
     service: bool | None
+    sb_api_key: bool = False
 
     def __str__(self) -> str:
         return self.label
@@ -113,9 +118,9 @@ class KeyKind:
 def key_kind(key: str) -> KeyKind:
     """Recognise Supabase's key kinds; the key itself never appears in the result."""
     if key.startswith("sb_secret_"):
-        return KeyKind("an sb_secret_ key", True)
+        return KeyKind("an sb_secret_ key", True, sb_api_key=True)
     if key.startswith("sb_publishable_"):
-        return KeyKind("a publishable (sb_publishable_) key", False)
+        return KeyKind("a publishable (sb_publishable_) key", False, sb_api_key=True)
     role = jwt_role(key)
     if role is None:
         return KeyKind("a key that is neither a JWT nor an sb_ API key", None)
@@ -286,15 +291,44 @@ class StorageClient:
             )
         effective = body_status or str(status)
         if effective in ("401", "403") or code in ("AccessDenied", "InvalidJWT"):
-            raise StorageAuthError(
-                f"Storage rejected the key ({code or effective}: {message or 'unauthorized'});"
-                " pass the project's service-role key with --key or SUPABASE_SERVICE_ROLE_KEY"
-            )
+            raise StorageAuthError(_refusal(key_kind(self._key), code or effective, message))
         raise StorageRequestError(
             f"Storage answered {effective} {code or ''}: {message or 'no message'}",
             status=effective,
             code=code,
         )
+
+
+def _refusal(kind: KeyKind, code: str, message: str | None) -> str:
+    """Why Storage refused the key, and which key to pass instead.
+
+    An sb_ API key refused with an answer about JWTs met a server that verifies every key as
+    a JWT (a self-hosted Storage with no gateway in front): the real server answers a key
+    that is not a JWT with HTTP 400 `{"statusCode":"403","code":"AccessDenied","message":
+    "Invalid Compact JWS"}` (jose; "jwt malformed" before it switched from jsonwebtoken in
+    2025), and signed-URL routes say `InvalidJWT`. Such a server takes the JWT service-role
+    key only.
+    """
+    detail = f"{code}: {message or 'unauthorized'}"
+    if kind.sb_api_key and _about_jwts(code, message):
+        return (
+            f"Storage rejected the key ({detail}): this server accepts only JWTs, and"
+            f" {kind} is not one (only Supabase's hosted API gateway translates sb_ API keys"
+            " into JWTs); pass the JWT service-role key instead, the eyJ... service_role key"
+            " from the project's API settings (SERVICE_ROLE_KEY in a self-hosted setup), with"
+            " --key or SUPABASE_SERVICE_ROLE_KEY"
+        )
+    return (
+        f"Storage rejected the key ({detail});"
+        " pass the project's service-role key with --key or SUPABASE_SERVICE_ROLE_KEY"
+    )
+
+
+def _about_jwts(code: str, message: str | None) -> bool:
+    """The refusal speaks of JWTs (or JWS, their signed form): the server parsed the key as
+    one. A gateway refusing an unknown API key says nothing of the kind."""
+    text = f"{code} {message or ''}".lower()
+    return "jwt" in text or "jws" in text
 
 
 def _error_fields(payload: Any) -> tuple[str | None, str | None, str | None]:

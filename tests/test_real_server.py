@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -23,13 +24,14 @@ from loader.errors import (
     ExitCode,
     NotServiceRoleError,
     PrivateBucketError,
+    StorageAuthError,
     StorageUnreachableError,
 )
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
 from loader.scan import scan
 from loader.verify import verify
-from tests.cli_helpers import child_env, loader_argv, run_loader
+from tests.cli_helpers import child_env, invoke, loader_argv, run_loader
 from tests.sample import load_storage_objects, media_names, sample_catalogue
 from tests.storage_fixtures import (
     STORAGE_BUCKET,
@@ -237,9 +239,7 @@ async def test_verify_flags_public_urls_of_a_private_bucket(
 
 
 @pytest.mark.parametrize(
-    "key",
-    ["sb_publishable_Zm9vYmFyYmF6", fake_jwt("anon"), "some-opaque-key"],
-    ids=["publishable", "anon JWT", "opaque"],
+    "key", ["sb_publishable_Zm9vYmFyYmF6", fake_jwt("anon")], ids=["publishable", "anon JWT"]
 )
 async def test_keys_that_see_nothing_exit_10(
     key: str, start_storage: StartStorage, db_url: str
@@ -248,6 +248,13 @@ async def test_keys_that_see_nothing_exit_10(
     with pytest.raises(NotServiceRoleError, match="service-role key") as info:
         await scan(source(base, key=key))
     assert info.value.exit_code == ExitCode.NOT_SERVICE_ROLE
+    # The key to pass: an sb_secret_ key is offered first only where sb_ keys are known to work.
+    offered = (
+        "pass the service-role key: the project's sb_secret_ key, or the JWT with role"
+        if key.startswith("sb_")
+        else "pass the service-role key: the JWT with role service_role (the eyJ..."
+    )
+    assert offered in str(info.value)
     assert key not in str(info.value)
     done = await run_loader("scan", "--storage-url", base, "--key", key, "--bucket",
                             STORAGE_BUCKET)  # fmt: skip
@@ -283,16 +290,100 @@ async def test_resume_with_another_storage_url_writes_the_runs_url_base(
     assert all(u.startswith(run_base + "/") for u in urls.values())
 
 
-async def test_empty_listing_is_exit_10_unless_the_key_is_known_to_be_the_service_role(
+async def test_empty_listing_is_exit_10_only_for_a_key_known_not_to_be_the_service_role(
     start_storage: StartStorage,
 ) -> None:
+    # A JWT with role 'authenticated' that may read the bucket: it lists, but sees nothing
+    # under the prefix, and its role claim is the evidence.
+    user = fake_jwt("authenticated")
+    base = await start_storage(catalogue_of(SMALL), key=user)
+    with pytest.raises(NotServiceRoleError) as info:
+        await scan(source(base, key=user, prefix="elsewhere"))
+    assert str(info.value) == (
+        "no folders under 'elsewhere/' with a JWT with role 'authenticated': row-level"
+        " security hides buckets and objects from keys that are not the service role; pass the"
+        " service-role key: the JWT with role service_role (the eyJ... service_role key from"
+        " the project's API settings, SERVICE_ROLE_KEY in a self-hosted setup), or, through"
+        " Supabase's hosted API gateway only, an sb_secret_ key"
+    )
+    base = await start_storage(catalogue_of(SMALL))
+    with pytest.raises(EmptyListingError, match="no folders under 'elsewhere/'") as empty:
+        await scan(source(base, prefix="elsewhere"))
+    assert "Hint" not in str(empty.value)
+
+
+async def test_a_key_of_unknown_kind_that_lists_gets_exit_8_or_9_with_a_hint(
+    start_storage: StartStorage,
+) -> None:
+    """Like the demo's own key: neither a JWT nor an sb_ key, and the server's service key.
+    Nothing says it is not the service role, so a missing bucket is 8 and an empty prefix 9;
+    the message only hints that a key that is not the service role would see nothing too."""
     opaque = "an-opaque-service-key"
     base = await start_storage(catalogue_of(SMALL), key=opaque)
-    with pytest.raises(NotServiceRoleError, match="no folders under 'elsewhere/' with a key"):
+    assert len((await scan(source(base, key=opaque))).folders) == 3
+    hint = (
+        "Hint: a key that is neither a JWT nor an sb_ API key says nothing of its role; a key"
+        " that is not the service role would get the same answer (row-level security would"
+        " hide {} from it)"
+    )
+    with pytest.raises(BucketNotFoundError) as missing:
+        await scan(source(base, key=opaque, bucket="nope"))
+    assert str(missing.value) == (
+        f"bucket 'nope' does not exist at {base}. {hint.format('an existing bucket')}"
+    )
+    with pytest.raises(EmptyListingError) as empty:
         await scan(source(base, key=opaque, prefix="elsewhere"))
-    base = await start_storage(catalogue_of(SMALL))
-    with pytest.raises(EmptyListingError, match="no folders under 'elsewhere/'"):
-        await scan(source(base, prefix="elsewhere"))
+    assert str(empty.value) == (
+        "no folders under 'elsewhere/': check --bucket and --prefix."
+        f" {hint.format('existing objects')}"
+    )
+    common = ["scan", "--storage-url", base, "--key", opaque]
+    for args, code, text in [
+        (["--bucket", "nope"], ExitCode.BUCKET_NOT_FOUND, "bucket 'nope' does not exist"),
+        (["--bucket", STORAGE_BUCKET, "--prefix", "elsewhere"], ExitCode.EMPTY_LISTING,
+         "no folders under 'elsewhere/'"),
+    ]:  # fmt: skip
+        done = await invoke(*common, *args)
+        assert (done.code, text in done.err, "Hint:" in done.err) == (code, True, True), done.err
+        assert opaque not in done.err
+
+
+@pytest.mark.parametrize(
+    ("key", "label"),
+    [
+        ("sb_secret_c2VjcmV0c2VjcmV0", "an sb_secret_ key"),
+        ("sb_publishable_Zm9vYmFyYmF6", "a publishable (sb_publishable_) key"),
+    ],
+    ids=["secret", "publishable"],
+)
+async def test_an_sb_key_refused_by_a_jwt_only_server_is_told_to_pass_the_jwt_key(
+    key: str, label: str, start_storage: StartStorage
+) -> None:
+    """A self-hosted server with no API gateway verifies every key as a JWT: an sb_ key gets
+    the real server's "Invalid Compact JWS" refusal (exit 7), and the message names the key
+    that server takes."""
+    base = await start_storage(catalogue_of(SMALL), jwt_only=True)
+    async with aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with session.get(f"{base}/bucket/{STORAGE_BUCKET}", headers=headers) as answer:
+            assert (answer.status, await answer.json()) == (400, {
+                "statusCode": "403", "error": "Unauthorized", "message": "Invalid Compact JWS",
+                "code": "AccessDenied"})  # fmt: skip
+    with pytest.raises(StorageAuthError) as info:
+        await scan(source(base, key=key))
+    assert str(info.value) == (
+        "Storage rejected the key (AccessDenied: Invalid Compact JWS): this server accepts only"
+        f" JWTs, and {label} is not one (only Supabase's hosted API gateway translates sb_ API"
+        " keys into JWTs); pass the JWT service-role key instead, the eyJ... service_role key"
+        " from the project's API settings (SERVICE_ROLE_KEY in a self-hosted setup), with"
+        " --key or SUPABASE_SERVICE_ROLE_KEY"
+    )
+    assert info.value.exit_code == ExitCode.STORAGE_AUTH
+    done = await invoke("scan", "--storage-url", base, "--key", key, "--bucket", STORAGE_BUCKET)
+    assert done.code == ExitCode.STORAGE_AUTH, done.err
+    assert "accepts only JWTs" in done.err and key not in done.err
+    # The JWT service-role key works there.
+    assert len((await scan(source(base))).folders) == 3
 
 
 def test_storage_serve_offers_the_gateway_layout_and_private_buckets(tmp_path: Path) -> None:

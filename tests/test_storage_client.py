@@ -69,6 +69,55 @@ async def test_errors_are_read_from_the_json_body_of_an_http_400(
         assert len(mocked.requests) == 1  # a 4xx in the body is never retried
 
 
+# How a Storage server that verifies every key as a JWT refuses a key that is not one: the
+# server since 2025 (jose), before that (jsonwebtoken), and its signed-URL routes.
+NOT_A_JWT = [
+    {"statusCode": "403", "error": "Unauthorized", "code": "AccessDenied",
+     "message": "Invalid Compact JWS"},
+    {"statusCode": "403", "error": "Unauthorized", "code": "AccessDenied",
+     "message": "jwt malformed"},
+    {"statusCode": "400", "error": "InvalidJWT", "code": "InvalidJWT", "message": "invalid JWT"},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("body", NOT_A_JWT)
+@pytest.mark.parametrize("key", ["sb_secret_abc", "sb_publishable_abc"])
+async def test_an_sb_key_refused_as_no_jwt_is_told_which_key_the_server_takes(
+    body: dict[str, str], key: str
+) -> None:
+    with aioresponses() as mocked:
+        mocked.get("http://s/bucket/media", status=400, payload=body)
+        async with StorageClient("http://s", key, retry=FAST) as client:
+            with pytest.raises(StorageAuthError) as info:
+                await client.get_bucket("media")
+    message = str(info.value)
+    assert f"({body['code']}: {body['message']}): this server accepts only JWTs" in message
+    assert "the eyJ... service_role key from the project's API settings" in message
+    assert "SERVICE_ROLE_KEY in a self-hosted setup" in message and key not in message
+    assert info.value.exit_code == ExitCode.STORAGE_AUTH
+
+
+@pytest.mark.parametrize(
+    ("key", "status", "body"),
+    [
+        ("opaque-key", 400, NOT_A_JWT[0]),  # not an sb_ key: nothing known about it
+        ("sb_secret_abc", 401, {"message": "Invalid API key"}),  # a refusal not about JWTs
+    ],
+)
+async def test_other_refusals_keep_the_plain_message(
+    key: str, status: int, body: dict[str, str]
+) -> None:
+    with aioresponses() as mocked:
+        mocked.get("http://s/bucket/media", status=status, payload=body)
+        async with StorageClient("http://s", key, retry=FAST) as client:
+            with pytest.raises(StorageAuthError) as info:
+                await client.get_bucket("media")
+    assert "accepts only JWTs" not in str(info.value)
+    assert str(info.value).endswith(
+        "; pass the project's service-role key with --key or SUPABASE_SERVICE_ROLE_KEY"
+    )
+
+
 async def test_transient_failures_are_retried_then_reported() -> None:
     url = re.compile(r"http://s/object/list/media")
     with aioresponses() as mocked:

@@ -509,6 +509,7 @@ class _Storage:
     anon_key: str | None
     public: bool
     created_at: str
+    jwt_only: bool = False
 
     def _is_anon(self, request: web.Request) -> bool:
         """Check the bearer token: True for the anon key, False for the service key."""
@@ -517,6 +518,9 @@ class _Storage:
             raise _invalid("headers must have required property 'authorization'")
         scheme, _, token = header.partition(" ")
         token = token.strip()
+        if self.jwt_only and token.count(".") != 2:
+            # Read from the real server's source (not recorded): jose's compact-JWS check.
+            raise _Rejected(_error("403", "Unauthorized", "Invalid Compact JWS", "AccessDenied"))
         if scheme.lower() == "bearer":
             if hmac.compare_digest(token.encode(), self.key.encode()):
                 return False
@@ -712,16 +716,28 @@ def build_app(
     faults: Faults | None = None,
     public: bool = True,
     layout: str = "bare",
+    jwt_only: bool = False,
 ) -> web.Application:
     """The Storage app serving `catalogue` as bucket `bucket`, authorised by service `key`.
 
     `anon_key`, if given, is accepted and sees an empty bucket. `public` marks the bucket
     public: only then does the public object route serve its files. `layout` is "bare"
     (routes at the root) or "gateway" (under `/storage/v1`, as behind Supabase's gateway).
+
+    `jwt_only` answers like the real server reached without Supabase's gateway, which
+    verifies every key as a JWT and so refuses an sb_ API key (or any key that is not three
+    dot-separated parts) before anything else: HTTP 400, body `{"statusCode": "403",
+    "error": "Unauthorized", "message": "Invalid Compact JWS", "code": "AccessDenied"}`.
+    That answer is read from supabase/storage's source at the recorded commit (the jwt
+    plugin hands jose's error message to `ERRORS.AccessDenied`; servers before 2025-04 used
+    jsonwebtoken and said "jwt malformed"), and shaped like recording 62. Without it, any
+    configured `key` is accepted whatever its shape (the demo's key is not a JWT) and any
+    other key is refused as recording 62's bad signature is.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}")
-    storage = _Storage(catalogue, bucket, key, anon_key, public, _epoch_timestamp(time.time()))
+    created_at = _epoch_timestamp(time.time())
+    storage = _Storage(catalogue, bucket, key, anon_key, public, created_at, jwt_only)
     injector = _FaultInjector(faults) if faults is not None else None
     stats = ServerStats()
 
