@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import asyncpg
@@ -14,7 +16,13 @@ import orjson
 
 from loader import embedded
 from loader.config import redact_url
-from loader.errors import DatabaseError, first_line
+from loader.errors import (
+    BadInputError,
+    DatabaseError,
+    LoaderError,
+    TransactionPoolerError,
+    first_line,
+)
 from loader.retry import RetryPolicy
 from loader.sqlfiles import sql
 
@@ -26,6 +34,7 @@ def resolve_database_url(explicit: str | None = None) -> str:
     """`--database-url`, else `$DATABASE_URL`, else the embedded server (started if needed)."""
     url = explicit or os.environ.get("DATABASE_URL")
     if url:
+        check_url_form(url)
         return url
     return embedded.ensure_running().url()
 
@@ -43,15 +52,26 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )  # fmt: skip
 
 
-def _connect_error(url: str, exc: BaseException) -> DatabaseError:
-    reason = first_line(exc)
-    if isinstance(exc, ValueError):
+def _connect_error(url: str, exc: BaseException) -> LoaderError:
+    if isinstance(exc, ValueError | OverflowError):
         # The parser's message may quote a piece of the password: not shown.
-        reason = (
-            "not a valid postgresql:// URL (percent-encode '/', '@' and ':' in a password;"
-            " keyword DSNs such as 'host=... password=...' are not accepted)"
-        )
-    return DatabaseError(f"cannot connect to database {redact_url(url)}: {reason}")
+        return BadInputError(f"the database URL {redact_url(url)} is not valid: {_URL_FORM}")
+    return DatabaseError(f"cannot connect to database {redact_url(url)}: {first_line(exc)}")
+
+
+_URL_FORM = (
+    "expected a postgresql:// URL (percent-encode '/', '@', ':'"
+    " and '%' in a password; keyword DSNs such as 'host=... password=...' are not accepted)"
+)
+
+
+def check_url_form(url: str) -> None:
+    """`BadInputError` unless `url` is a `postgresql://` (or `postgres://`) URL. A keyword DSN
+    (`host=... dbname=...`) is refused: the loader prints, records and hands out (resume
+    commands) the URL it was given, and masks its password by position, which needs a URL."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres"):
+        raise BadInputError(f"the database URL {redact_url(url)} is not valid: {_URL_FORM}")
 
 
 _CONNECT_ERRORS = (
@@ -64,13 +84,92 @@ _CONNECT_ERRORS = (
     OverflowError,  # port beyond 65535
 )
 
+# Supabase's transaction pooler (Supavisor) always listens on 6543 of *.pooler.supabase.com.
+_SUPABASE_POOLER_HOST = ".pooler.supabase.com"
+_SUPABASE_TRANSACTION_PORT = 6543
+_PROBE_ROUNDS = 3
+_sessions_checked: set[str] = set()
+
+
+def _transaction_pooler_error(url: str, seen: str) -> TransactionPoolerError:
+    return TransactionPoolerError(
+        f"the database URL {redact_url(url)} leads to a transaction-mode pooler ({seen}):"
+        " the loader needs a database session of its own per connection (its folder claims,"
+        " worker liveness locks and staging tables live in the session, and a transaction"
+        " pooler hands each transaction to any server connection); use the session pooler"
+        " (on Supabase: the same pooler host on port 5432) or the direct connection"
+        " (db.<project-ref>.supabase.co:5432); nothing was written"
+    )
+
+
+async def require_session(url: str) -> None:
+    """`TransactionPoolerError` when `url` reaches PostgreSQL through transaction pooling.
+
+    Checked once per URL and process, before the first connection a command uses. Supabase's
+    transaction pooler is known by its address. Any other pooler is recognised by what a
+    session guarantees: two connections held open at once are served by two server backends,
+    each the same for the connection's life. The probe holds two connections and asks each for
+    its backend's pid, alternately, a few times: one pid for both connections, or a pid that
+    changes, or a prepared statement that vanished between two messages, is transaction (or
+    statement) pooling. On an idle pool the pooler hands the freed backend to the next
+    transaction, so both connections see one pid at once; under load a connection's pid
+    changes between rounds; a pooler that hides itself through every round of both signals
+    would also keep the loader's session state, which is what the check protects.
+    """
+    if url in _sessions_checked:
+        return
+    parts = urlsplit(url)
+    with contextlib.suppress(ValueError):
+        if (parts.hostname or "").endswith(_SUPABASE_POOLER_HOST) and (
+            parts.port == _SUPABASE_TRANSACTION_PORT
+        ):
+            raise _transaction_pooler_error(url, "Supabase's transaction pooler, port 6543")
+    # Unnamed statements: named ones of other clients may sit on a pooled backend.
+    first = await connect_once(url, statement_cache_size=0)
+    try:
+        second = await connect_once(url, statement_cache_size=0)
+        try:
+            seen = await _pooling_seen(first, second)
+        finally:
+            await second.close()
+    finally:
+        await first.close()
+    if seen is not None:
+        raise _transaction_pooler_error(url, seen)
+    _sessions_checked.add(url)
+
+
+async def _pooling_seen(first: asyncpg.Connection, second: asyncpg.Connection) -> str | None:
+    """What shows that the two open connections do not each own a backend, or None."""
+    pids: tuple[int, int] | None = None
+    try:
+        for _ in range(_PROBE_ROUNDS):
+            now = (await first.fetchval("SELECT pg_backend_pid()"),
+                   await second.fetchval("SELECT pg_backend_pid()"))  # fmt: skip
+            if now[0] == now[1]:
+                return "two open connections were served by one server backend"
+            if pids is not None and pids != now:
+                return "a connection's server backend changed between two queries"
+            pids = now
+    except (asyncpg.InvalidSQLStatementNameError, asyncpg.DuplicatePreparedStatementError):
+        return "a server backend's prepared statements were not the connection's own"
+    return None
+
+
+async def connect_once(url: str, **options: Any) -> asyncpg.Connection:
+    """A bare connection (no codecs, no session check; `options` for asyncpg.connect).
+    Failures become `DatabaseError`, or `BadInputError` for a URL that cannot be parsed."""
+    check_url_form(url)
+    try:
+        return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S, **options)
+    except _CONNECT_ERRORS as exc:
+        raise _connect_error(url, exc) from exc
+
 
 async def connect(url: str) -> asyncpg.Connection:
-    """One connection, with jsonb decoded by orjson. Failures become `DatabaseError`."""
-    try:
-        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
-    except _CONNECT_ERRORS as exc:
-        raise _connect_error(url, exc) from None
+    """One connection, with jsonb decoded by orjson, after `require_session`."""
+    await require_session(url)
+    conn = await connect_once(url)
     await _init_connection(conn)
     return conn
 
@@ -85,31 +184,49 @@ async def connection(url: str) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
-async def create_pool(url: str, size: int, *, read_only: bool = False) -> asyncpg.Pool:
-    """A pool of `size` connections (the `--db-concurrency` knob).
+def _session_settings(read_only: bool) -> str:
+    """The settings every pooled connection runs with, applied by `SET` after connecting.
 
-    `read_only` (a dry run) makes every transaction on the pool read-only: PostgreSQL itself
-    then refuses any write, so a plan cannot change the database even by mistake.
+    Not as startup parameters: poolers (PgBouncer, Supavisor) refuse a startup packet with
+    settings they do not know (`unsupported startup parameter: plan_cache_mode`).
 
     Plans are always made for the actual parameters (`plan_cache_mode`): a generic plan
-    cached while image_assets was empty stays a sequential scan after it fills
-    (a cached plan never notices the table grew); re-planning a batch statement costs well
-    under 1 ms.
+    cached while image_assets was empty stays a sequential scan after it fills (a cached plan
+    never notices the table grew); re-planning a batch statement costs well under 1 ms.
+    `read_only` (a dry run) makes every transaction read-only: PostgreSQL itself then refuses
+    any write, so a plan cannot change the database even by mistake.
     """
+    return (
+        "SET plan_cache_mode = force_custom_plan;"
+        f" SET default_transaction_read_only = {'on' if read_only else 'off'};"
+    )
+
+
+async def create_pool(url: str, size: int, *, read_only: bool = False) -> asyncpg.Pool:
+    """A pool of `size` connections (the `--db-concurrency` knob), each with the session
+    settings of `_session_settings`. The pool's reset on release (`RESET ALL` among others)
+    would drop them, so the reset query re-applies them in the same round trip."""
+    await require_session(url)
+    settings = _session_settings(read_only)
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await _init_connection(conn)
+        await conn.execute(settings)
+
+    async def reset(conn: asyncpg.Connection) -> None:
+        await conn.execute(f"{conn.get_reset_query()}\n{settings}")
+
     try:
         pool = await asyncpg.create_pool(
             url,
             min_size=size,
             max_size=size,
-            init=_init_connection,
+            init=init,
+            reset=reset,
             timeout=CONNECT_TIMEOUT_S,
-            server_settings={
-                "plan_cache_mode": "force_custom_plan",
-                "default_transaction_read_only": "on" if read_only else "off",
-            },
         )
     except _CONNECT_ERRORS as exc:
-        raise _connect_error(url, exc) from None
+        raise _connect_error(url, exc) from exc
     assert pool is not None
     return pool
 

@@ -29,6 +29,7 @@ class ExitCode(IntEnum):
     INCOMPLETE = 11  # finished, but some folders or rows failed (listed in the report)
     ABORTED = 12  # stopped before finishing (interrupted, database lost); resumable
     PRIVATE_BUCKET = 13  # public cdn_urls of a private bucket would never work: nothing written
+    TRANSACTION_POOLER = 14  # the database URL is a transaction-mode pooler: nothing written
 
 
 MEANING: dict[ExitCode, str] = {
@@ -52,6 +53,9 @@ MEANING: dict[ExitCode, str] = {
     "(resumable with `--resume RUN_ID`)",
     ExitCode.PRIVATE_BUCKET: "the bucket is private: public cdn_urls would never work (nothing "
     "written; pass `--cdn-base URL` or `--cdn-url keep`)",
+    ExitCode.TRANSACTION_POOLER: "the database URL leads to a transaction-mode pooler (port "
+    "6543 on Supabase): nothing written; use the session pooler (port 5432) or the direct "
+    "connection",
 }
 
 
@@ -100,6 +104,10 @@ class NotServiceRoleError(LoaderError):
 
 class PrivateBucketError(LoaderError):
     exit_code = ExitCode.PRIVATE_BUCKET
+
+
+class TransactionPoolerError(LoaderError):
+    exit_code = ExitCode.TRANSACTION_POOLER
 
 
 class AbortedError(LoaderError):
