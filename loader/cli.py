@@ -29,7 +29,7 @@ import click
 import orjson
 
 from loader import __version__, db, embedded
-from loader.config import redact, redact_url, remember_secret, remember_secrets_in, state_dir
+from loader.config import state_dir
 from loader.devtools import DEMO_PORT
 from loader.errors import (
     AbortedError,
@@ -44,6 +44,7 @@ from loader.listing import SOURCES, SourceOptions, list_folders
 from loader.match import ACCEPT, MARGIN
 from loader.migrate import MigrateOptions
 from loader.progress import LiveStats, live_progress
+from loader.redact import redact, redact_url, remember_secret, remember_secrets_in
 
 F = TypeVar("F", bound=Callable[..., Any])
 

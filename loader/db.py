@@ -15,7 +15,6 @@ import asyncpg
 import orjson
 
 from loader import embedded
-from loader.config import redact_url
 from loader.errors import (
     BadInputError,
     DatabaseError,
@@ -23,6 +22,7 @@ from loader.errors import (
     TransactionPoolerError,
     first_line,
 )
+from loader.redact import redact_url
 from loader.retry import RetryPolicy
 from loader.sqlfiles import sql
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from loader.config import redact_value
+from loader.redact import redact_value
 
 
 class EventLog:

@@ -20,7 +20,6 @@ import anyio
 import asyncpg
 from anyio.abc import ObjectSendStream
 
-from loader.config import redact
 from loader.db import create_pool, resolve_database_url
 from loader.errors import (
     BadInputError,
@@ -32,6 +31,7 @@ from loader.errors import (
 )
 from loader.folder_groups import PAGES_PER_GROUP, FolderGroup, Grouping
 from loader.outage import OutageDetector
+from loader.redact import redact
 from loader.retry import ATTEMPTS, RetryPolicy
 from loader.sqlfiles import sql
 from loader.storage_client import (

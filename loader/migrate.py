@@ -28,7 +28,6 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from loader import runs
 from loader.backup import RunBackup
-from loader.config import redact_options
 from loader.db import create_pool, init_schema, retrying
 from loader.errors import (
     BadInputError,
@@ -53,6 +52,7 @@ from loader.listing import (
 )
 from loader.preflight import check_target
 from loader.progress import LiveStats
+from loader.redact import redact_options
 from loader.rows import AssetRow, CdnUrls, FolderCheck, FolderRows, NoCdnUrls, folder_check
 from loader.sink import BatchOutcome, UpsertSink, merge_duplicates
 from loader.sqlfiles import sql

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from loader.config import redact_value
 from loader.errors import BadInputError
 from loader.listing import loose_media_warning
+from loader.redact import redact_value
 
 if TYPE_CHECKING:
     from loader.devtools.demo_run import DemoOutcome

@@ -22,7 +22,6 @@ import anyio
 import msgspec
 import orjson
 
-from loader.config import redact_url
 from loader.errors import (
     BucketNotFoundError,
     ExitCode,
@@ -30,6 +29,7 @@ from loader.errors import (
     StorageAuthError,
     StorageUnreachableError,
 )
+from loader.redact import redact_url
 from loader.retry import RetryPolicy
 from loader.storage_objects import MalformedPageError, V2Page, decode_v2_page
 

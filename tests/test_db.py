@@ -6,8 +6,8 @@ import asyncpg
 import pytest
 
 from loader import db as dbmod
-from loader.config import redact_options, redact_url
 from loader.errors import DatabaseError, ExitCode
+from loader.redact import redact_options, redact_url
 
 
 async def test_init_schema_is_idempotent(db: asyncpg.Connection) -> None:

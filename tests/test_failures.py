@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 import loader
 from loader import db as dbmod
 from loader import embedded
-from loader.config import redact
 from loader.devtools.storage_server import Faults
 from loader.errors import MEANING, ExitCode, LoaderError
+from loader.redact import redact
 from tests.cli_helpers import child_env, loader_argv, migrate_args, run_loader
 from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage, catalogue_of
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import anyio
 
 from loader import db, embedded
-from loader.config import redact_url, state_dir
+from loader.config import state_dir
 from loader.devtools import DEMO_PORT
 from loader.devtools.demo_library import (
     DemoLibrary,
@@ -35,6 +35,7 @@ from loader.devtools.storage_server import Catalogue, running_server
 from loader.listing import SourceOptions, list_folders
 from loader.match import match_with_database, write_report, write_review_csv
 from loader.migrate import MigrateOptions, MigrateResult, migrate
+from loader.redact import redact_url
 from loader.sqlfiles import sql
 from loader.verify import VerifyResult, verify
 
