@@ -70,8 +70,14 @@ def check_url_form(url: str) -> None:
     (`host=... dbname=...`) is refused: the loader prints, records and hands out (resume
     commands) the URL it was given, and masks its password by position, which needs a URL."""
     scheme, sep, _ = url.partition("://")
-    if not sep or scheme.lower() not in ("postgresql", "postgres"):
-        raise BadInputError(f"the database URL {redact_url(url)} is not valid: {_URL_FORM}")
+    try:
+        if not sep or scheme.lower() not in ("postgresql", "postgres"):
+            raise ValueError(scheme)
+        urlsplit(url).port  # noqa: B018 (raises for a port out of range or not a number)
+    except ValueError:
+        raise BadInputError(
+            f"the database URL {redact_url(url)} is not valid: {_URL_FORM}"
+        ) from None  # the parser's message may quote a piece of the password
 
 
 _CONNECT_ERRORS = (

@@ -174,9 +174,10 @@ def busy_port() -> int:
 
 
 WHY_CASES = {
-    "port 99999": (["runs", "--database-url", "postgresql://u:pw@127.0.0.1:99999/db"], 4),
-    "keyword DSN": (["runs", "--database-url", "host=127.0.0.1 password=kwSecret1"], 4),
-    "unencoded slash": (["runs", "--database-url", "postgresql://u:pa/ss1@127.0.0.1:1/d"], 4),
+    # A URL that cannot be parsed, or a keyword DSN, is bad input (3), not a connection failure.
+    "port 99999": (["runs", "--database-url", "postgresql://u:pw@127.0.0.1:99999/db"], 3),
+    "keyword DSN": (["runs", "--database-url", "host=127.0.0.1 password=kwSecret1"], 3),
+    "unencoded slash": (["runs", "--database-url", "postgresql://u:pa/ss1@127.0.0.1:1/d"], 3),
     "run id beyond int64": (["rollback", "99999999999999999999", "--database-url", "{db}"], 2),
     "resume id beyond int64": (["migrate", "--resume", "99999999999999999999"], 2),
     "decision id beyond int64": (
