@@ -533,8 +533,11 @@ def main() -> None:
     type=click.Choice(["fill", "overwrite", "keep"]),
     default=default(MigrateOptions, "cdn_url"),
     show_default=True,
-    help="fill: only where cdn_url is NULL; overwrite: always; keep: never write cdn_url"
-    " (e.g. a private bucket).",
+    help="fill: write the file's URL where cdn_url is NULL or points at another object, and"
+    " keep one pointing at the same object on another host (its path after the host is the"
+    " loader's URL's, or ends with /PATH, raw or percent-encoded, with no `object` segment"
+    " before it: a CDN in front); overwrite: always; keep: never write cdn_url (e.g. a"
+    " private bucket).",
 )
 @click.option("--cdn-base", help="CDN URL in front of the bucket; cdn_url = BASE/PATH.")
 @click.option(

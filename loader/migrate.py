@@ -650,8 +650,7 @@ class _Worker:
     async def _check_folders(self, checks: list[FolderCheck]) -> BatchOutcome:
         """Folders listed whole: those whose rows are all in place count as unchanged, the
         others are written row by row."""
-        need_cdn = not isinstance(self.cdn, NoCdnUrls)
-        same = await self.sink.unchanged_folders(checks, need_cdn=need_cdn)
+        same = await self.sink.unchanged_folders(checks)
         outcome = BatchOutcome()
         rows: list[AssetRow] = []
         for check, unchanged in zip(checks, same, strict=True):

@@ -112,7 +112,7 @@ def print_migrate_summary(result: MigrateResult) -> None:
 
 def print_verify_result(result: VerifyResult) -> None:
     """One line per finding, errors then warnings, with a few example paths for each."""
-    from loader.verify import ERRORS, LABELS, WARNINGS
+    from loader.verify import ERRORS, FIXES, LABELS, WARNINGS
 
     out = console()
     out.print(
@@ -126,7 +126,9 @@ def print_verify_result(result: VerifyResult) -> None:
             shown = "green" if count == 0 else colour
             out.print(f"  [{shown}]{count:>9,}[/{shown}]  {LABELS[name]}  ({name})")
             for path in result.examples.get(name, [])[:5]:
-                out.print(f"             {path}")
+                out.print(f"             {escape(path)}")
+            if count and name in FIXES:
+                out.print(f"             fix: {FIXES[name]}")
     for failure in result.failed_folders:
         out.print(f"[red]folder not listed[/red] {failure.folder}: {failure.reason}")
     if (loose := loose_media_warning(result.loose_files)) is not None:

@@ -109,6 +109,7 @@ class NoCdnUrls(CdnUrls):
 # per page over all its paths joined by '/' (itself plain): most pages, and quote() is the
 # costliest step of a row, so it runs only on the pages that need it.
 _PLAIN_PATHS = re.compile(r"[A-Za-z0-9_.~/-]*").fullmatch
+_PLAIN_RESTS = re.compile(r"[A-Za-z0-9_.~/\n-]*").fullmatch  # the same, for paths by lines
 
 
 class FolderRows:
@@ -187,7 +188,8 @@ class FolderRows:
 
 class FolderCheck(msgspec.Struct, gc=False):
     """What a folder listed whole should have in image_assets, for a re-run's quick check
-    (sql/folders_unchanged.sql): its media paths as a count and a digest, and its tag.
+    (sql/folders_unchanged.sql): its media paths as a count and a digest, its tag, and the
+    start of its rows' own cdn_urls.
 
     `objects` are kept to build the rows when the check fails."""
 
@@ -196,6 +198,10 @@ class FolderCheck(msgspec.Struct, gc=False):
     tag: str | None
     media: int
     digest: str  # sha256 (hex) of the media paths, sorted by code point, joined by newlines
+    # The prefix's own URL, None with `--cdn-url keep`: a path's own URL is it + the rest of
+    # the path, percent-encoded as `encoded` says for the rests that need it (most need not).
+    url_prefix: str | None
+    encoded: dict[str, str]
     objects: list[ListedObject]
 
 
@@ -236,8 +242,17 @@ def folder_check(
         digest = hashlib.sha256(joined.encode()).hexdigest()
     except UnicodeEncodeError:  # a lone surrogate, which Postgres cannot store either
         return None
+    url_prefix, encoded = None, {}
+    if rows._base is not None:
+        url_prefix = f"{rows._base}/{quote(prefix, safe='/')}"
+        # Every path starts with `prefix` and none holds a newline: these are their rests,
+        # looked at one by one only when some need percent-encoding.
+        cut = len(prefix)
+        if not _PLAIN_RESTS(joined.replace("\n" + prefix, "\n")[cut:]):
+            encoded = {p[cut:]: quote(p[cut:], safe="/") for p in paths
+                       if not _PLAIN_PATHS(p, cut)}  # fmt: skip
     tag = rows.tags[0] if rows.tags else None
-    return FolderCheck(rows.folder, prefix, tag, len(paths), digest, objects)
+    return FolderCheck(rows.folder, prefix, tag, len(paths), digest, url_prefix, encoded, objects)
 
 
 def build_row(

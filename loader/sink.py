@@ -149,12 +149,9 @@ class UpsertSink:
             what="looking for existing rows",
         )
 
-    async def unchanged_folders(
-        self, checks: Sequence[FolderCheck], *, need_cdn: bool
-    ) -> list[bool]:
+    async def unchanged_folders(self, checks: Sequence[FolderCheck]) -> list[bool]:
         """For each folder check, whether its rows are all in image_assets as the upsert
-        would leave them (sql/folders_unchanged.sql): nothing to write for that folder.
-        `need_cdn`: rows get a cdn_url where they have none (`--cdn-url fill`)."""
+        would leave them (sql/folders_unchanged.sql): nothing to write for that folder."""
         assert not self.overwrite_cdn, "a check cannot tell whether each cdn_url is the new one"
         if not checks:
             return []
@@ -167,7 +164,8 @@ class UpsertSink:
                 [c.tag for c in checks],
                 [c.media for c in checks],
                 [c.digest for c in checks],
-                need_cdn,
+                [c.url_prefix for c in checks],
+                [c.encoded for c in checks],
             )
 
         records = await retrying(self.pool, check, retry=self.retry, what="re-run check")

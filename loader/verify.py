@@ -7,7 +7,7 @@ prefix (what was actually applied), or from the matcher when there was none.
 
 Findings come in two grades. Errors make verify fail: a file with no row, a matched file
 without its customer tag, a row tagged with another existing customer than its folder's, a
-row without cdn_url or with one that is not its own object's URL, a public URL of a private
+row without cdn_url or with one pointing at another object, a public URL of a private
 bucket (it never works); with `check_urls_n`, a sampled cdn_url that does not answer 200.
 Warnings are reported but
 pass (unless `strict`): rows whose object is gone (orphans), tags of customers that do not
@@ -15,7 +15,8 @@ exist (stale), rows whose extra customer tags are all stale, duplicated file_pat
 unique index is missing.
 
 Repair is a journaled migrate run over the folders holding repairable files (no row, missing
-tag, missing cdn_url): it never removes a tag. Orphans are deleted only on request, as a run
+tag, a cdn_url missing or not pointing at the file's object: what migrate's default fixes):
+it never removes a tag. Orphans are deleted only on request, as a run
 of their own whose deleted rows are kept whole (`loader rollback` of that run puts them back).
 """
 
@@ -49,18 +50,26 @@ ERRORS = (
 )  # fmt: skip
 WARNINGS = ("orphan", "stale_tag", "stale_beside_valid", "duplicate_path")
 FINDINGS = ERRORS + WARNINGS
-REPAIRABLE = ("missing", "untagged", "no_cdn_url")
+REPAIRABLE = ("missing", "untagged", "no_cdn_url", "wrong_cdn_url")
 LABELS = {
     "missing": "files with no image_assets row",
     "untagged": "rows missing their folder's customer tag",
     "wrong_customer": "rows tagged with another existing customer than their folder's",
     "no_cdn_url": "rows without cdn_url",
-    "wrong_cdn_url": "rows whose cdn_url is not their own object's URL",
+    "wrong_cdn_url": "rows whose cdn_url points at another object (or is not a URL)",
     "private_bucket_urls": "cdn_urls that are public URLs of a private bucket (never work)",
     "orphan": "rows whose object is no longer in Storage",
     "stale_tag": "rows with tags of customers that do not exist",
     "stale_beside_valid": "rows whose other customer tags are all stale",
     "duplicate_path": "file_paths held by several rows (no unique index)",
+}
+# What fixes a finding, when something does (a person, for a row tagged with another customer).
+FIXES = {
+    **dict.fromkeys(REPAIRABLE, "loader verify --repair"),
+    "wrong_customer": "a person: untag the row, or link the folder to that customer"
+    " (loader match apply)",
+    "private_bucket_urls": "loader migrate --cdn-base URL --cdn-url overwrite",
+    "orphan": "loader verify --repair --delete-orphans",
 }
 EXAMPLES = 20
 COPY_BATCH = 5000
@@ -109,7 +118,7 @@ class VerifyResult:
     def as_report(self) -> dict[str, Any]:
         def finding(name: str, grade: str) -> dict[str, Any]:
             return {"grade": grade, "label": LABELS[name], "count": self.counts[name],
-                    "examples": self.examples.get(name, [])}  # fmt: skip
+                    "fix": FIXES.get(name), "examples": self.examples.get(name, [])}  # fmt: skip
 
         return {
             "ok": self.ok,
@@ -150,11 +159,10 @@ async def _folder_customers(
 
 async def _cdn_base(
     conn: asyncpg.Connection, opts: SourceOptions, opened: OpenedSource, cdn_base: str | None
-) -> tuple[str, str, str | None]:
+) -> tuple[str, str | None]:
     """The base of every file's own URL (as the run built it: `--cdn-base`, the latest run's,
-    or the bucket's public URLs on the Storage root that answered), the path marking a
-    Storage API object URL, and that public route when the bucket is private (such URLs
-    never work)."""
+    or the bucket's public URLs on the Storage root that answered), and that public route
+    when the bucket is private (such URLs never work)."""
     source = opened.source
     if cdn_base is None:
         recorded = await conn.fetchval(sql("latest_run_options"), opts.bucket, source.prefix)
@@ -164,12 +172,10 @@ async def _cdn_base(
     if base is None:
         raise BadInputError("--source db needs --storage-url or --cdn-base to check cdn_url")
     storage = source.public_url_base
-    # Without a Storage URL (`--source db` and a CDN base) the hosted API's layout is assumed.
-    root_path = urlsplit(storage).path.split("/object/public/")[0] if storage else "/storage/v1"
     private_route = (
         urlsplit(storage).path + "/" if storage and source.bucket_public is False else None
     )
-    return base.rstrip("/"), f"{root_path}/object/", private_route
+    return base.rstrip("/"), private_route
 
 
 async def verify(
@@ -194,7 +200,7 @@ async def verify(
         customers, result.mapping_from = await _folder_customers(
             conn, opts, prefix, opened.top.folders
         )
-        result.cdn_base, marker, private_route = await _cdn_base(conn, opts, opened, cdn_base)
+        result.cdn_base, private_route = await _cdn_base(conn, opts, opened, cdn_base)
         result.loose_files = loose_media(opened.top)
         sample = _Reservoir(check_urls_n)
         await conn.execute(sql("verify_prepare"))
@@ -243,14 +249,14 @@ async def verify(
         await conn.execute(sql("verify_analyze"))
         unique = await conn.fetchval(sql("preflight_unique_index"))
         await conn.execute(
-            sql("verify_findings"), prefix, result.cdn_base, marker, not unique, private_route
+            sql("verify_findings"), prefix, result.cdn_base, not unique, private_route
         )
         for row in await conn.fetch(sql("verify_summary"), EXAMPLES):
             result.counts[row["finding"]] = row["total"]
             result.examples[row["finding"]] = list(row["examples"] or [])
         result.compare_s = time.monotonic() - started - result.listing_s
         if result.repairable:
-            repair = await conn.fetch(sql("verify_repair_folders"))
+            repair = await conn.fetch(sql("verify_repair_folders"), REPAIRABLE)
             result.repair_folders = [(r["folder"], r["customer_id"]) for r in repair]
         if delete_orphans and result.counts["orphan"]:
             await _delete_orphans(conn, opts, prefix, result)

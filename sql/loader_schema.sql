@@ -149,6 +149,50 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
+-- Whether a stored cdn_url `url` points at the object whose own URL (the one the loader
+-- builds: base '/' percent-encoded path) is `own` and whose path is `file_path`. Compared on
+-- the URL's path: what follows `scheme://host[:port]`, without `?query` or `#fragment`. True
+-- when that path
+--   (a) is own's path: the same route on another host (a CDN or proxy in front of Storage,
+--       `https://cdn.example.com/storage/v1/object/public/<bucket>/<path>`), or
+--   (b) ends with '/' and the file's path, as stored or percent-encoded as the loader
+--       encodes it, and no path segment before it is `object`: a CDN mapping its own paths
+--       onto the bucket (`https://cdn.example.com/<bucket>/<path>`, `…/<path>`). Storage's
+--       routes all have that segment, so a signed, authenticated or other bucket's URL that
+--       ends with the path is not the object's.
+-- False for NULL, and for a value that is not an absolute URL. Not inlined (it reads its
+-- arguments' parts once): callers test `url = own` first, the common case.
+-- sql/plan_batch.sql repeats this rule (a dry run may find no loader schema);
+-- tests/test_properties.py holds both to the rule as stated here.
+CREATE OR REPLACE FUNCTION loader.same_object(url text, own text, file_path text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT coalesce(u.path = o.path OR (
+               cardinality(u.parts) > f.n
+               AND u.parts[cardinality(u.parts) - f.n + 1:]
+                   IN (f.parts, o.parts[cardinality(o.parts) - f.n + 1:])
+               AND NOT 'object' = ANY (u.parts[:cardinality(u.parts) - f.n])), false)
+    FROM (SELECT p AS path, string_to_array(p, '/') AS parts
+          FROM substring(url FROM '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)') AS p) AS u,
+         (SELECT p AS path, string_to_array(p, '/') AS parts
+          FROM substring(own FROM '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)') AS p) AS o,
+         (SELECT s AS parts, cardinality(s) AS n FROM string_to_array(file_path, '/') AS s) AS f
+$$;
+
+-- The cdn_url a row has after a run writes `own` (NULL: `--cdn-url keep`, rows carry none)
+-- over its `old` one: the default (`fill`) keeps a URL pointing at the same object
+-- (loader.same_object) and writes `own` over NULL or another object's URL; `overwrite`
+-- always writes `own`. The one definition used by the upsert, the probe, the re-run check
+-- and verify. A plain expression Postgres inlines: same_object runs only when old <> own.
+CREATE OR REPLACE FUNCTION loader.cdn_url_after(
+    old text, own text, file_path text, overwrite boolean) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE
+        WHEN own IS NULL OR old = own THEN old
+        WHEN NOT overwrite AND loader.same_object(old, own, file_path) THEN old
+        ELSE own
+    END
+$$;
+
 -- Rows a run could not write, with the reason (data errors isolated by batch splitting).
 CREATE TABLE IF NOT EXISTS loader.row_failures (
     run_id    bigint NOT NULL REFERENCES loader.runs ON DELETE CASCADE,

@@ -22,8 +22,8 @@ SELECT now() AS now,
        coalesce(array_agg(i.n) FILTER (
            WHERE f.ai_tags IS DISTINCT FROM loader.merge_tags(
                      f.ai_tags, CASE WHEN i.tag IS NULL THEN '{}'::text[] ELSE ARRAY[i.tag] END)
-              OR f.cdn_url IS DISTINCT FROM (CASE WHEN $4 THEN i.cdn_url
-                                                  ELSE coalesce(f.cdn_url, i.cdn_url) END)
+              OR f.cdn_url IS DISTINCT FROM loader.cdn_url_after(
+                                                f.cdn_url, i.cdn_url, i.file_path, $4)
        ), '{}') AS changing
 FROM found AS f
 JOIN input AS i USING (file_path);

@@ -2,7 +2,8 @@
 -- set-based path for rows that exist, and the fallback for every row when the COPY fast path
 -- cannot be used. The batch is in pg_temp.loader_stage (sink_stage.sql), file_paths unique.
 --   $1 text   upload_source for new rows
---   $2 bool   true: rewrite cdn_url (--cdn-url overwrite); false: fill it only when NULL
+--   $2 bool   true: rewrite cdn_url (--cdn-url overwrite); false: fill or refresh it
+--             (loader.cdn_url_after: NULL or another object's URL)
 --   $3 bigint run id (journal)
 -- Existing rows: only ai_tags (merged in Postgres, see loader.merge_tags), cdn_url and
 -- updated_at may change, and only when something really changes: rows that would not change
@@ -20,8 +21,8 @@ WITH input AS (
 prev AS (
     SELECT ia.file_path, ia.ai_tags, ia.cdn_url, ia.updated_at, ia.xmin,
            ia.ai_tags IS DISTINCT FROM loader.merge_tags(ia.ai_tags, input.tags)
-           OR ia.cdn_url IS DISTINCT FROM (CASE WHEN $2 THEN input.cdn_url
-                                                ELSE coalesce(ia.cdn_url, input.cdn_url) END)
+           OR ia.cdn_url IS DISTINCT FROM loader.cdn_url_after(
+                                              ia.cdn_url, input.cdn_url, ia.file_path, $2)
                AS changes
     FROM image_assets AS ia
     JOIN input USING (file_path)
@@ -38,12 +39,11 @@ upsert AS (
     ORDER BY file_path
     ON CONFLICT (file_path) DO UPDATE SET
         ai_tags = loader.merge_tags(ia.ai_tags, excluded.ai_tags),
-        cdn_url = CASE WHEN $2 THEN excluded.cdn_url
-                       ELSE coalesce(ia.cdn_url, excluded.cdn_url) END,
+        cdn_url = loader.cdn_url_after(ia.cdn_url, excluded.cdn_url, ia.file_path, $2),
         updated_at = now()
     WHERE ia.ai_tags IS DISTINCT FROM loader.merge_tags(ia.ai_tags, excluded.ai_tags)
-       OR ia.cdn_url IS DISTINCT FROM (CASE WHEN $2 THEN excluded.cdn_url
-                                            ELSE coalesce(ia.cdn_url, excluded.cdn_url) END)
+       OR ia.cdn_url IS DISTINCT FROM loader.cdn_url_after(
+                                          ia.cdn_url, excluded.cdn_url, ia.file_path, $2)
     RETURNING ia.id, ia.file_path, ia.ai_tags, ia.cdn_url
 ),
 -- Rows that did not exist: their paths only, one journal entry per folder.

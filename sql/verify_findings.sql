@@ -1,15 +1,13 @@
 -- Every finding of one verify, one row per (finding, file_path), into verify_found.
 --   $1 text  prefix (rows whose file_path starts with it belong to the listed tree)
 --   $2 text  the cdn base: a file's own URL is $2 || '/' || enc_path
---   $3 text  what marks a Storage API object URL (e.g. '/storage/v1/object/')
---   $4 bool  image_assets has no unique index on file_path: look for duplicates
---   $5 text  the bucket's public route path (`…/object/public/{bucket}/`) when the bucket is
+--   $3 bool  image_assets has no unique index on file_path: look for duplicates
+--   $4 text  the bucket's public route path (`…/object/public/{bucket}/`) when the bucket is
 --            private, else NULL: a cdn_url through it never works
 -- Errors: missing, untagged, wrong_customer, no_cdn_url, wrong_cdn_url, private_bucket_urls.
 -- Warnings: orphan, stale_tag, stale_beside_valid, duplicate_path.
--- A cdn_url is a file's own when it is exactly the loader's URL, or (a CDN in front of the
--- bucket) a URL that is not a Storage API URL and ends with the file's path; a Storage URL
--- of another host or bucket, a signed or authenticated one, is not.
+-- wrong_cdn_url: exactly the cdn_urls migrate's default (`--cdn-url fill`) would replace,
+-- those not pointing at the file's object (loader.cdn_url_after, loader.same_object).
 INSERT INTO verify_found (finding, file_path)
 WITH matched AS (
     SELECT o.file_path, o.enc_path, f.customer_id AS linked, ia.file_path IS NULL AS no_row,
@@ -31,13 +29,10 @@ graded AS (
              THEN 'untagged' END,
         CASE WHEN m.linked IS NOT NULL AND t.other_existing > 0 THEN 'wrong_customer' END,
         CASE WHEN NOT m.no_row AND m.cdn_url IS NULL THEN 'no_cdn_url' END,
-        CASE WHEN m.cdn_url <> $2 || '/' || m.enc_path
-                  AND NOT (strpos(m.cdn_url, $3) = 0
-                           AND (right(m.cdn_url, length(m.enc_path) + 1) = '/' || m.enc_path
-                                OR right(m.cdn_url, length(m.file_path) + 1)
-                                   = '/' || m.file_path))
+        CASE WHEN m.cdn_url <> loader.cdn_url_after(m.cdn_url, $2 || '/' || m.enc_path,
+                                                    m.file_path, false)
              THEN 'wrong_cdn_url' END,
-        CASE WHEN $5::text IS NOT NULL AND strpos(m.cdn_url, $5::text) > 0
+        CASE WHEN $4::text IS NOT NULL AND strpos(m.cdn_url, $4::text) > 0
              THEN 'private_bucket_urls' END,
         CASE WHEN t.stale > 0 AND t.customer_tags - t.stale <> 1 THEN 'stale_tag' END,
         CASE WHEN t.stale > 0 AND t.customer_tags - t.stale = 1 THEN 'stale_beside_valid' END
@@ -73,6 +68,6 @@ WHERE starts_with(ia.file_path, $1)
 UNION ALL
 SELECT 'duplicate_path', ia.file_path
 FROM image_assets AS ia
-WHERE $4 AND starts_with(ia.file_path, $1)
+WHERE $3 AND starts_with(ia.file_path, $1)
 GROUP BY ia.file_path
 HAVING count(*) > 1;

@@ -5,11 +5,12 @@ folder-name normalisation, and the public URL's percent-encoding."""
 from __future__ import annotations
 
 import asyncio
+import re
 import string
 import unicodedata
 from collections import Counter
 from hashlib import sha256
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import anyio
 import asyncpg
@@ -20,8 +21,17 @@ from loader.classify import classify, classify_path
 from loader.db import connect
 from loader.listing import normalize_prefix
 from loader.match import normalize_folder
-from loader.rows import AssetRow, CdnUrls, FolderRows, build_row, folder_check
+from loader.rows import (
+    AssetRow,
+    CdnUrls,
+    FolderCheck,
+    FolderRows,
+    NoCdnUrls,
+    build_row,
+    folder_check,
+)
 from loader.sink import merge_duplicates
+from loader.sqlfiles import sql
 from loader.storage_objects import listed_object
 
 # Postgres text holds any character but NUL; lone surrogates cannot be encoded at all.
@@ -84,6 +94,84 @@ async def test_sql_tag_merge_follows_the_rule_and_the_dry_run_asks_it_right(db_u
             assert planned == changed
 
         merge()
+
+    await anyio.to_thread.run_sync(run_with_connection, db_url, check)
+
+
+_URL_PATH = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)")
+
+
+def reference_same_object(url: str | None, own: str, file_path: str) -> bool:
+    """The rule as loader.same_object's comment states it: the stored URL's path (after
+    scheme and host, without query or fragment) is own's path, or ends with '/' and the file
+    path (as stored or percent-encoded) with no `object` segment before it."""
+    if url is None:
+        return False
+    if url == own:
+        return True
+    found, mine = _URL_PATH.match(url), _URL_PATH.match(own)
+    if found is None or mine is None:
+        return False
+    if found[1] == mine[1]:
+        return True
+    parts, n = found[1].split("/"), file_path.count("/") + 1
+    tail, head = parts[-n:], parts[:-n]
+    forms = (file_path.split("/"), quote(file_path, safe="/").split("/"))
+    return len(parts) > n and tail in forms and "object" not in head
+
+
+SEGMENT = st.sampled_from(["a", "IMG 1 (2).jpg", "한글", "object", "b", "x?y", "50%", "c.PNG"])
+BASES = st.sampled_from([
+    "https://p.supabase.co/storage/v1/object/public/b", "http://127.0.0.1:5000/object/public/b",
+    "https://cdn.example.com/media",
+])  # fmt: skip
+
+
+@st.composite
+def cdn_cases(draw: st.DrawFn) -> tuple[str | None, str, str]:
+    """(stored cdn_url, own URL, file path): stored values of every kind the rule tells
+    apart, mostly near the own URL."""
+    path = "/".join(draw(st.lists(SEGMENT, min_size=1, max_size=3)))
+    own = f"{draw(BASES)}/{quote(path, safe='/')}"
+    host = draw(st.sampled_from(["https://cdn.example.com", "http://old.cdn:8080", "https://h"]))
+    before = "/".join(draw(st.lists(st.sampled_from(["b", "object", "sign", "public", "x"]),
+                                    max_size=3)))  # fmt: skip
+    tail = draw(st.sampled_from([path, quote(path, safe="/"), path.rsplit("/", 1)[-1], "x"]))
+    extra = draw(st.sampled_from(["", "?w=300", "#top", "?token=t&download"]))
+    stored = draw(st.one_of(
+        st.none(), st.just(own), st.just(host + urlsplit(own).path + extra),
+        st.just(f"{host}/{before}/{tail}{extra}".replace("//", "/").replace(":/", "://", 1)),
+        st.text(TEXT, max_size=12),
+    ))  # fmt: skip
+    return stored, own, path
+
+
+async def test_the_cdn_url_rule_in_sql_and_in_the_dry_run_is_the_stated_rule(db_url: str) -> None:
+    """loader.same_object and loader.cdn_url_after follow the rule as stated, and
+    plan_batch.sql (which cannot call them) decides "the cdn_url changes" exactly as they do."""
+    plan = f"SELECT updated FROM ({sql('plan_batch').strip().rstrip(';')}) AS plan"
+
+    def check(fetch: object) -> None:
+        @settings(max_examples=300, deadline=None)
+        @given(case=cdn_cases(), overwrite=st.booleans(), keep=st.booleans())
+        def rule(case: tuple[str | None, str, str], overwrite: bool, keep: bool) -> None:
+            stored, own, path = case
+            same = fetch("SELECT loader.same_object($1, $2, $3)", stored, own, path)  # type: ignore[operator]
+            assert same == reference_same_object(stored, own, path)
+            written = None if keep else own  # `--cdn-url keep`: rows carry no URL
+            after = fetch(  # type: ignore[operator]
+                "SELECT loader.cdn_url_after($1, $2, $3, $4)", stored, written, path, overwrite
+            )
+            expected = stored if keep or stored == own or (same and not overwrite) else own
+            assert after == expected
+            fetch("DELETE FROM image_assets")  # type: ignore[operator]
+            fetch("INSERT INTO image_assets (file_path, ai_tags, cdn_url) VALUES ($1, '{}', $2)",  # type: ignore[operator]
+                  path, stored)  # fmt: skip
+            rows = [{"file_path": path, "folder": "f", "tags": [], "cdn_url": written}]
+            updated = fetch(plan, rows, overwrite)  # type: ignore[operator]
+            assert updated == (after != stored)
+
+        rule()
 
     await anyio.to_thread.run_sync(run_with_connection, db_url, check)
 
@@ -187,6 +275,30 @@ def test_a_folder_check_covers_exactly_the_rows_add_page_builds(
     assert check is not None and check.media == len(rows) and check.tag == "customer-7"
     assert check.digest == sha256("\n".join(sorted(r.file_path for r in rows)).encode()).hexdigest()
     assert checked == built
+
+
+@given(st.lists(st.tuples(st.lists(PLAIN_OR_NOT, max_size=2), PLAIN_OR_NOT), max_size=8),
+       PLAIN_OR_NOT)  # fmt: skip
+def test_a_folder_check_builds_each_row_s_own_url(
+    files: list[tuple[list[str], str]], folder: str
+) -> None:
+    """The re-run check builds each row's own cdn_url in SQL as the prefix's URL followed by
+    the rest of the path, encoded when `encoded` says so: that is the URL add_page builds."""
+    cdn = CdnUrls("http://127.0.0.1:5000/storage/v1/object/public/blog-images")
+    prefix = f"p/{folder}/"
+    objects = [listed_object(f"{prefix}{'/'.join([*dirs, f'{name}{i}.jpg'])}")
+               for i, (dirs, name) in enumerate(files)]  # fmt: skip
+    rows: list[AssetRow] = []
+    FolderRows(folder, None, cdn).add_page(objects, rows, Counter())
+    check = folder_check(FolderRows(folder, None, cdn), prefix, objects, Counter())
+    assert check is not None and check.url_prefix is not None
+    for row in rows:
+        rest = row.file_path[len(prefix) :]
+        assert check.url_prefix + check.encoded.get(rest, rest) == row.cdn_url
+    rests = [row.file_path[len(prefix) :] for row in rows]
+    assert set(check.encoded) == {rest for rest in rests if quote(rest, safe="/") != rest}
+    kept = folder_check(FolderRows(folder, None, NoCdnUrls()), prefix, objects, Counter())
+    assert kept == FolderCheck(folder, prefix, None, len(rows), check.digest, None, {}, objects)
 
 
 @given(st.text(alphabet="ab/.Jj pgPGmM4", max_size=12), MIMES)

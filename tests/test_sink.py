@@ -75,19 +75,26 @@ async def test_bad_row_is_isolated_and_recorded(sink_pool: asyncpg.Pool, db) -> 
 
 
 async def test_cdn_url_fill_versus_overwrite(sink_pool: asyncpg.Pool, db) -> None:
+    """fill keeps a URL of the same object on another host (a CDN in front) and refreshes one
+    of another object (issue 22: fill used to keep any URL); overwrite rewrites both."""
     await db.execute(
-        "INSERT INTO image_assets (file_path, cdn_url) VALUES ('p/a.jpg', 'http://old/a.jpg')"
+        "INSERT INTO image_assets (file_path, cdn_url) VALUES"
+        " ('p/a.jpg', 'http://old/p/a.jpg'), ('p/b.jpg', 'http://old/b.jpg')"
     )
     run_id = await new_run(sink_pool)
     fill = UpsertSink(sink_pool, run_id=run_id, upload_source="t", overwrite_cdn=False)
-    outcome = await fill.write([row("p/a.jpg", [])])
-    assert outcome.per_folder["f"]["unchanged"] == 1
+    outcome = await fill.write([row("p/a.jpg", []), row("p/b.jpg", [])])
+    assert (outcome.per_folder["f"]["unchanged"], outcome.per_folder["f"]["updated"]) == (1, 1)
+    urls = dict(await db.fetch("SELECT file_path, cdn_url FROM image_assets"))
+    assert urls == {"p/a.jpg": "http://old/p/a.jpg", "p/b.jpg": "http://cdn/p/b.jpg"}
     overwrite = UpsertSink(sink_pool, run_id=run_id, upload_source="t", overwrite_cdn=True)
-    outcome = await overwrite.write([row("p/a.jpg", [])])
+    outcome = await overwrite.write([row("p/a.jpg", []), row("p/b.jpg", [])])
     assert outcome.per_folder["f"]["updated"] == 1
-    assert await db.fetchval("SELECT cdn_url FROM image_assets") == "http://cdn/p/a.jpg"
+    urls = dict(await db.fetch("SELECT file_path, cdn_url FROM image_assets"))
+    assert urls == {"p/a.jpg": "http://cdn/p/a.jpg", "p/b.jpg": "http://cdn/p/b.jpg"}
     # the journal keeps the first "before" of the run
-    assert await db.fetchval("SELECT prev_cdn_url FROM loader.journal") == "http://old/a.jpg"
+    before = dict(await db.fetch("SELECT file_path, prev_cdn_url FROM loader.journal"))
+    assert before == {"p/a.jpg": "http://old/p/a.jpg", "p/b.jpg": "http://old/b.jpg"}
 
 
 def test_cdn_urls_encode_every_segment() -> None:

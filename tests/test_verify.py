@@ -85,7 +85,7 @@ async def test_every_error_finding_is_counted_exactly_with_its_paths(
     }
     assert {name: found.examples.get(name, []) for name in ERRORS} == expected
     assert found.warnings == 0 and not found.ok
-    assert found.repairable == 4
+    assert found.repairable == 7  # wrong_cdn_url too: migrate's default refreshes them
     assert sorted(f for f, _ in found.repair_folders) == [CUSTOMER_FOLDER, "kimminsu02-6602"]
     assert dict(found.repair_folders)[CUSTOMER_FOLDER] == 7
 
@@ -117,7 +117,8 @@ async def test_warnings_pass_unless_strict_and_are_counted_exactly(
     assert "stale_beside_valid" in done.out and "with 3 warnings" in done.out
     data = orjson.loads(report.read_bytes())
     assert data["findings"]["orphan"] == {"grade": "warning", "label": data["findings"][
-        "orphan"]["label"], "count": 1, "examples": [orphan]}  # fmt: skip
+        "orphan"]["label"], "count": 1, "examples": [orphan],
+        "fix": "loader verify --repair --delete-orphans"}  # fmt: skip
     assert data["errors"] == 0 and data["warnings"] == 3
     strict = await run_loader(*verify_args(url, db_url, "--strict"))
     assert strict.code == ExitCode.INCOMPLETE, strict.err
