@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -221,15 +222,36 @@ async def _dump(conn: asyncpg.Connection, zf: zipfile.ZipFile, member: str, quer
     return digest.hexdigest()
 
 
+# What reading a zip member can raise on a damaged file: a bad or truncated archive, a
+# missing member, compressed data that does not decompress or fails its CRC.
+_DAMAGED_ZIP = (OSError, EOFError, ValueError, KeyError, NotImplementedError, zipfile.BadZipFile,
+                zlib.error)  # fmt: skip
+
+
+def _damage(exc: BaseException) -> str:
+    """What zipfile said, in one short line (some of its messages quote raw header bytes)."""
+    why = first_line(exc)
+    return why if len(why) <= 100 else why[:100] + "…"
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
-    """The manifest of a backup file; `BadInputError` when it is not one."""
+    """The manifest of a backup file, with every part restore reads; `BadInputError` when it
+    is not one (not a zip, empty, truncated, no or another manifest)."""
     try:
         with zipfile.ZipFile(path) as zf:
             manifest = orjson.loads(zf.read(MANIFEST_MEMBER))
-    except (OSError, zipfile.BadZipFile, KeyError, orjson.JSONDecodeError) as exc:
-        raise BadInputError(f"{path} is not a loader backup file: {exc}") from None
-    if manifest.get("format") != FILE_FORMAT or manifest.get("version") != FILE_VERSION:
+    except _DAMAGED_ZIP as exc:
+        raise BadInputError(f"{path} is not a loader backup file: {_damage(exc)}") from None
+    if (not isinstance(manifest, dict) or manifest.get("format") != FILE_FORMAT
+            or manifest.get("version") != FILE_VERSION):  # fmt: skip
         raise BadInputError(f"{path} is not a loader backup file (format {FILE_FORMAT} v1)")
+    sha = manifest.get("sha256")
+    parts = [isinstance(manifest.get("columns"), list), isinstance(manifest.get("checksum"), str),
+             isinstance(sha, dict) and isinstance(sha.get(ASSETS_MEMBER), str)]  # fmt: skip
+    if isinstance(sha, dict) and CUSTOMERS_MEMBER in sha:
+        parts.append(isinstance(manifest.get("customers_checksum"), str))
+    if not all(parts):
+        raise BadInputError(f"{path}: the backup file's manifest is incomplete (damaged file)")
     return manifest
 
 
@@ -240,8 +262,8 @@ async def _member_chunks(zf: zipfile.ZipFile, member: str, expected: str) -> Asy
             while chunk := data.read(CHUNK):
                 digest.update(chunk)
                 yield chunk
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise BadInputError(f"backup file damaged: {member}: {exc}") from None
+    except _DAMAGED_ZIP as exc:
+        raise BadInputError(f"backup file damaged: {member}: {_damage(exc)}") from None
     if digest.hexdigest() != expected:
         raise BadInputError(f"backup file damaged: {member} does not match its sha256")
 
@@ -260,6 +282,7 @@ async def restore(conn: asyncpg.Connection, target: str) -> RestoreResult:
     from_file = path.is_file()
     if not from_file and not target.isdigit():
         raise BadInputError(f"{target!r} is neither a backup id nor a backup file")
+    manifest = read_manifest(path) if from_file else None  # a damaged file: before any work
     async with conn.transaction():
         await conn.execute(sql("backup_session"))
         running = await conn.fetchval(sql("backup_open_runs"))
@@ -268,9 +291,9 @@ async def restore(conn: asyncpg.Connection, target: str) -> RestoreResult:
                 f"run(s) {', '.join(map(str, running))} still marked running: let them finish"
                 " (or resume them to the end, or roll them back) before restoring"
             )
-        if from_file:
+        if manifest is not None:
             with zipfile.ZipFile(path) as zf:
-                assets, customers, expected = await _load_file(conn, zf, read_manifest(path))
+                assets, customers, expected = await _load_file(conn, zf, manifest)
         else:
             row = await conn.fetchrow(sql("backup_get"), int(target))
             if row is None:

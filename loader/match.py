@@ -653,39 +653,68 @@ def write_review_csv(matches: Sequence[FolderMatch], path: Path) -> int:
 def read_review_csv(path: Path) -> dict[str, int | None]:
     """Decisions a person filled into a review CSV: folder -> customer id, or None for `none`.
 
-    Rows with an empty decision are left out. A missing column, an empty folder, a decision
-    that is neither a positive integer nor `none`, or two different decisions for one folder
-    raise BadInputError naming the line.
+    Rows with an empty decision are left out; a file with no decision at all is bad input (a
+    person meant to record something), with a hint. A missing, unknown or repeated column, a
+    row with more or fewer cells than the header, an unterminated quote, an empty folder, a
+    decision that is neither a positive integer nor `none`, or two different decisions for
+    one folder raise BadInputError naming the line. A UTF-8 BOM and CRLF line ends are fine
+    (spreadsheets write both).
     """
     path = Path(path)
     decisions: dict[str, int | None] = {}
+    line = 1  # where the row being read starts (a quoted cell may span lines)
     try:
         with path.open(encoding="utf-8-sig", newline="") as src:
-            reader = csv.DictReader(src)
-            missing = {"folder", "decision"} - set(reader.fieldnames or ())
+            # strict: an unterminated quote is an error, not a cell swallowing the file.
+            reader = csv.reader(src, strict=True)
+            header = next(reader, [])
+            unknown = ", ".join(repr(name) for name in header if name not in REVIEW_COLUMNS)
+            if unknown:
+                raise BadInputError(f"{path}:1: unknown column(s) {unknown} (a review CSV has"
+                                    f" {', '.join(REVIEW_COLUMNS)})")  # fmt: skip
+            if len(set(header)) != len(header):
+                raise BadInputError(f"{path}:1: a column appears twice")
+            missing = {"folder", "decision"} - set(header)
             if missing:
                 raise BadInputError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
-            for row in reader:
-                line = reader.line_num
-                raw = (row.get("decision") or "").strip()
+            at = {name: i for i, name in enumerate(header)}
+            line = reader.line_num + 1
+            for cells in reader:
+                start, line = line, reader.line_num + 1
+                if not any(c.strip() for c in cells):
+                    continue  # a blank line
+                if len(cells) != len(header):
+                    raise BadInputError(f"{path}:{start}: {len(cells)} cell(s) where the header"
+                                        f" has {len(header)} (a cut or shifted row?)")  # fmt: skip
+                raw = cells[at["decision"]].strip()
                 if not raw:
                     continue
-                folder = _uncell(row.get("folder") or "")
+                folder = _uncell(cells[at["folder"]])
                 if not folder.strip():
-                    raise BadInputError(f"{path}:{line}: decision without a folder")
+                    raise BadInputError(f"{path}:{start}: decision without a folder")
                 if raw.casefold() == "none":
                     value: int | None = None
                 elif raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63:  # a bigint
                     value = int(raw)
                 else:
                     raise BadInputError(
-                        f"{path}:{line}: decision {raw!r} is neither a customer id nor 'none'"
+                        f"{path}:{start}: decision {raw!r} is neither a customer id nor 'none'"
                     )
                 if folder in decisions and decisions[folder] != value:
-                    raise BadInputError(f"{path}:{line}: second, different decision for {folder!r}")
+                    raise BadInputError(
+                        f"{path}:{start}: second, different decision for {folder!r}"
+                    )
                 decisions[folder] = value
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except csv.Error as exc:
+        raise BadInputError(f"{path}:{line}: not valid CSV from this line on ({exc}; a quote"
+                            " that is never closed?)") from None  # fmt: skip
+    except (OSError, UnicodeDecodeError) as exc:
         raise BadInputError(f"{path}: cannot read review file ({exc})") from None
+    if not decisions:
+        raise BadInputError(
+            f"{path}: no decision filled in: put a customer id (one of the row's candidates)"
+            " or `none` in the `decision` column of the rows you decided, and save the file"
+        )
     return decisions
 
 
