@@ -118,7 +118,8 @@ def from_metadata(path: str, meta: Any, created_at: Any, updated_at: Any) -> Lis
     mimetype = meta.get("mimetype")
     return listed_object(
         path,
-        size if isinstance(size, int) else None,
+        # JSON's true and false are Python ints too, but no size.
+        size if isinstance(size, int) and not isinstance(size, bool) else None,
         mimetype if isinstance(mimetype, str) and mimetype else None,
         _iso(created_at),
         _iso(updated_at),
