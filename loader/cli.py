@@ -712,6 +712,13 @@ def storage_group() -> None:
     " truncated JSON).",
 )
 @click.option("--seed", type=int, help="Make the fault sequence reproducible.")
+@click.option("--database-url", "objects_url", callback=_remember_url,
+              help="Also write each accepted upload into this database's storage.objects, as"
+              " Supabase Storage does (for `loader sync`).")  # fmt: skip
+@click.option("--db-writes", type=click.Choice(["upsert", "insert-update"]), default="upsert",
+              show_default=True, help="upsert: one INSERT ... ON CONFLICT with the metadata"
+              " (Storage since v0.35); insert-update: INSERT, then the metadata by UPDATE"
+              " (older servers).")  # fmt: skip
 def storage_serve(
     root: Path | None,
     manifest: Path | None,
@@ -720,6 +727,8 @@ def storage_serve(
     fail_rate: float,
     seed: int | None,
     private: bool,
+    objects_url: str | None,
+    db_writes: str,
     **server: Any,
 ) -> None:
     """Serve a catalogue with the Storage REST API's routes and semantics.
@@ -740,6 +749,11 @@ def storage_serve(
     except LoaderError as exc:
         raise LoaderFailure(exc) from None
     faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, fail_rate=fail_rate, seed=seed)
+    if objects_url is not None:
+        from loader.devtools.objects_table import ObjectsTable
+
+        server["objects"] = ObjectsTable(db.resolve_database_url(objects_url), server["bucket"],
+                                         not private, db_writes)  # type: ignore[arg-type]
     serve_forever(catalogue, faults=faults, public=not private, **server)
 
 

@@ -9,7 +9,9 @@ It serves the routes the loader uses, and uploads, with the wire format of the r
 - `GET`/`HEAD /object/public/{bucket}/{path}`
 - `GET /object/authenticated/{bucket}/{path}` and `GET /object/{bucket}/{path}` (the key's
   download routes; private buckets too)
-- `POST /object/{bucket}/{path}` (upload; `x-upsert: true` to replace)
+- `POST /object/{bucket}/{path}` (upload; `x-upsert: true` to replace; with `objects`, also
+  written into a database's `storage.objects` as the real server writes it, see
+  `loader.devtools.objects_table`)
 
 in one of two layouts (`layout=`): "bare", at the root, like a self-hosted server, which
 answers any other path with the framework's 404 (`statusCode` a number; inside its `/object`
@@ -56,10 +58,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 from aiohttp import web
 
 from loader.classify import classify
+from loader.devtools.objects_table import ObjectsTable
 from loader.devtools.pictures import picture
 from loader.devtools.storage_model import (
     Record,
@@ -510,6 +514,7 @@ class _Storage:
     public: bool
     created_at: str
     jwt_only: bool = False
+    objects: ObjectsTable | None = None
 
     def _is_anon(self, request: web.Request) -> bool:
         """Check the bearer token: True for the anon key, False for the service key."""
@@ -608,6 +613,13 @@ class _Storage:
             now,
             existing.id if existing is not None else str(uuid.uuid4()),
         )
+        if self.objects is not None:
+            # The table first, as Storage commits its row before answering.
+            try:
+                await self.objects.write(stored.id, name, stored.size, stored.mimetype,
+                                         stored.created_at, stored.updated_at)  # fmt: skip
+            except (asyncpg.PostgresError, OSError) as exc:
+                return _error("500", "DatabaseError", f"storage.objects: {exc}", "DatabaseError")
         self.catalogue = self.catalogue.with_object(stored, content)
         return _json_response(orjson.dumps({"Key": f"{self.bucket}/{name}", "Id": stored.id}))
 
@@ -717,6 +729,7 @@ def build_app(
     public: bool = True,
     layout: str = "bare",
     jwt_only: bool = False,
+    objects: ObjectsTable | None = None,
 ) -> web.Application:
     """The Storage app serving `catalogue` as bucket `bucket`, authorised by service `key`.
 
@@ -733,11 +746,13 @@ def build_app(
     jsonwebtoken and said "jwt malformed"), and shaped like recording 62. Without it, any
     configured `key` is accepted whatever its shape (the demo's key is not a JWT) and any
     other key is refused as recording 62's bad signature is.
+
+    `objects`: also write every accepted upload into that database's `storage.objects`.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {LAYOUTS}")
     created_at = _epoch_timestamp(time.time())
-    storage = _Storage(catalogue, bucket, key, anon_key, public, created_at, jwt_only)
+    storage = _Storage(catalogue, bucket, key, anon_key, public, created_at, jwt_only, objects)
     injector = _FaultInjector(faults) if faults is not None else None
     stats = ServerStats()
 
@@ -749,6 +764,8 @@ def build_app(
 
     app = web.Application(middlewares=[unknown_routes])
     app[STATS] = stats
+    if objects is not None:
+        app.cleanup_ctx.append(objects.context)
 
     def route(name: str, handler: Handler, *, faulty: bool) -> Handler:
         async def answer(request: web.Request) -> web.StreamResponse:
