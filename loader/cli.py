@@ -45,6 +45,7 @@ from loader.match import ACCEPT, MARGIN
 from loader.migrate import MigrateOptions
 from loader.progress import LiveStats, live_progress
 from loader.redact import redact, redact_url, remember_secret, remember_secrets_in
+from loader.sync import SyncSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -894,6 +895,7 @@ def verify(opts: SourceOptions, database_url: str | None, repair: bool, delete_o
         result = run(lambda: verify_library(opts, url, cdn_base=cdn_base,
                                             check_urls_n=check_urls_n))  # fmt: skip
         print_verify_result(result)
+    info(result.sync)
     if report_path is not None:
         write_json(report_path, result.as_report())
     if not result.passes(strict=strict):
@@ -992,6 +994,85 @@ def restore(database_url: str | None, backup: str) -> None:
     click.echo(f"restored {done.source}: {done.rows:,} rows ({done.deleted:,} deleted, "
                f"{done.updated:,} updated, {done.inserted:,} inserted), "
                f"{done.folder_names:,} folder_name(s) reset")  # fmt: skip
+
+
+@cli.group(name="sync")
+def sync_group() -> None:
+    """Keep image_assets in step with Storage after the migration (docs/sync.md).
+
+    A trigger on storage.objects registers each new upload of the bucket and prefix as
+    `loader migrate` would (same rows, the folder's customer tag, cdn_url). It runs in the
+    database Storage writes to; for another database, schedule `loader migrate` instead.
+
+    Example:
+
+    \b
+        loader sync install      # settings from the latest migrate run
+        loader sync status
+        loader sync remove       # triggers, functions and tables gone; rows kept
+    """
+
+
+@sync_group.command(name="install")
+@database_options
+@click.option("--bucket", help="Default: the latest migrate run's.")
+@click.option("--prefix", help="Default: the latest migrate run's.")
+@click.option("--cdn-base", help="cdn_url = BASE/PATH. Default: the base of the latest run's"
+              " cdn_urls.")  # fmt: skip
+@click.option("--cdn-url", type=click.Choice(["fill", "overwrite", "keep"]),
+              help="Default: the latest run's (fill when it has none).")  # fmt: skip
+@click.option("--upload-source", help="Default: the latest run's.")
+@click.option("--match", type=click.Choice(["auto", "none"]),
+              help="Tag the folder's customer (auto) or nothing. Default: the latest run's.")
+@click.option("--lock-timeout-ms", type=click.IntRange(1, 60_000),
+              default=default(SyncSettings, "lock_timeout_ms"), show_default=True,
+              help="Longest an upload waits for a lock on image_assets before its row is"
+              " skipped and the error recorded.")  # fmt: skip
+def sync_install(database_url: str | None, **flags: Any) -> None:
+    """Install the trigger (again: idempotent). Settings not given here follow the latest
+    migrate run at every upload. Exit code 5 when a privilege is missing (the message names
+    the GRANT), 3 when there is no run to take settings from and no flag gives them.
+
+    Example:
+
+        loader sync install --database-url "$DATABASE_URL"
+    """
+    from loader.sync import install, status_lines
+
+    found = on_database(database_url, lambda conn: install(conn, SyncSettings(**flags)))
+    for message in found.warnings:
+        warn(message)
+    click.echo("\n".join(status_lines(found)))
+
+
+@sync_group.command(name="status")
+@database_options
+def sync_status(database_url: str | None) -> None:
+    """Installed or not, the settings an upload gets now, rows registered, recent errors.
+
+    Example:
+
+        loader sync status
+    """
+    from loader.sync import status, status_lines
+
+    click.echo("\n".join(status_lines(on_database(database_url, status))))
+
+
+@sync_group.command(name="remove")
+@database_options
+def sync_remove(database_url: str | None) -> None:
+    """Remove the triggers, functions and tables of sync; the rows it registered stay.
+    Dropping a trigger needs the owner of storage.objects (exit code 5 otherwise).
+
+    Example:
+
+        loader sync remove
+    """
+    from loader.sync import remove
+
+    removed = on_database(database_url, remove)
+    click.echo("sync removed" if removed else "sync was not installed")
 
 
 @cli.group(name="demo")
@@ -1177,7 +1258,9 @@ def match(
     async def go() -> Any:
         folders = read_folders_file(folders_file) if folders_file else await list_folders(opts)
         async with db.connection(url) as conn:
-            return await match_with_database(conn, folders, accept=accept, margin=margin)
+            # The whole bucket's folders (not --folders): the latest links, for `loader sync`.
+            return await match_with_database(conn, folders, accept=accept, margin=margin,
+                                             record=folders_file is None)
 
     matches = run(go)
     # The summary first: a report that cannot be written must not hide the matching.

@@ -818,10 +818,17 @@ async def match_with_database(
     *,
     accept: float = ACCEPT,
     margin: float = MARGIN,
+    record: bool = False,
 ) -> list[FolderMatch]:
-    """Match `folders` against every customer, with a person's stored decisions winning."""
+    """Match `folders` against every customer, with a person's stored decisions winning.
+
+    `record`: `folders` are all of the bucket's, so the links are the bucket's latest ones:
+    kept for `loader sync` (`record_links`) when the thresholds are migrate's own."""
     customers, decisions = await _inputs(conn)
-    return match_folders(folders, customers, decisions=decisions, accept=accept, margin=margin)
+    matches = match_folders(folders, customers, decisions=decisions, accept=accept, margin=margin)
+    if record and (accept, margin) == (ACCEPT, MARGIN):
+        await record_links(conn, [(m.folder, m.customer_id) for m in matches])
+    return matches
 
 
 async def links_with_database(
@@ -842,14 +849,27 @@ async def links_with_database(
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         memo = None  # a database the loader never wrote to (a first dry run)
     if memo is not None:
-        return list(zip(memo["folders"], memo["customer_ids"], strict=True)), memo["summary"]
-    matches = match_folders(folders, customers, decisions=decisions)
-    links = [(m.folder, m.customer_id) for m in matches]
-    summary = dict(Counter(m.status for m in matches))
-    if remember and key:
-        await conn.execute(sql("match_memo_put"), key, [f for f, _ in links],
-                           [c for _, c in links], summary)  # fmt: skip
+        links = list(zip(memo["folders"], memo["customer_ids"], strict=True))
+        summary = memo["summary"]
+    else:
+        matches = match_folders(folders, customers, decisions=decisions)
+        links = [(m.folder, m.customer_id) for m in matches]
+        summary = dict(Counter(m.status for m in matches))
+        if remember and key:
+            await conn.execute(sql("match_memo_put"), key, [f for f, _ in links],
+                               [c for _, c in links], summary)  # fmt: skip
+    if remember:
+        await record_links(conn, links)
     return links, summary
+
+
+async def record_links(conn: asyncpg.Connection, links: Sequence[tuple[str, int | None]]) -> None:
+    """Keep `loader sync`'s copy of the bucket's latest links (loader.sync_links, read by its
+    trigger at every upload) equal to `links`, when sync is installed; only changed links
+    are written."""
+    if not (await conn.fetchrow(sql("sync_state")))["tables"]:
+        return
+    await conn.execute(sql("sync_links_put"), [f for f, _ in links], [c for _, c in links])
 
 
 async def _inputs(

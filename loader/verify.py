@@ -43,6 +43,7 @@ from loader.listing import (
     open_source,
 )
 from loader.sqlfiles import sql
+from loader.sync import status as sync_status
 from loader.urlcheck import UrlFailure, check_urls
 
 ERRORS = (
@@ -93,6 +94,7 @@ class VerifyResult:
     loose_files: list[str] = field(default_factory=list)  # media outside customer folders
     urls_checked: int = 0
     url_failures: list[UrlFailure] = field(default_factory=list)
+    sync: str = ""  # whether `loader sync` registers new uploads, in one line
 
     @property
     def errors(self) -> int:
@@ -142,6 +144,7 @@ class VerifyResult:
             "loose_files": self.loose_files,
             "urls_checked": self.urls_checked,
             "urls_failing": [{"url": f.url, "answer": f.answer} for f in self.url_failures],
+            "sync": self.sync,
         }
 
 
@@ -196,6 +199,7 @@ async def verify(
     result = VerifyResult()
     async with connection(database_url) as conn, open_source(opts) as opened:
         await init_schema(conn)  # the loader's own tables (runs, deleted_rows) may be new
+        result.sync = (await sync_status(conn)).line()
         prefix = opened.source.prefix
         customers, result.mapping_from = await _folder_customers(
             conn, opts, prefix, opened.top.folders

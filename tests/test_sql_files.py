@@ -17,6 +17,7 @@ SETUP_BY_PREFIX = {
     "rollback_run": "rollback_plan_create",
     "rollback_summary": "rollback_plan_create",
     "upsert_batch": "sink_stage",
+    "sync_": "sync_schema",  # sync's tables and functions exist only once it is installed
 }
 
 
