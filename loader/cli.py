@@ -1168,11 +1168,14 @@ def demo_serve(scale: int, port: int) -> None:
     another terminal and run `loader scan`, `loader match`, `loader migrate`, ... Stop
     with Ctrl-C; the embedded PostgreSQL keeps running (`loader db stop`).
 
+    The port is taken first: when another program (or another `demo serve`) holds it, the
+    command exits 3 and touches nothing.
+
     Example:
 
-        loader demo serve --port 54380
+        loader demo serve --scale 10 --port 8380
     """
-    from loader.devtools.demo_run import DemoPaths, export_lines, serve_demo
+    from loader.devtools.demo_run import export_lines, serve_demo
 
     def ready(environment: dict[str, str]) -> None:
         click.echo("demo Storage server and database ready; in another terminal run:\n")
@@ -1180,9 +1183,8 @@ def demo_serve(scale: int, port: int) -> None:
         click.echo("\nthen e.g. `loader scan`. Ctrl-C stops the server.")
 
     async def go() -> None:
-        server_url = embedded_server().url()
-        paths = DemoPaths.under(state_dir() / "demo")
-        await serve_demo(server_url, paths, scale=scale, port=port, on_ready=ready)
+        await serve_demo(lambda: embedded_server().url(), state_dir() / "demo", scale=scale,
+                         port=port, on_ready=ready)  # fmt: skip
 
     try:
         run(go)

@@ -2,5 +2,7 @@
 benchmarks and the demo (`storage_server`), the synthetic library generator
 (`demo_library`), and the end-to-end demo run behind `make demo` (`demo_run`)."""
 
-# The loopback port `loader demo serve` listens on (here so the CLI needs no heavy import).
-DEMO_PORT = 54380
+# The loopback port `loader demo serve` listens on (here so the CLI needs no heavy import):
+# below Linux's ephemeral range (32768-60999), where a client's outgoing connection could
+# hold it, and clear of the common development ports (3000, 5000, 8000, 8080, 54321-54329).
+DEMO_PORT = 15380

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import shlex
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +158,8 @@ def export_lines(environment: dict[str, str]) -> str:
 
 
 async def serve_demo(
-    server_url: str,
-    paths: DemoPaths,
+    server_url: Callable[[], str],
+    folder: Path,
     *,
     scale: int = 1,
     host: str = "127.0.0.1",
@@ -166,12 +167,19 @@ async def serve_demo(
     on_ready: Callable[[dict[str, str]], None],
 ) -> None:
     """Seed a fresh demo library and serve it until cancelled; `on_ready` gets the
-    environment once the Storage server is listening."""
-    database_url = await demo_database(server_url)
-    await seed(scale, database_url, paths)
-    catalogue = Catalogue.from_manifest(paths.manifest, bucket=DEMO_BUCKET)
-    async with running_server(
-        catalogue, bucket=DEMO_BUCKET, key=DEMO_KEY, host=host, port=port
-    ) as storage_url:
-        on_ready(demo_environment(storage_url, database_url))
-        await anyio.sleep_forever()
+    environment once the Storage server is listening. `server_url` gives the PostgreSQL
+    server's URL (starting it if need be); the library's files go to `folder`.
+
+    The port is bound before anything else: when it is taken (another `demo serve` holds
+    it), the OSError (EADDRINUSE, exit 3) comes before the demo database and manifest are
+    rewritten under the server that holds it, and before a database server is started."""
+    with socket.create_server((host, port)) as sock:
+        paths = DemoPaths.under(folder)
+        database_url = await demo_database(server_url())
+        await seed(scale, database_url, paths)
+        catalogue = Catalogue.from_manifest(paths.manifest, bucket=DEMO_BUCKET)
+        async with running_server(
+            catalogue, bucket=DEMO_BUCKET, key=DEMO_KEY, host=host, sock=sock
+        ) as storage_url:
+            on_ready(demo_environment(storage_url, database_url))
+            await anyio.sleep_forever()

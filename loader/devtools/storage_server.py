@@ -47,6 +47,7 @@ import operator
 import os
 import random
 import signal
+import socket
 import time
 import uuid
 from bisect import bisect_left, bisect_right
@@ -806,14 +807,20 @@ def build_app(
 
 @asynccontextmanager
 async def serve_app(
-    app: web.Application, *, host: str = "127.0.0.1", port: int = 0
+    app: web.Application,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[str]:
-    """Serve `app` on `host:port` (0: a free port) and yield its base URL."""
+    """Serve `app` on `host:port` (0: a free port), or on `sock`, a socket already bound and
+    listening (a caller that must hold its port before other work), and yield its base URL."""
     # In-flight requests (a stalled fault) must not hold up shutdown for long.
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        site = web.TCPSite(runner, host, port) if sock is None else web.SockSite(runner, sock)
+        await site.start()
         bound_host, bound_port = runner.addresses[0][:2]
         yield (
             f"http://[{bound_host}]:{bound_port}"
@@ -832,11 +839,13 @@ async def running_server(
     key: str,
     host: str = "127.0.0.1",
     port: int = 0,
+    sock: socket.socket | None = None,
     **kw: Any,
 ) -> AsyncIterator[str]:
-    """Run `build_app(catalogue, bucket=..., key=..., **kw)` and yield its base URL."""
+    """Run `build_app(catalogue, bucket=..., key=..., **kw)` (on `sock` when given, see
+    `serve_app`) and yield its base URL."""
     async with serve_app(
-        build_app(catalogue, bucket=bucket, key=key, **kw), host=host, port=port
+        build_app(catalogue, bucket=bucket, key=key, **kw), host=host, port=port, sock=sock
     ) as url:
         yield url
 
