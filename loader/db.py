@@ -264,6 +264,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Whether the same call may pass on a fresh connection: one of `TRANSIENT_ERRORS`, or a
+    connection that could not be opened for such a reason (`connect` says `DatabaseError`)."""
+    if isinstance(exc, DatabaseError):
+        return isinstance(exc.__cause__, TRANSIENT_ERRORS)
+    return isinstance(exc, TRANSIENT_ERRORS)
+
+
 async def retrying(
     pool: asyncpg.Pool,
     call: Callable[[asyncpg.Connection], Awaitable[T]],
@@ -274,15 +282,65 @@ async def retrying(
 ) -> T:
     """Run `call(conn)` on a pool connection, retrying transient failures with the retry
     policy's backoff on a fresh connection; `DatabaseError` once its attempts are used up."""
+
+    async def attempt() -> T:
+        async with pool.acquire() as conn:
+            return await call(conn)
+
+    return await retrying_attempts(attempt, retry=retry, what=what, on_retry=on_retry)
+
+
+async def retrying_attempts(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    retry: RetryPolicy = RetryPolicy(),  # noqa: B008 (frozen: one shared default is safe)
+    what: str = "database call",
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> T:
+    """`retrying` for work that opens its own connection (a worker's lock, a run's backup):
+    `attempt()` again after each transient failure (`is_transient`), with the same backoff."""
     attempts = retry.attempts
-    for attempt in range(attempts):
+    for number in range(attempts):
         try:
-            async with pool.acquire() as conn:
-                return await call(conn)
-        except TRANSIENT_ERRORS as exc:
-            if attempt + 1 == attempts:
+            return await attempt()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if number + 1 == attempts:
                 raise DatabaseError(f"{what} failed {attempts} times: {exc}") from None
             if on_retry is not None:
                 on_retry(exc)
-            await anyio.sleep(retry.delay(attempt))
+            await anyio.sleep(retry.delay(number))
     raise AssertionError("unreachable")
+
+
+# A connection held for a long time (a worker's liveness lock, a run's backup snapshot) is
+# checked this often, and counts as lost when its check takes longer than the timeout.
+HELD_CHECK_S = 1.0
+HELD_CHECK_TIMEOUT_S = 10.0
+
+
+async def until_lost(conn: asyncpg.Connection, *, every_s: float = HELD_CHECK_S) -> None:
+    """Return once `conn` is lost. A connection the server closes (pg_terminate_backend, a
+    restart) is noticed at once through asyncpg's termination listener; one that goes silent
+    (a network partition) by a query every `every_s` that fails or does not answer within
+    `HELD_CHECK_TIMEOUT_S`. Nothing else may use `conn` meanwhile (one query at a time)."""
+    closed = anyio.Event()
+
+    def on_close(_: asyncpg.Connection) -> None:
+        closed.set()
+
+    conn.add_termination_listener(on_close)
+    try:
+        while not conn.is_closed():
+            with anyio.move_on_after(every_s):
+                await closed.wait()
+            if closed.is_set():
+                return
+            try:
+                with anyio.fail_after(HELD_CHECK_TIMEOUT_S):
+                    await conn.fetchval(sql("connection_alive"))
+            except TRANSIENT_ERRORS:
+                return
+    finally:
+        conn.remove_termination_listener(on_close)
