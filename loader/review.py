@@ -6,8 +6,11 @@ runs a local page (aiohttp, 127.0.0.1 only) under `/r/{token}/`: without the ran
 nothing answers but 403. Thumbnails are fetched server-side from Storage with the key (the
 authenticated object route, so private buckets work) and downscaled; the key never reaches
 the browser. A decision goes through `match.apply_decisions`, exactly as `loader match apply`
-records it (`loader.match_decisions`, `decided_by` 'review'). `export_html` writes the same
-queue as one static file with the thumbnails embedded.
+records it (`loader.match_decisions`, `decided_by` 'review'). A decision that gives a folder
+a customer another folder is linked to automatically unlinks that folder (the matcher's rule:
+a person's decision beats every automatic claim on a customer, the weaker claim becomes a
+conflict), so the page asks first, naming that folder (`Queue.unlinks`). `export_html` writes
+the same queue as one static file with the thumbnails embedded.
 
 Every text shown is escaped server-side (`html.escape`) and wrapped in `<bdi>` so a
 right-to-left mark in an object name cannot reorder the page around it; the page's script
@@ -53,6 +56,8 @@ FETCH_CONCURRENCY = 6  # Storage downloads at once, whatever the page asks for
 CACHE_BYTES = 32 * 1024 * 1024  # thumbnails kept in memory
 SEARCH_LIMIT = 20
 QUEUED = ("conflict", "review")  # the order is the "worst first" order
+AUTOMATIC = {"exact": "by its folder_name", "normalized": "by its folder_name (normalized)",
+             "auto": "by name and phone"}  # fmt: skip
 _STATUS_RANK = {status: rank for rank, status in enumerate(QUEUED)}
 _ASSETS = ("review.css", "review.js")
 
@@ -72,10 +77,12 @@ class QueueItem:
 
 @dataclass(slots=True)
 class Queue:
-    """The folders to decide (with their files gathered) and every customer, for the search."""
+    """The folders to decide (with their files gathered), every customer (for the search),
+    and the other folders' automatic links (customer id -> {folder: how it is linked})."""
 
     items: list[QueueItem]
     customers: dict[int, Customer]
+    links: dict[int, dict[str, str]] = field(default_factory=dict)
     by_folder: dict[str, QueueItem] = field(init=False)
     files: frozenset[str] = field(init=False)  # the only objects the page shows
 
@@ -87,6 +94,28 @@ class Queue:
         if folder not in self.by_folder:
             raise BadInputError(f"folder {folder!r} is not in the review queue")
         return self.by_folder[folder]
+
+    def unlinks(self, folder: str, customer_id: int | None) -> str | None:
+        """What deciding `folder` for `customer_id` would do to other folders, in one
+        sentence, or None when nothing: the folders linked to that customer automatically
+        lose their link and become conflicts (a person decides them too)."""
+        if customer_id is None:
+            return None
+        others = {f: how for f, how in self.links.get(customer_id, {}).items() if f != folder}
+        if not others:
+            return None
+        c = self.customers[customer_id]
+        linked = "; ".join(f"folder {f} {how}" for f, how in sorted(others.items()))
+        names = ", ".join(sorted(others))
+        return (f"customer {c.name or '(no name)'} (#{c.id}) is linked to {linked}. Recording"
+                f" this makes {names} a conflict: no customer tag on later runs until someone"
+                " decides it too.")  # fmt: skip
+
+    def recorded(self, folder: str, customer_id: int | None) -> None:
+        """A decision is stored: the automatic links it ends are gone."""
+        self.item(folder).decided = "none" if customer_id is None else str(customer_id)
+        if customer_id is not None:
+            self.links.pop(customer_id, None)
 
     def search(self, query: str) -> list[dict[str, Any]]:
         """Customers whose name or folder_name contains `query`, or whose phone contains its
@@ -222,6 +251,10 @@ async def open_queue(
             matches = await match_with_database(conn, opened.top.folders)
             customers = {c.id: c for c in await load_customers(conn)}
         items = [QueueItem(m) for m in queue_order(matches)]
+        links: dict[int, dict[str, str]] = {}
+        for m in matches:
+            if m.status in AUTOMATIC and m.customer_id is not None:
+                links.setdefault(m.customer_id, {})[m.folder] = AUTOMATIC[m.status]
         limit = anyio.Semaphore(opts.list_concurrency)
 
         async def gather(item: QueueItem) -> None:
@@ -237,7 +270,7 @@ async def open_queue(
         timeout=aiohttp.ClientTimeout(total=opts.request_timeout_s),
     ) as http:
         thumbs.http = http
-        yield Queue(items, customers), thumbs
+        yield Queue(items, customers, links), thumbs
 
 
 # --- the page ------------------------------------------------------------------------------
@@ -298,7 +331,7 @@ def render_item(
         '<div class="actions"><button type="button" class="none"><kbd>n</kbd> none of them'
         '</button><button type="button" class="skip"><kbd>s</kbd> skip</button>'
         '<input type="search" class="search" placeholder="another customer: name or phone">'
-        '<ul class="results"></ul></div>'
+        '<ul class="results"></ul><div class="confirm" role="alertdialog" hidden></div></div>'
         if interactive
         else ""
     )
@@ -329,7 +362,9 @@ def render_page(
     )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        "<title>loader review</title>"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        # No icon to fetch: a browser asking for /favicon.ico would get 403 (a console error).
+        '<link rel="icon" href="data:,"><title>loader review</title>'
         f"{style}</head><body><header><h1>Folders to decide</h1>"
         f'<p id="progress"><span id="decided">{decided}</span> of'
         f' <span id="total">{len(queue.items)}</span> decided</p>{help_line}</header>'
@@ -413,21 +448,28 @@ async def _decide(request: web.Request) -> web.Response:
     try:
         body = orjson.loads(await request.read())
         folder, customer = body["folder"], body["customer_id"]
-        if not isinstance(folder, str) or not (customer is None or type(customer) is int):
+        confirmed = body.get("confirmed", False)
+        if (not isinstance(folder, str) or not (customer is None or type(customer) is int)
+                or type(confirmed) is not bool):  # fmt: skip
             raise TypeError
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        raise web.HTTPBadRequest(text="expected {folder, customer_id}") from None
+        raise web.HTTPBadRequest(text="expected {folder, customer_id[, confirmed]}") from None
     try:
-        item = s.queue.item(folder)
+        s.queue.item(folder)
         if customer is not None and customer not in s.queue.customers:
             raise BadInputError(f"unknown customer id {customer}")
+        # Unlinking another folder needs the person to have read what it does first. An
+        # answer, not an error status: the page shows it and asks (no console error).
+        warning = s.queue.unlinks(folder, customer)
+        if warning is not None and not confirmed:
+            return web.json_response({"confirm": warning}, dumps=_dumps)
         async with db.connection(s.database_url) as conn:
             summary = await apply_decisions(
                 conn, {folder: customer}, write_folder_name=s.write_folder_name
             )
     except BadInputError as exc:
         raise web.HTTPBadRequest(text=str(exc)) from None
-    item.decided = "none" if customer is None else str(customer)
+    s.queue.recorded(folder, customer)
     decided = sum(i.decided is not None for i in s.queue.items)
     return web.json_response(
         {"decided": decided, "total": len(s.queue.items), "skipped": summary.skipped},

@@ -26,7 +26,7 @@ from loader.devtools.pictures import png
 from loader.devtools.storage_server import Catalogue
 from loader.errors import ExitCode
 from loader.listing import SourceOptions
-from loader.match import revert_folder_names
+from loader.match import match_with_database, revert_folder_names
 from tests.cli_helpers import child_env, loader_argv, run_loader
 from tests.storage_fixtures import (
     STORAGE_ANON_KEY,
@@ -269,9 +269,12 @@ needs_browser = pytest.mark.skipif(
 DEMO_BUCKET = "blog-images"
 
 
-def _drive(page_url: str, screenshot: Path) -> list[str]:
+def _drive(page_url: str, screenshot: Path, unlinked: str, warned: tuple[int, int]) -> list[str]:
     """Open the page, wait for pictures, decide three folders (a click, then keys); return the
-    folders decided, in order, after the page confirmed each one."""
+    folders decided, in order, after the page confirmed each one. The first folder's first
+    candidate is linked to folder `unlinked`: the page says so and asks before recording.
+    Then the page at 600 px wide: no sideways overflow, and its screenshot with the warning
+    of folder `warned[0]`'s candidate `warned[1]` open; no console error all along."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -282,6 +285,7 @@ def _drive(page_url: str, screenshot: Path) -> list[str]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
                      "--disable-gpu", "--window-size=1280,1100"):  # fmt: skip
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         driver.get(page_url)
@@ -299,8 +303,19 @@ def _drive(page_url: str, screenshot: Path) -> list[str]:
             wait.until(lambda d: d.find_element(By.ID, "decided").text == str(count))
             decided.append(section.get_attribute("data-folder"))
 
-        # 1: a click on the first folder's first candidate
-        sections[0].find_element(By.CSS_SELECTOR, "button.pick").click()
+        # 1: a click on the first folder's first candidate, a customer another folder is
+        # linked to: the page names that folder and what happens to it, and records nothing
+        # until told to (cancel first, then record anyway)
+        box = sections[0].find_element(By.CSS_SELECTOR, ".confirm")
+        for choice in ("button.confirm-cancel", "button.confirm-record"):
+            sections[0].find_element(By.CSS_SELECTOR, "button.pick").click()
+            wait.until(lambda d: box.is_displayed())
+            assert f"linked to folder {unlinked}" in box.text, box.text
+            assert f"makes {unlinked} a conflict" in box.text, box.text
+            assert sections[0].get_attribute("data-decided") is None
+            assert driver.find_element(By.ID, "decided").text == "0"
+            box.find_element(By.CSS_SELECTOR, choice).click()
+            wait.until(lambda d: not box.is_displayed())
         confirmed(sections[0], 1)
         # 2: the page moved on to the second folder; key "1"
         body = driver.find_element(By.TAG_NAME, "body")
@@ -322,6 +337,29 @@ def _drive(page_url: str, screenshot: Path) -> list[str]:
         )
         wait.until(lambda d: d.execute_script(first_folders))
         driver.save_screenshot(str(screenshot))
+        # 600 px wide: every card fits, nothing scrolls sideways
+        driver.set_window_size(600, 1100)
+        wait.until(lambda d: d.execute_script("return window.innerWidth") <= 600)
+        overflow = (
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert driver.execute_script(overflow) == 0
+        section = sections[warned[0]]
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", section)
+        section.find_elements(By.CSS_SELECTOR, "button.pick")[warned[1]].click()
+        box = section.find_element(By.CSS_SELECTOR, ".confirm")
+        wait.until(lambda d: box.is_displayed())
+        driver.execute_script("arguments[0].scrollIntoView({block: 'end'})", box)
+        pictures = "return Array.from(arguments[0].querySelectorAll('img'))" + (
+            ".every(i => i.complete && i.naturalWidth > 0)"
+        )
+        wait.until(lambda d: d.execute_script(pictures, section))
+        assert driver.execute_script(overflow) == 0
+        driver.save_screenshot(str(screenshot.with_name(f"{screenshot.stem}-600.png")))
+        box.find_element(By.CSS_SELECTOR, "button.confirm-cancel").click()
+        assert section.get_attribute("data-decided") is None
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert errors == [], errors
         return decided
     finally:
         driver.quit()
@@ -346,8 +384,15 @@ async def test_review_in_a_real_browser_then_migrate_tags_exactly_those_folders(
             for i in session.queue.items
         ]
         assert len(queue) >= 4
-        decided = await anyio.to_thread.run_sync(_drive, page_url, screenshot)
+        # the demo library's worst folder: its best candidate is linked to another folder
+        unlinked = sorted(session.queue.links.get(queue[0][1][0], {}))
+        assert len(unlinked) == 1, unlinked
+        # another folder not decided below with such a candidate: the 600 px screenshot's
+        warned = next((i, n) for i, (_, ids) in enumerate(queue) if i > 3
+                      for n, c in enumerate(ids[:3]) if c in session.queue.links)  # fmt: skip
+        decided = await anyio.to_thread.run_sync(_drive, page_url, screenshot, unlinked[0], warned)
     assert screenshot.read_bytes().startswith(b"\x89PNG")
+    assert screenshot.with_name(f"{screenshot.stem}-600.png").read_bytes().startswith(b"\x89PNG")
     expected = {
         queue[0][0]: queue[0][1][0],
         queue[1][0]: queue[1][1][0],
@@ -365,6 +410,7 @@ async def test_review_in_a_real_browser_then_migrate_tags_exactly_those_folders(
     linked = dict(await db.fetch("SELECT folder, customer_id FROM loader.folders"))
     queued = {folder for folder, _ in queue}
     assert {f: c for f, c in linked.items() if f in queued and c is not None} == expected
+    assert linked[unlinked[0]] is None  # what the page said: that folder became a conflict
     for folder, customer in expected.items():
         tags = await db.fetch(
             "SELECT ai_tags FROM image_assets WHERE starts_with(file_path, $1)",
@@ -474,3 +520,39 @@ async def test_write_folder_name_is_journaled_and_reverted_like_match_apply(
     assert await db.fetchval("SELECT count(*) FROM loader.customer_changes") == 1
     assert await revert_folder_names(db) == 1
     assert await db.fetchval("SELECT folder_name FROM customers WHERE id = 1") is None
+
+
+async def test_taking_a_customer_another_folder_is_linked_to_asks_first(
+    db: asyncpg.Connection, db_url: str, start_storage: StartStorage
+) -> None:
+    """Deciding KIM for the customer whose exact folder_name is OTHER unlinks OTHER (a
+    person's decision beats the automatic link): the answer says so and records nothing until
+    confirmed; then OTHER is a conflict, as said, and nothing asks again."""
+    await _customers(db)
+    await db.execute(
+        "INSERT INTO customers (id, name, folder_name) VALUES (4, '박지수', $1)", OTHER
+    )
+    storage_url = await start_storage(_catalogue())
+    opts = SourceOptions(bucket=STORAGE_BUCKET, storage_url=storage_url, key=STORAGE_KEY)
+    async with (
+        review.serving(opts, db_url) as (page_url, session),
+        aiohttp.ClientSession(headers={"X-Review-Token": session.token}) as http,
+    ):
+
+        async def decide(body: dict[str, Any]) -> Any:
+            async with http.post(f"{page_url}decide", json=body) as response:
+                assert response.status == 200, await response.text()
+                return await response.json()
+
+        asked = await decide({"folder": KIM, "customer_id": 4})
+        assert set(asked) == {"confirm"}
+        assert f"linked to folder {OTHER} by its folder_name" in asked["confirm"]
+        assert f"makes {OTHER} a conflict" in asked["confirm"]
+        assert await db.fetchval("SELECT count(*) FROM loader.match_decisions") == 0
+        assert (await decide({"folder": KIM, "customer_id": 1}))["decided"] == 1  # no link
+        done = await decide({"folder": KIM, "customer_id": 4, "confirmed": True})
+        assert done["decided"] == 1
+        assert "confirm" not in await decide({"folder": EVIL, "customer_id": 4})
+    by_folder = {m.folder: m for m in await match_with_database(db, [KIM, OTHER, EVIL])}
+    assert (by_folder[KIM].status, by_folder[KIM].customer_id) == ("decided", 4)
+    assert (by_folder[OTHER].status, by_folder[OTHER].customer_id) == ("conflict", None)

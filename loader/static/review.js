@@ -27,11 +27,34 @@
     outcome.classList.toggle("failed", Boolean(failed));
   }
 
-  async function decide(section, customerId) {
+  // The server's warning (the decision would unlink another folder), with the choice.
+  function askFirst(section, customerId, warning) {
+    const box = section.querySelector(".confirm");
+    const text = document.createElement("p");
+    text.textContent = warning;
+    const go = document.createElement("button");
+    go.type = "button";
+    go.className = "confirm-record";
+    go.textContent = "record anyway";
+    const cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.className = "confirm-cancel";
+    cancel.textContent = "cancel";
+    const close = () => { box.hidden = true; box.replaceChildren(); };
+    go.addEventListener("click", () => { close(); decide(section, customerId, true); });
+    cancel.addEventListener("click", close);
+    box.replaceChildren(text, go, cancel);
+    box.hidden = false;
+    go.focus();
+  }
+
+  async function decide(section, customerId, confirmed = false) {
     const response = await fetch("decide", {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-Review-Token": token },
-      body: JSON.stringify({ folder: section.dataset.folder, customer_id: customerId }),
+      body: JSON.stringify({
+        folder: section.dataset.folder, customer_id: customerId, confirmed: confirmed,
+      }),
       credentials: "same-origin",
     });
     if (!response.ok) {
@@ -39,6 +62,10 @@
       return;
     }
     const answer = await response.json();
+    if (answer.confirm) {
+      askFirst(section, customerId, answer.confirm);
+      return;
+    }
     section.dataset.decided = customerId === null ? "none" : String(customerId);
     showOutcome(section, customerId === null ? "→ no customer" : "→ customer " + customerId);
     document.getElementById("decided").textContent = answer.decided;
@@ -98,7 +125,8 @@
   });
 
   document.addEventListener("keydown", (event) => {
-    if (event.target.closest("input, textarea") || event.ctrlKey || event.metaKey || event.altKey) {
+    if (event.target.closest("input, textarea, .confirm") || event.ctrlKey || event.metaKey ||
+        event.altKey) {
       return;
     }
     if (current < 0) return;
