@@ -167,6 +167,7 @@ class _Folder:
     listed: bool = False
     failed: bool = False
     finished: bool = False
+    lost: bool = False  # taken over by another worker (this one's lock was lost): not ours
     outstanding: int = 0  # batches with its rows (or its check), not yet committed
     rows: FolderRows | None = None  # built on its first page
     # Its objects so far, while it may still be checked whole (see `_Worker.checking`).
@@ -202,6 +203,7 @@ async def migrate(
         async with pool.acquire() as conn:
             if not opts.dry_run:
                 await init_schema(conn)
+                await runs.mark_interrupted(conn)
             plan_notes = await check_target(
                 conn, create_unique_index=opts.create_unique_index, dry_run=opts.dry_run
             )
@@ -298,7 +300,7 @@ async def _aborted(
     if run_id is None:
         return exc
     # The database may be what failed; then the run stays 'running' with no live worker,
-    # which `loader runs` shows as interrupted: resumable all the same.
+    # which the next command records as interrupted: resumable all the same.
     with contextlib.suppress(LoaderError):
         await runs.mark_aborted(pool, run_id)
     # A Storage server found down keeps its own exit code (6); anything else is "stopped" (12).
@@ -309,7 +311,7 @@ async def _aborted(
 async def _adopt_run(pool: asyncpg.Pool, opts: MigrateOptions) -> int:
     """Resume/join: the run's own bucket, prefix and data options win over the flags."""
     assert opts.resume is not None
-    info = await runs.reopen_run(pool, opts.resume)
+    info = await runs.adopt_run(pool, opts.resume)
     opts.source.bucket, opts.source.prefix = info.bucket, info.prefix
     opts.upload_source = info.options.get("upload_source", opts.upload_source)
     opts.cdn_url = info.options.get("cdn_url", opts.cdn_url)
@@ -397,7 +399,7 @@ class _Worker:
         self.cdn = cdn
         self.stats = stats
         self.log = log
-        self.worker_id = runs.new_worker_id()
+        self.worker_id = ""  # the worker's lock's: a new one after each loss (`_relock`)
         self.sink = UpsertSink(
             pool,
             run_id=run_id,
@@ -432,32 +434,54 @@ class _Worker:
         prefix = self.opened.source.prefix
         if self.can_check and prefix:
             self.checking = await self.sink.has_rows_under(prefix)
-        async with runs.worker_lock(self.opts.database_url, self.worker_id, self.run_id):
-            self.log.emit("worker_started", run_id=self.run_id, worker=self.worker_id)
+        async with runs.worker_lock(self.opts.database_url, self.run_id) as lock:
+            self._locked(lock)
             self.stats.folders_total = len(self.opened.top.folders)
             # A worker leaves only when no folder of the run is left for a live worker: while
             # others still hold folders it waits, and takes over those of any that dies.
             idle_rounds = 0
             while True:
                 known = len(self.folders)
-                await self._pipeline(self._claimed())
-                status = await runs.finalize_run(self.pool, self.run_id)
-                if status != "running":
-                    return status
-                holders, live = await runs.other_holders(self.pool, self.run_id, self.worker_id)
-                # Folders of a dead worker keep it trying: the claim that takes them over can
-                # miss them for a moment (another survivor checking that worker holds its
-                # lock for an instant), which must not end this worker as "not done".
-                busy = live or holders or len(self.folders) > known
-                idle_rounds = 0 if busy else idle_rounds + 1
-                if idle_rounds >= 2 or (
-                    not holders and not await runs.has_open_folders(self.pool, self.run_id)
-                ):
-                    # Closed by another worker meanwhile, or (defensively) folders left that
-                    # no one can claim: 'running' then fails the command as resumable.
-                    return await runs.finalize_run(self.pool, self.run_id)
-                self.log.emit("waiting_for_workers", run_id=self.run_id, live=live)
-                await anyio.sleep(self.opts.takeover_poll_s)
+                # Cancelled as soon as the lock's connection is lost: nothing is claimed,
+                # listed or written without the lock (see loader.runs).
+                async with lock.guard():
+                    await self._pipeline(self._claimed())
+                    status = await runs.finalize_run(self.pool, self.run_id)
+                    if status != "running":
+                        return status
+                    holders, live = await runs.other_holders(self.pool, self.run_id, self.worker_id)
+                    # Folders of a dead worker keep it trying: the claim that takes them over
+                    # can miss them for a moment (another survivor checking that worker holds
+                    # its lock for an instant), which must not end this worker as "not done".
+                    busy = live or holders or len(self.folders) > known
+                    idle_rounds = 0 if busy else idle_rounds + 1
+                    if idle_rounds >= 2 or (
+                        not holders and not await runs.has_open_folders(self.pool, self.run_id)
+                    ):
+                        # Closed by another worker meanwhile, or (defensively) folders left
+                        # that no one can claim: 'running' then fails the command as resumable.
+                        return await runs.finalize_run(self.pool, self.run_id)
+                    self.log.emit("waiting_for_workers", run_id=self.run_id, live=live)
+                    await anyio.sleep(self.opts.takeover_poll_s)
+                if lock.lost:
+                    await self._relock(lock)
+                    idle_rounds = 0
+
+    def _locked(self, lock: runs.WorkerLock) -> None:
+        self.worker_id = self.sink.worker_id = lock.worker_id
+        self.log.emit("worker_started", run_id=self.run_id, worker=self.worker_id)
+
+    async def _relock(self, lock: runs.WorkerLock) -> None:
+        """The lock's connection was lost and the pipeline stopped: other workers may be
+        taking this one's folders over. The folders in flight are forgotten (their committed
+        batches stand; the rest is redone by whoever claims them, idempotently), the lock is
+        taken again under a new id, and only then does claiming start again."""
+        self.log.emit("worker_lock_lost", run_id=self.run_id, worker=self.worker_id)
+        self.folders = {f: state for f, state in self.folders.items() if state.finished}
+        self.open_rows, self.open_folders = [], set()
+        self.open_checks, self.open_check_media = [], 0
+        await lock.retake()
+        self._locked(lock)
 
     def _planned(self, planned: list[tuple[str, int | None]]) -> AsyncIterator[list[str]]:
         for folder, customer_id in planned:
@@ -618,7 +642,8 @@ class _Worker:
         self.stats.errors += 1
         self.log.emit("folder_failed", folder=event.folder, reason=event.reason)
         if self.run_id is not None:
-            await runs.fail_folder(self.pool, self.run_id, event.folder, event.reason, state.counts)
+            await runs.fail_folder(self.pool, self.run_id, self.worker_id, event.folder,
+                                   event.reason, state.counts)  # fmt: skip
 
     # -- sink stage -------------------------------------------------------------------
 
@@ -639,6 +664,10 @@ class _Worker:
                     state = self.folders[folder]
                     state.outstanding -= 1
                     state.counts.update(outcome.per_folder.get(folder, Counter()))
+                for folder in outcome.lost:
+                    if not self.folders[folder].lost:
+                        self.folders[folder].lost = True
+                        self.log.emit("folder_lost", folder=folder, worker=self.worker_id)
                 for row, reason in outcome.failures:
                     self.log.emit("row_failed", file_path=row.file_path, reason=reason)
                 self.stats.rows_written += len(batch.rows) + sum(c.media for c in batch.checks)
@@ -674,7 +703,7 @@ class _Worker:
         ready = []
         for folder in candidates:
             state = self.folders[folder]
-            if (state.listed and not state.failed and not state.finished
+            if (state.listed and not state.failed and not state.finished and not state.lost
                     and state.outstanding == 0 and folder not in self.open_folders):  # fmt: skip
                 state.finished = True
                 ready.append((folder, state.counts))
@@ -682,7 +711,7 @@ class _Worker:
             return
         self.stats.folders_done += len(ready)
         if self.run_id is not None:
-            await runs.finish_folders(self.pool, self.run_id, ready)
+            await runs.finish_folders(self.pool, self.run_id, self.worker_id, ready)
         for folder, counts in ready:
             self.log.emit("folder_done", folder=folder, **counts)
 

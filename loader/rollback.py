@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from loader.errors import BadInputError
+from loader.runs import mark_interrupted
 from loader.sqlfiles import sql
 
 EXAMPLES = 10
@@ -45,9 +46,11 @@ async def rollback(
     """Undo run `run_id` in one transaction; refuses when undoing would break a later run.
 
     A run a live worker is still on, or one touched by a later run, is refused unless `force`;
-    an interrupted run (marked running, no live worker) needs no `force`. With `dry_run`,
-    returns what would be done and changes nothing.
+    an interrupted run (no live worker) needs no `force`, and is recorded so first. With
+    `dry_run`, returns what would be done and changes nothing.
     """
+    if not dry_run:
+        await mark_interrupted(conn)  # recorded by the first command that sees them
     result: RollbackResult | None = None
     try:
         async with conn.transaction():

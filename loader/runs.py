@@ -5,6 +5,30 @@ worker processes (`--resume` / `--join`) claim them with `FOR UPDATE SKIP LOCKED
 worker holds an advisory lock named after itself on a dedicated connection for its whole
 life, so a crashed worker (even SIGKILL) is detected the moment its connection closes, with
 no lease timeouts to tune, and its claimed folders are taken over.
+
+A worker can also lose that connection and live on (pg_terminate_backend, a pooler or
+network dropping it): to the others it is dead, and they take its folders over. Decision:
+
+- the worker notices (`WorkerLock.guard`: asyncpg's termination listener at once, a check
+  query every second for a connection gone silent), stops its pipeline (its folders in flight
+  are uncommitted work, redone idempotently), takes a lock again on a new connection under a
+  new worker id, and only then claims again; its old id's folders are a dead worker's, for
+  whoever claims first, itself included;
+- what makes "no folder is written by two workers at once" true is not that timing but the
+  database. A claim by a worker whose lock is free gets nothing (sql/folders_claim.sql).
+  Every batch's transaction first locks the rows of its folders that the worker still holds
+  (sql/folders_held.sql) and writes only their rows: a takeover skips locked rows, so it
+  cannot commit while such a batch commits, and a batch that starts after a takeover writes
+  none of that folder's rows. A folder is marked done or failed only by its holder. So in
+  the moment between the lock's loss and the worker noticing, the worker claims nothing and
+  writes only folders no one has taken over yet.
+
+A run no live worker holds (its shared lock is free) is recorded `interrupted` by the first
+command that sees it (`mark_interrupted`: `loader runs`, `migrate`, `rollback`). Only a
+worker that holds the run's lock sets it `running` again (`WorkerLock.take`, after the lock),
+so a marked run really had no live worker when it was marked; a worker whose run was marked
+in the moment before it took its lock (a new run before its first worker, a worker between
+losing its lock and taking it again) sets it back to running.
 """
 
 from __future__ import annotations
@@ -15,12 +39,13 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import asyncpg
 
-from loader.db import connect, retrying
+from loader.db import connect, retrying, retrying_attempts, until_lost
 from loader.errors import BadInputError
 from loader.retry import RetryPolicy
 from loader.sqlfiles import sql
@@ -64,27 +89,106 @@ async def create_run(
     return await retrying(pool, create, what="creating the run")
 
 
-async def reopen_run(pool: asyncpg.Pool, run_id: int) -> RunInfo:
-    """The run to resume or join; `BadInputError` if it does not exist or was rolled back."""
-    async with pool.acquire() as conn:
-        row = await conn.fetchrow(sql("run_get"), run_id)
-        if row is None:
-            raise BadInputError(f"run {run_id} does not exist")
-        if row["status"] == "rolled_back":
-            raise BadInputError(f"run {run_id} was rolled back; start a new run instead")
-        await conn.execute(sql("run_reopen"), run_id)
-    return RunInfo(run_id, "running", row["bucket"], row["prefix"], row["options"])
+def _check_status(run_id: int, status: str | None) -> None:
+    """`BadInputError` for a run that cannot be worked on: missing, or rolled back."""
+    if status is None:
+        raise BadInputError(f"run {run_id} does not exist")
+    if status == "rolled_back":
+        raise BadInputError(f"run {run_id} was rolled back; start a new run instead")
+
+
+async def adopt_run(pool: asyncpg.Pool, run_id: int) -> RunInfo:
+    """The run to resume or join (its status is set running by `WorkerLock.take`);
+    `BadInputError` if it does not exist or was rolled back."""
+    row = await retrying(
+        pool, lambda conn: conn.fetchrow(sql("run_get"), run_id), what="reading the run"
+    )
+    _check_status(run_id, row and row["status"])
+    return RunInfo(run_id, row["status"], row["bucket"], row["prefix"], row["options"])
+
+
+async def mark_interrupted(conn: asyncpg.Connection) -> list[int]:
+    """Record as interrupted every run marked running or aborted that no live worker holds;
+    their ids. See the module docstring for why a live run is never marked."""
+    return [r["run_id"] for r in await conn.fetch(sql("runs_mark_interrupted"))]
+
+
+@dataclass(slots=True)
+class WorkerLock:
+    """This worker's liveness lock and its share of the run's, on a connection of its own,
+    and what happens when that connection is lost (see the module docstring)."""
+
+    database_url: str
+    run_id: int
+    worker_id: str = field(default_factory=new_worker_id)
+    lost: bool = False  # the lock's connection was lost: `take` again before claiming
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    _conn: asyncpg.Connection | None = None
+
+    async def take(self) -> None:
+        """Connect, take the locks, then set the run running: only a holder of the run's
+        lock does. `BadInputError` when the run is gone or was rolled back meanwhile."""
+        # Named in pg_stat_activity, for a person (and the tests) to find it.
+        name = f"loader worker {os.getpid()} run {self.run_id}"
+
+        async def attempt() -> str | None:
+            conn = await connect(self.database_url)
+            try:
+                await conn.execute(sql("worker_lock"), self.worker_id, self.run_id, name)
+                status: str | None = await conn.fetchval(sql("run_reopen"), self.run_id)
+            except BaseException:
+                conn.terminate()
+                raise
+            self._conn = conn
+            return status
+
+        status = await retrying_attempts(attempt, retry=self.retry, what="taking the worker's lock")
+        self.lost = False
+        _check_status(self.run_id, status)
+
+    async def retake(self) -> None:
+        """After a loss: the old connection is dropped and the worker lives on under a new
+        id, so its old id's folders (free now) can be taken over at once, even by itself."""
+        if self._conn is not None:
+            self._conn.terminate()
+        self.worker_id = new_worker_id()
+        await self.take()
+
+    @asynccontextmanager
+    async def guard(self) -> AsyncIterator[None]:
+        """Run the block while the lock is held: the moment its connection is lost, `lost`
+        is set and the block is cancelled (the block ends quietly; check `lost` after it)."""
+        assert self._conn is not None
+        conn = self._conn
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await until_lost(conn)
+                self.lost = True
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            yield
+            tg.cancel_scope.cancel()  # the block is done: stop watching
+
+    async def release(self) -> None:
+        if self._conn is None:
+            return
+        if self.lost:
+            self._conn.terminate()  # a lost connection may not answer a polite close
+        else:
+            await self._conn.close()
 
 
 @asynccontextmanager
-async def worker_lock(database_url: str, worker_id: str, run_id: int) -> AsyncIterator[None]:
-    """Hold this worker's liveness lock, and its share of the run's, for the block."""
-    conn = await connect(database_url)
+async def worker_lock(database_url: str, run_id: int) -> AsyncIterator[WorkerLock]:
+    """Hold a worker's lock (`WorkerLock`) for the block."""
+    lock = WorkerLock(database_url, run_id)
     try:
-        await conn.execute(sql("worker_lock"), worker_id, run_id)
-        yield
+        await lock.take()
+        yield lock
     finally:
-        await conn.close()
+        await lock.release()
 
 
 async def claim_folders(
@@ -100,37 +204,53 @@ async def claim_folders(
 
 
 async def finish_folders(
-    pool: asyncpg.Pool, run_id: int, done: Sequence[tuple[str, Counter[str]]]
+    pool: asyncpg.Pool, run_id: int, worker_id: str, done: Sequence[tuple[str, Counter[str]]]
 ) -> None:
-    """Mark folders done, with their counts, once every one of their rows is committed."""
+    """Mark folders done, with their counts, once every one of their rows is committed (those
+    the worker still holds)."""
     if not done:
         return
     await retrying(
         pool,
         lambda conn: conn.execute(
-            sql("folders_done"), run_id, [f for f, _ in done], [dict(c) for _, c in done]
+            sql("folders_done"),
+            run_id,
+            [f for f, _ in done],
+            [dict(c) for _, c in done],
+            worker_id,
         ),
         what="marking folders done",
     )
 
 
 async def fail_folder(
-    pool: asyncpg.Pool, run_id: int, folder: str, reason: str, counts: Counter[str]
+    pool: asyncpg.Pool,
+    run_id: int,
+    worker_id: str,
+    folder: str,
+    reason: str,
+    counts: Counter[str],
 ) -> None:
-    """Mark a folder failed; a later `--resume` retries it."""
+    """Mark a folder failed (if the worker still holds it); a later `--resume` retries it."""
     await retrying(
         pool,
-        lambda conn: conn.execute(sql("folders_failed"), run_id, folder, reason, dict(counts)),
+        lambda conn: conn.execute(
+            sql("folders_failed"), run_id, folder, reason, dict(counts), worker_id
+        ),
         what="marking a folder failed",
     )
 
 
 async def finalize_run(pool: asyncpg.Pool, run_id: int) -> str:
     """Close the run if no folder is left; returns its status, 'running' while folders are
-    still pending or claimed (idempotent: a closed run returns its stored status)."""
-    return await retrying(
+    still pending or claimed (idempotent: a closed run returns its stored status).
+    `BadInputError` for a run rolled back under its worker (`rollback --force`): the
+    worker's batches since wrote nothing (sql/folders_held.sql)."""
+    status: str = await retrying(
         pool, lambda conn: conn.fetchval(sql("run_finalize"), run_id), what="closing the run"
     )
+    _check_status(run_id, status)
+    return status
 
 
 async def other_holders(pool: asyncpg.Pool, run_id: int, worker_id: str) -> tuple[int, int]:
@@ -187,5 +307,7 @@ async def run_report(pool: asyncpg.Pool, run_id: int) -> dict[str, Any]:
 
 
 async def recent_runs(conn: asyncpg.Connection, limit: int = 20) -> list[dict[str, Any]]:
-    """The newest runs with status, counts and folder progress (for `loader runs`)."""
+    """The newest runs with status, counts and folder progress (for `loader runs`); runs no
+    live worker holds are recorded interrupted first."""
+    await mark_interrupted(conn)
     return [dict(r) for r in await conn.fetch(sql("runs_list"), limit)]

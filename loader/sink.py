@@ -13,6 +13,11 @@ Two paths, both journaled in the same transaction as the rows they write:
   and one `INSERT … ON CONFLICT` statement merges it, journaling before-images of the rows
   that existed.
 
+Each transaction of a run's worker starts by locking the rows of its folders that the worker
+still holds (sql/folders_held.sql) and writes only their rows: a folder taken over by another
+worker (this one's liveness lock was lost, see loader.runs) is never written by both at once;
+its rows are left out and the folder is reported in `BatchOutcome.lost`.
+
 Failures: transient ones (lost connection, deadlock, serialization, admin shutdown) are
 retried on a fresh pool connection with backoff; data errors split the batch in halves until
 the bad rows are isolated, recorded in loader.row_failures with their reason, and skipped.
@@ -78,12 +83,14 @@ class BatchOutcome:
     per_folder: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[tuple[AssetRow, str]] = field(default_factory=list)
     retries: int = 0
+    lost: set[str] = field(default_factory=set)  # folders no longer the worker's: not written
 
     def add(self, other: BatchOutcome) -> None:
         for folder, counts in other.per_folder.items():
             self.per_folder.setdefault(folder, Counter()).update(counts)
         self.failures.extend(other.failures)
         self.retries += other.retries
+        self.lost |= other.lost
 
 
 def merge_duplicates(rows: Sequence[AssetRow]) -> list[AssetRow]:
@@ -115,6 +122,9 @@ class UpsertSink:
     upload_source: str
     overwrite_cdn: bool
     dry_run: bool = False
+    # The worker whose folders these rows are (each transaction checks it still holds them);
+    # None: rows written outside a worker's claims (a benchmark).
+    worker_id: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     # None: decided on the first write from the table's column types.
     copy_fast_path: bool | None = None
@@ -218,11 +228,12 @@ class UpsertSink:
                 return await conn.fetch(sql("plan_batch"), _plan_payload(rows), self.overwrite_cdn)
             if self.copy_fast_path:
                 try:
-                    return await self._copy_new_rows(conn, rows)
+                    return await self._copy_new_rows(conn, rows, outcome.lost)
                 except pgexc.UniqueViolationError:
                     pass  # a concurrent writer inserted one of the paths: ON CONFLICT decides
             async with conn.transaction():
-                return await self._upsert(conn, rows)
+                held = await self._held(conn, rows, outcome.lost)
+                return await self._upsert(conn, held) if held else []
 
         try:
             records = await retrying(
@@ -236,8 +247,23 @@ class UpsertSink:
             counts.update(inserted=inserted, updated=updated, unchanged=unchanged)
         return outcome
 
+    async def _held(
+        self, conn: asyncpg.Connection, rows: Sequence[AssetRow], lost: set[str]
+    ) -> Sequence[AssetRow]:
+        """First in a transaction: the rows of the folders this worker still holds, whose
+        folder rows stay locked until it ends (sql/folders_held.sql); the others go to `lost`."""
+        if self.worker_id is None:
+            return rows
+        folders = sorted({row.folder for row in rows})
+        records = await conn.fetch(sql("folders_held"), self.run_id, folders, self.worker_id)
+        held = {r["folder"] for r in records}
+        if len(held) == len(folders):
+            return rows
+        lost.update(f for f in folders if f not in held)
+        return [row for row in rows if row.folder in held]
+
     async def _copy_new_rows(
-        self, conn: asyncpg.Connection, rows: Sequence[AssetRow]
+        self, conn: asyncpg.Connection, rows: Sequence[AssetRow], lost: set[str]
     ) -> list[tuple[str, int, int, int]]:
         """The fast path, in one transaction: new rows by COPY, rows that would change by
         `_upsert`, rows that exist unchanged not sent again."""
@@ -247,10 +273,16 @@ class UpsertSink:
             # changed by someone else.
             try:
                 async with conn.transaction():
-                    return await self._insert(conn, rows, await conn.fetchval(sql("sink_now")))
+                    held = await self._held(conn, rows, lost)
+                    if not held:
+                        return []
+                    return await self._insert(conn, held, await conn.fetchval(sql("sink_now")))
             except pgexc.UniqueViolationError:
                 self.expect_new = False
         async with conn.transaction():
+            rows = await self._held(conn, rows, lost)
+            if not rows:
+                return []
             probe = await conn.fetchrow(
                 sql("sink_probe"),
                 [row.file_path for row in rows],

@@ -7,15 +7,23 @@
 -- reads the snapshot before the update, so nothing comes back twice). If a claim commits but
 -- its reply is lost, the retry still hands those folders to the worker, which then walks
 -- every folder it holds; it skips the ones it already knows (in flight).
-WITH mine AS (
+--
+-- Only a live worker claims: its own liveness lock is held (by its lock connection), so taking
+-- it here fails. A worker whose lock is gone gets nothing, not even the folders it holds,
+-- which others may be taking over; it takes its lock again first (loader.runs).
+WITH alive AS (
+    SELECT NOT pg_try_advisory_xact_lock(hashtextextended($2, 0)) AS yes
+),
+mine AS (
     SELECT f.folder, f.customer_id
     FROM loader.folders AS f
     WHERE f.run_id = $1 AND f.state = 'claimed' AND f.claimed_by = $2
+      AND (SELECT yes FROM alive)
 ),
 candidates AS (
     SELECT f.folder
     FROM loader.folders AS f
-    WHERE f.run_id = $1
+    WHERE f.run_id = $1 AND (SELECT yes FROM alive)
       AND f.state <> 'done'  -- the partial index folders_open: done folders are never read
       AND (f.state = 'pending'
            OR (f.state = 'failed' AND f.claimed_by IS DISTINCT FROM $2)

@@ -13,12 +13,28 @@ CREATE TABLE IF NOT EXISTS loader.runs (
     started_at  timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,
     status      text NOT NULL DEFAULT 'running'
-                CHECK (status IN ('running', 'succeeded', 'incomplete', 'aborted', 'rolled_back')),
+                CONSTRAINT runs_status_check
+                CHECK (status IN ('running', 'succeeded', 'incomplete', 'aborted', 'interrupted',
+                                  'rolled_back')),
     bucket      text NOT NULL,
     prefix      text NOT NULL,
     options     jsonb NOT NULL DEFAULT '{}',
     counts      jsonb NOT NULL DEFAULT '{}'
 );
+-- 'interrupted' (no live worker, recorded by the first command that sees it) is newer than
+-- the table: an older schema's check is widened, once.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint
+                   WHERE conrelid = 'loader.runs'::regclass AND conname = 'runs_status_check'
+                     AND pg_get_constraintdef(oid) LIKE '%interrupted%') THEN
+        ALTER TABLE loader.runs DROP CONSTRAINT IF EXISTS runs_status_check;
+        ALTER TABLE loader.runs ADD CONSTRAINT runs_status_check
+            CHECK (status IN ('running', 'succeeded', 'incomplete', 'aborted', 'interrupted',
+                              'rolled_back'));
+    END IF;
+END
+$$;
 
 -- Per-folder progress: the unit of resume and of work sharing between processes
 -- (claimed with SELECT ... FOR UPDATE SKIP LOCKED).

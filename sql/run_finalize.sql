@@ -9,7 +9,7 @@ WITH closed AS (
             THEN 'incomplete' ELSE 'succeeded' END,
         finished_at = now(),
         counts = loader.run_counts($1)
-    WHERE r.run_id = $1 AND r.status IN ('running', 'aborted')
+    WHERE r.run_id = $1 AND r.status IN ('running', 'aborted', 'interrupted')
       AND NOT EXISTS (SELECT 1 FROM loader.folders
                       WHERE run_id = $1 AND state IN ('pending', 'claimed'))
     RETURNING r.status
