@@ -31,8 +31,9 @@ import asyncpg
 import orjson
 from anyio.abc import TaskGroup
 
-from loader.db import connect
-from loader.errors import BadInputError, SchemaError, first_line
+from loader.db import connect, connection, is_transient, retrying_attempts, until_lost
+from loader.errors import BadInputError, DatabaseError, SchemaError, first_line
+from loader.retry import RetryPolicy
 from loader.sqlfiles import sql
 
 FILE_FORMAT = "loader-backup"
@@ -94,18 +95,40 @@ async def prune_backups(conn: asyncpg.Connection, keep: int) -> int:
         return await conn.fetchval(sql("backup_prune"), keep)
 
 
+# What a run's backup says when its connection was lost after the run had changed rows.
+LOST_AFTER_CHANGES = (
+    "its database connection was lost after the run had changed rows, so it can no longer"
+    " hold the table as it was before the run"
+)
+
+
 class RunBackup:
     """The backup a migrate run takes: the table as it was when the run started, copied only
-    once the run reports its first change (`changed()`), while the run goes on.
+    once the run reports its first change (`changed()`), while the run goes on, and committed
+    as soon as it is copied.
 
     Use as an async context manager around the run's work; on exit the copy (if started) is
-    awaited and committed. A failed copy does not fail the run (its journal still undoes it
-    exactly): `error` says why.
+    awaited. A failed copy does not fail the run (its journal still undoes it exactly):
+    `error` says why, in words for the run's warning.
+
+    Its connection is retried like every database call (`retrying_attempts`). When the
+    connection holding the snapshot is lost, the snapshot is taken again on a new one; that
+    is still a backup of the table before the run exactly when the new snapshot sees none of
+    the run's journal (each batch journals in the transaction that writes its rows, so such a
+    snapshot holds none of the run's changes; sql/backup_hold_snapshot.sql). Once the run has
+    changed rows, a snapshot taken again would hold them: the backup is then given up, and
+    `error` says so (the journal still undoes the run).
     """
 
-    def __init__(self, database_url: str, run_id: int) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        run_id: int,
+        retry: RetryPolicy = RetryPolicy(),  # noqa: B008 (frozen: one shared default is safe)
+    ) -> None:
         self.database_url = database_url
         self.run_id = run_id
+        self.retry = retry
         self.backup_id: int | None = None
         self.taken = False  # a copy was started (the run changed rows)
         self.error: str | None = None
@@ -115,14 +138,7 @@ class RunBackup:
         self._tg: TaskGroup | None = None
 
     async def __aenter__(self) -> RunBackup:
-        self._conn = await connect(self.database_url)
-        try:
-            self._tx = self._conn.transaction(isolation="repeatable_read")
-            await self._tx.start()
-            await self._conn.execute(sql("backup_hold_snapshot"))
-        except BaseException:
-            await self._conn.close()
-            raise
+        await self._hold_snapshot()  # the run has not written yet: this is the "before"
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
         self._tg.start_soon(self._copy_when_changed)
@@ -133,15 +149,91 @@ class RunBackup:
         self.taken = True
         self._go.set()
 
+    async def _hold_snapshot(self) -> bool:
+        """Open the backup's REPEATABLE READ transaction on a new connection; whether its
+        snapshot precedes every change of the run."""
+
+        async def attempt() -> bool:
+            conn = await connect(self.database_url)
+            try:
+                tx = conn.transaction(isolation="repeatable_read")
+                await tx.start()
+                before: bool = await conn.fetchval(sql("backup_hold_snapshot"), self.run_id)
+            except BaseException:
+                conn.terminate()
+                raise
+            self._conn, self._tx = conn, tx
+            return before
+
+        return await retrying_attempts(
+            attempt, retry=self.retry, what="holding the run's backup snapshot"
+        )
+
     async def _copy_when_changed(self) -> None:
-        await self._go.wait()
-        if not self.taken:
-            return
+        # Until the run's first change, the snapshot's connection is watched and, if lost,
+        # taken again (see the class docstring).
+        while not await self._changed_or_lost():
+            assert self._conn is not None
+            self._conn.terminate()
+            try:
+                before = await self._hold_snapshot()
+            except DatabaseError:
+                self.error = "its database connection was lost and could not be opened again"
+                return
+            if not before:
+                self.error = LOST_AFTER_CHANGES
+                return
+        if self.taken:
+            await self._copy()
+
+    async def _changed_or_lost(self) -> bool:
+        """Wait until the run reports a change or ends (True), or the snapshot's connection is
+        lost (False)."""
         assert self._conn is not None
+        conn = self._conn
+        async with anyio.create_task_group() as tg:
+
+            async def watch() -> None:
+                await until_lost(conn)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            await self._go.wait()
+            tg.cancel_scope.cancel()
+        return self._go.is_set()
+
+    async def _copy(self) -> None:
+        """Copy from the snapshot and commit at once (a later loss cannot undo it)."""
+        assert self._conn is not None
+        backup_id: int | None = None
         try:
-            self.backup_id = await self._conn.fetchval(sql("backup_take"), self.run_id, "run", True)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            self.error = first_line(exc)
+            backup_id = await self._conn.fetchval(sql("backup_take"), self.run_id, "run", True)
+            if backup_id is None:
+                return  # the latest backup already holds this table: nothing to keep
+            await self._tx.commit()
+            self.backup_id = backup_id
+        except Exception as exc:
+            if not is_transient(exc):
+                if not isinstance(exc, asyncpg.PostgresError):
+                    raise
+                self.error = f"the database refused the copy: {first_line(exc)}"
+            elif backup_id is not None and await self._committed(backup_id):
+                self.backup_id = backup_id  # the reply to the commit was lost, not the commit
+            else:
+                self.error = LOST_AFTER_CHANGES
+
+    async def _committed(self, backup_id: int) -> bool:
+        """Whether backup `backup_id` exists (its commit's reply was lost), on a new
+        connection; False when none can be opened."""
+
+        async def attempt() -> bool:
+            async with connection(self.database_url) as conn:
+                return await conn.fetchval(sql("backup_get"), backup_id) is not None
+
+        try:
+            return await retrying_attempts(attempt, retry=self.retry, what="checking the backup")
+        except DatabaseError:
+            return False
 
     async def __aexit__(
         self,
@@ -149,20 +241,13 @@ class RunBackup:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._conn is not None and self._tg is not None
+        assert self._tg is not None
         self._go.set()
         try:
             await self._tg.__aexit__(exc_type, exc, tb)
-            if self.backup_id is not None and exc_type is None:
-                await self._tx.commit()
-            elif not self._conn.is_closed():
-                await self._tx.rollback()
-                if exc_type is not None:
-                    self.backup_id = None
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-            self.backup_id, self.error = None, str(error).splitlines()[0]
         finally:
-            await self._conn.close()
+            if self._conn is not None:
+                await self._conn.close()  # an uncommitted snapshot (no copy) ends with it
 
 
 # -- in a file ----------------------------------------------------------------------------
@@ -275,8 +360,9 @@ async def restore(conn: asyncpg.Connection, target: str) -> RestoreResult:
     """Make image_assets (and customers' folder_name) what backup `target` holds: a backup
     id, or the path of a backup file. One transaction: all or nothing.
 
-    Refused while a run is marked running, when the table's columns changed since the
-    backup, and when the result would not match the backup's checksum.
+    Refused while a run is not finished (running, or stopped midway), when the table's
+    columns changed since the backup, and when the result would not match the backup's
+    checksum.
     """
     path = Path(target)
     from_file = path.is_file()
@@ -288,8 +374,9 @@ async def restore(conn: asyncpg.Connection, target: str) -> RestoreResult:
         running = await conn.fetchval(sql("backup_open_runs"))
         if running:
             raise BadInputError(
-                f"run(s) {', '.join(map(str, running))} still marked running: let them finish"
-                " (or resume them to the end, or roll them back) before restoring"
+                f"run(s) {', '.join(map(str, running))} still marked running or stopped"
+                " midway: let them finish (or resume them to the end, or roll them back)"
+                " before restoring"
             )
         if manifest is not None:
             with zipfile.ZipFile(path) as zf:

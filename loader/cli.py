@@ -982,7 +982,7 @@ def restore(database_url: str | None, backup: str) -> None:
 
     BACKUP is a backup id (`loader backup list`) or a file written by `loader backup --to`.
     Only rows that differ are touched, in one transaction, checked against the backup's
-    checksum. Refused while a run is marked running.
+    checksum. Refused while a run is running or stopped midway.
 
     Example:
 

@@ -286,7 +286,10 @@ def _backup_outcome(backup: RunBackup, log: EventLog) -> list[str]:
         log.emit("backup_done", run_id=backup.run_id, backup_id=backup.backup_id)
     elif backup.error is not None:
         log.emit("backup_failed", run_id=backup.run_id, reason=backup.error)
-        return [f"the run's backup failed ({backup.error}); its journal still undoes it"]
+        return [
+            f"the run's backup failed ({backup.error}); its journal still undoes the run"
+            f" exactly (loader rollback {backup.run_id})"
+        ]
     else:
         log.emit("backup_skipped", run_id=backup.run_id, changed=backup.taken)
     return []
