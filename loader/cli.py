@@ -422,16 +422,20 @@ def db_stop() -> None:
 @storage_options
 @database_options
 @click.option("--json", "as_json", is_flag=True, help="Print every object as a JSON line.")
+@click.option("--all", "every_folder", is_flag=True,
+              help="List every folder in the summary, not only the largest.")  # fmt: skip
 @with_source
-def scan(opts: SourceOptions, database_url: str | None, as_json: bool) -> None:
+def scan(opts: SourceOptions, database_url: str | None, as_json: bool, every_folder: bool) -> None:
     """List the bucket and count objects per customer folder and per kind.
 
     Exit code 9 when there is nothing under the prefix, 10 when the key is not a
     service-role key and nothing is visible, 11 when some folders could not be listed.
 
-    Example:
+    Examples:
 
+    \b
         loader scan --storage-url https://xyz.supabase.co --json > objects.jsonl
+        loader scan --all | grep -- -7889
     """
     from loader.scan import scan as scan_library
 
@@ -462,7 +466,7 @@ def scan(opts: SourceOptions, database_url: str | None, as_json: bool) -> None:
         warn(message)
     from loader.report import print_scan_summary
 
-    print_scan_summary(report, to_stderr=as_json)
+    print_scan_summary(report, to_stderr=as_json, every_folder=every_folder)
     if report.failures:
         raise LoaderFailure(
             LoaderError(
@@ -604,6 +608,7 @@ def migrate(
 
     Example:
 
+    \b
         loader migrate --storage-url "$SUPABASE_URL" --report migrate.json
     """
     from loader.migrate import migrate as migrate_library
@@ -736,6 +741,7 @@ def storage_serve(
 
     Example:
 
+    \b
         loader storage serve --manifest .loader/demo/manifest.jsonl --key demo-key --port 5000
     """
     from loader.devtools.storage_server import Catalogue, Faults, serve_forever
@@ -774,6 +780,7 @@ def rollback(database_url: str | None, run_id: int, force: bool, dry_run: bool) 
 
     Examples:
 
+    \b
         loader rollback 3 --dry-run
         loader rollback 3
     """
@@ -807,6 +814,7 @@ def bench(args: tuple[str, ...]) -> None:
 
     Examples:
 
+    \b
         loader bench --quick
         loader bench --folders 10000 --files 100 --latency-ms 20
         loader bench --quick --sweep "list-concurrency=16,32,64;db-concurrency=1,2"
@@ -867,6 +875,7 @@ def verify(opts: SourceOptions, database_url: str | None, repair: bool, delete_o
 
     Example:
 
+    \b
         loader verify --storage-url "$SUPABASE_URL" --report verify.json
     """
     from loader.migrate import migrate as migrate_library
@@ -1300,6 +1309,7 @@ def match_apply(
 
     Example:
 
+    \b
         loader match apply match-review.csv --write-folder-name
     """
     from loader.match import apply_decisions, read_folders_file, read_review_csv

@@ -25,33 +25,50 @@ if TYPE_CHECKING:
 KINDS = ("image", "video", "other", "placeholder")
 
 
+# Output that is not a terminal (a pipe, a file, a CI log) is never wrapped: each table row
+# and each message stays one line, so a long path is never cut in two (grep, copy-paste).
+UNWRAPPED = 100_000
+SCAN_TOP = 15  # folders the scan summary shows unless --all
+
+
 def console(to_stderr: bool = False) -> Console:
-    return Console(stderr=to_stderr, highlight=False)
+    out = Console(stderr=to_stderr, highlight=False)
+    if not out.is_terminal:
+        out.width = UNWRAPPED
+    return out
+
+
+def elapsed(seconds: float) -> str:
+    return f"elapsed {seconds:.2f} s"
 
 
 def _kind_row(label: str, counts: Counter[str]) -> list[str]:
     return [label, *(f"{counts.get(k, 0):,}" for k in KINDS), f"{sum(counts.values()):,}"]
 
 
-def print_scan_summary(report: ScanReport, *, to_stderr: bool = False, top: int = 15) -> None:
-    """Per-folder counts (largest first, `top` of them) and totals."""
+def print_scan_summary(
+    report: ScanReport, *, to_stderr: bool = False, every_folder: bool = False
+) -> None:
+    """Per-folder counts (largest first: the first SCAN_TOP, or all) and totals."""
     out = console(to_stderr)
     table = Table(title=f"scan: {len(report.folders)} folders (list api {report.api})")
     table.add_column("folder")
     for name in (*KINDS, "total"):
         table.add_column(name, justify="right")
     ranked = sorted(report.folders.items(), key=lambda kv: -sum(kv[1].values()))
-    for folder, counts in ranked[:top]:
-        table.add_row(*_kind_row(folder, counts))
-    if len(ranked) > top:
-        table.add_row(f"... {len(ranked) - top} more folders", *[""] * (len(KINDS) + 1))
+    shown = ranked if every_folder else ranked[:SCAN_TOP]
+    for folder, counts in shown:
+        table.add_row(*_kind_row(escape(folder), counts))
+    if len(ranked) > len(shown):
+        more = f"… {len(ranked) - len(shown)} more folders (--all shows every folder)"
+        table.add_row(more, *[""] * (len(KINDS) + 1))
     if report.loose:
         table.add_row(*_kind_row("(loose files under prefix)", report.loose))
     table.add_section()
     table.add_row(*_kind_row("TOTAL", report.totals()))
     out.print(table)
     out.print(
-        f"{report.calls:,} Storage calls, {report.retries:,} retries, {report.elapsed_s:.2f}s"
+        f"{report.calls:,} Storage calls, {report.retries:,} retries, {elapsed(report.elapsed_s)}"
     )
     for failure in report.failures:
         out.print(f"[red]failed folder[/red] {failure.folder}: {failure.reason}")
@@ -97,7 +114,7 @@ def print_migrate_summary(result: MigrateResult) -> None:
         for status, count in sorted(result.match_summary.items()):
             table.add_row(f"folders matched: {status}", f"{count:,}")
     out.print(table)
-    out.print(f"{result.elapsed_s:.2f}s")
+    out.print(elapsed(result.elapsed_s))
     failed = [f for f in result.folders if f.get("state") == "failed"]
     for folder in failed[:10]:
         out.print(f"[red]failed folder[/red] {folder['folder']}: {folder.get('error')}")
@@ -197,8 +214,8 @@ def print_match_summary(matches: list[FolderMatch], *, show: int = 20) -> None:
         best = m.candidates[0] if m.candidates else None
         hint = "no candidate"
         if best is not None:
-            hint = f"best: {best.customer_id} {best.name} ({best.confidence:.2f}, phone "
-            hint += f"{best.phone_evidence})"
+            hint = f"best: {best.customer_id} {best.name} (confidence {best.confidence:.2f},"
+            hint += f" phone {best.phone_evidence})"
         out.print(f"  {m.status:<9} {m.folder}  {hint}  {m.reason or ''}")
     if len(needing) > show:
         out.print(f"  ... {len(needing) - show} more in the review CSV")

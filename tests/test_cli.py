@@ -42,6 +42,29 @@ def test_every_command_has_help_with_an_example(command: list[str]) -> None:
     assert "Example" in done.output
 
 
+def command_at(path: list[str]) -> click.Command:
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
+
+
+@pytest.mark.parametrize("command", every_command(), ids=lambda c: " ".join(c) or "loader")
+def test_help_shows_each_example_on_a_line_of_its_own(command: list[str]) -> None:
+    """click joins a paragraph's lines and wraps it to the terminal: an example block needs
+    `\\b` to stay one command per line (checked at a narrow terminal, where wrapping shows)."""
+    doc = command_at(command).help or ""
+    lines = [line.strip() for line in doc.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith("Example"))
+    examples = [line for line in lines[start + 1 :] if line and line != "\b"]
+    assert examples, doc
+    done = CliRunner().invoke(cli, [*command, "--help"], terminal_width=60)
+    shown = [line.strip() for line in done.output.splitlines()]
+    for example in examples:
+        assert example in shown, (example, done.output)
+
+
 def test_top_level_help_lists_every_command() -> None:
     done = CliRunner().invoke(cli, ["--help"])
     for name in ("db", "scan", "match", "migrate", "runs", "rollback", "verify", "storage", "demo",
