@@ -81,9 +81,13 @@ class SyncStatus:
                     "migrate`; see `loader sync install`)")  # fmt: skip
         if self.missing:
             return f"sync: broken ({', '.join(self.missing)} missing): run `loader sync install`"
-        errors = f", {self.errors:,} errors (loader sync status)" if self.errors else ""
+        errors = f", {_count(self.errors, 'error')} (loader sync status)" if self.errors else ""
         return (f"sync: installed ({self.settings.get('bucket')}/{self.settings.get('prefix')}"
-                f", {self.inserted:,} rows registered{errors})")  # fmt: skip
+                f", {_count(self.inserted, 'row')} registered{errors})")  # fmt: skip
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 async def install(conn: asyncpg.Connection, settings: SyncSettings) -> SyncStatus:
@@ -95,7 +99,7 @@ async def install(conn: asyncpg.Connection, settings: SyncSettings) -> SyncStatu
         # Only when missing: every loader command keeps an existing schema current, and its
         # objects belong to whoever made them (an installing role need not own them).
         await init_schema(conn)
-    await check_target(conn)
+    await _check_target(conn)
     target = await conn.fetchval(sql("sync_target"))
     prefix = normalize_prefix(settings.prefix) if settings.prefix is not None else None
     async with conn.transaction():
@@ -121,6 +125,21 @@ def _removal_needs_owner(granted: asyncpg.Record) -> str:
     return (f"only the owner of storage.objects ({granted['owner']}) may drop its triggers: "
             f"run `loader sync remove` as {granted['owner']}, or first GRANT "
             f"{granted['owner']} TO {granted['role']}")  # fmt: skip
+
+
+async def _check_target(conn: asyncpg.Connection) -> None:
+    """image_assets as migrate's preflight wants it; the unique index on file_path, which the
+    trigger's ON CONFLICT needs, is not created here (migrate's flag does that)."""
+    try:
+        await check_target(conn)
+    except SchemaError:
+        if await conn.fetchval(sql("preflight_unique_index")):
+            raise
+        raise SchemaError(
+            "image_assets has no unique index on file_path, which sync's ON CONFLICT needs:"
+            " create it with `loader migrate --create-unique-index`, or run CREATE UNIQUE"
+            " INDEX CONCURRENTLY ON image_assets (file_path)"
+        ) from None
 
 
 def _check_config(config: asyncpg.Record) -> None:

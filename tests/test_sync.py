@@ -734,6 +734,28 @@ async def test_without_a_run_or_storage_objects_install_refuses(db_url: str) -> 
         assert not (await sync.status(conn)).installed
 
 
+async def test_install_names_the_unique_index_the_trigger_needs(db_url: str) -> None:
+    async with connection(db_url) as conn:
+        await conn.execute("ALTER TABLE image_assets DROP CONSTRAINT image_assets_file_path_key")
+    refused = await invoke(
+        "sync",
+        "install",
+        "--database-url",
+        db_url,
+        "--bucket",
+        "b",
+        "--prefix",
+        PREFIX,
+        "--cdn-base",
+        CDN,
+        "--upload-source",
+        "s",
+    )
+    assert refused.code == ExitCode.SCHEMA, refused.err
+    assert "no unique index on file_path" in refused.err
+    assert "loader migrate --create-unique-index" in refused.err
+
+
 # -- install, status, remove ----------------------------------------------------------------
 
 
@@ -828,7 +850,7 @@ async def test_status_shows_settings_from_flags_and_the_run_and_what_was_registe
             == "storage-sync"
         )
     lines = sync.status_lines(found)
-    assert lines[0] == "sync: installed (media/originals/customers/, 1 rows registered)"
+    assert lines[0] == "sync: installed (media/originals/customers/, 1 row registered)"
     assert "  upload_source: storage-sync (flag)" in lines
     assert "  cdn_base: https://cdn.example.com/media (run 1)" in lines
     assert datetime.now(UTC) >= found.last_registered_at  # type: ignore[operator]
