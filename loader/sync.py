@@ -70,10 +70,6 @@ class SyncStatus:
     recent_errors: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
-    @property
-    def working(self) -> bool:
-        return self.installed and not self.missing
-
     def line(self) -> str:
         """One line for `loader verify`."""
         if not self.installed:
@@ -249,7 +245,8 @@ def status_lines(found: SyncStatus) -> list[str]:
             else:
                 origin = f"run {found.run_id}" if found.run_id is not None else "default"
             lines.append(f"  {name}: {found.settings[name]} ({origin})")
-        lines.append(f"  target: {found.target}, lock timeout {found.lock_timeout}")
+        lines.append(f"  target: {found.target}, lock timeout {found.lock_timeout}, installed "
+                     f"{found.installed_at:%Y-%m-%d %H:%M:%S%z}")  # fmt: skip
         lines.append(f"  linked folders: {found.links:,}")
         last = found.last_registered_at
         when = f", the last at {last:%Y-%m-%d %H:%M:%S%z}" if last is not None else ""

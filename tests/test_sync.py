@@ -702,7 +702,8 @@ async def test_install_checks_its_privileges_first_and_names_the_missing_grant(
             removed = await invoke("sync", "remove", "--database-url", url)
             assert removed.code == ExitCode.SCHEMA, removed.err
             assert f"GRANT postgres TO {role}" in removed.err
-            assert (await sync.status(conn)).working
+            still = await sync.status(conn)
+            assert still.installed and not still.missing
             await sync.remove(conn)
         finally:
             await conn.execute(f"DROP OWNED BY {role}; DROP ROLE {role}")
