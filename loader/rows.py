@@ -199,9 +199,10 @@ class FolderCheck(msgspec.Struct, gc=False):
     media: int
     digest: str  # sha256 (hex) of the media paths, sorted by code point, joined by newlines
     # The prefix's own URL, None with `--cdn-url keep`: a path's own URL is it + the rest of
-    # the path, percent-encoded as `encoded` says for the rests that need it (most need not).
+    # the path, percent-encoded as `encoded` says for the rests that need it (None: none does,
+    # the common case, which spares the check a look-up per row).
     url_prefix: str | None
-    encoded: dict[str, str]
+    encoded: dict[str, str] | None
     objects: list[ListedObject]
 
 
@@ -242,7 +243,7 @@ def folder_check(
         digest = hashlib.sha256(joined.encode()).hexdigest()
     except UnicodeEncodeError:  # a lone surrogate, which Postgres cannot store either
         return None
-    url_prefix, encoded = None, {}
+    url_prefix, encoded = None, None
     if rows._base is not None:
         url_prefix = f"{rows._base}/{quote(prefix, safe='/')}"
         # Every path starts with `prefix` and none holds a newline: these are their rests,

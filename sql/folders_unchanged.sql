@@ -3,12 +3,13 @@
 -- $3 its tag (null: none), $4 how many media files it has, $5 the sha256 (hex) of their paths
 -- sorted by code point and joined by newlines, $6 the URL the loader builds for the prefix
 -- (null: `--cdn-url keep`) and $7 the rests of its paths (after the prefix) that need
--- percent-encoding, each with its encoded form: a path's own URL is $6 followed by its rest,
--- encoded. Returns the 1-based positions of the folders whose rows in image_assets are
--- exactly those paths, each already carrying the tag and the cdn_url the upsert would leave
--- (loader.cdn_url_after): the upsert would change none of them (sink_probe.sql's test:
--- merge_tags keeps a row that has the tag). Every other folder is written row by row, as
--- without the check.
+-- percent-encoding, each with its encoded form (null: none does): a path's own URL is $6
+-- followed by its rest, encoded. Returns the 1-based positions of the folders whose rows in
+-- image_assets are exactly those paths, each already carrying the tag and the cdn_url the
+-- upsert would leave (loader.cdn_url_after, asked only of a row whose URL is not its own:
+-- the common case costs a comparison): the upsert would change none of them (sink_probe.sql's
+-- test: merge_tags keeps a row that has the tag). Every other folder is written row by row,
+-- as without the check.
 -- The range is in the column's own collation so that its index serves it, and starts_with()
 -- keeps only the folder's paths: a collation whose order is not the bytes' can only leave
 -- rows out of the range, which fails the check, never passes it.
@@ -23,11 +24,15 @@ CROSS JOIN LATERAL (
                'hex') AS digest,
            bool_and(CASE WHEN c.tag IS NULL THEN a.ai_tags IS NOT NULL
                          ELSE coalesce(a.ai_tags @> ARRAY[c.tag], false) END) AS tagged,
-           bool_and(a.cdn_url IS NOT DISTINCT FROM loader.cdn_url_after(
-               a.cdn_url, c.url_prefix || coalesce(c.encoded ->> r.rest, r.rest),
-               a.file_path, false)) AS linked
+           -- never NULL: bool_and would skip a row it could not decide
+           bool_and(a.cdn_url IS NOT DISTINCT FROM o.own OR a.cdn_url IS NOT DISTINCT FROM
+                    loader.cdn_url_after(a.cdn_url, o.own, a.file_path, false)) AS linked
     FROM image_assets AS a
     CROSS JOIN LATERAL (SELECT substr(a.file_path, length(c.prefix) + 1) AS rest) AS r
+    CROSS JOIN LATERAL (
+        SELECT c.url_prefix || CASE WHEN c.encoded IS NULL THEN r.rest
+                                    ELSE coalesce(c.encoded ->> r.rest, r.rest) END AS own
+    ) AS o
     WHERE a.file_path >= c.prefix AND a.file_path < c.after
       AND starts_with(a.file_path, c.prefix)
 ) AS f
