@@ -33,6 +33,7 @@ from anyio.abc import TaskGroup
 
 from loader.db import connect, connection, is_transient, retrying_attempts, until_lost
 from loader.errors import BadInputError, DatabaseError, SchemaError, first_line
+from loader.progress import LiveStats
 from loader.retry import RetryPolicy
 from loader.sqlfiles import sql
 
@@ -253,13 +254,18 @@ class RunBackup:
 # -- in a file ----------------------------------------------------------------------------
 
 
-async def backup_to_file(conn: asyncpg.Connection, path: Path) -> FileBackup:
+async def backup_to_file(
+    conn: asyncpg.Connection, path: Path, stats: LiveStats | None = None
+) -> FileBackup:
     """Write image_assets and customers (id, folder_name) to a compressed file, in one
-    snapshot, with their columns, row counts and checksums."""
+    snapshot, with their columns, row counts and checksums. `stats` counts image_assets'
+    rows as they are written (COPY's text format: one line per row)."""
+    stats = stats or LiveStats(unit="rows", rates=())
     tmp = path.with_suffix(path.suffix + ".tmp")
     try:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             await conn.execute(sql("backup_session"))
+            stats.step("counting rows")
             manifest: dict[str, Any] = {
                 "format": FILE_FORMAT,
                 "version": FILE_VERSION,
@@ -269,9 +275,10 @@ async def backup_to_file(conn: asyncpg.Connection, path: Path) -> FileBackup:
                 "sha256": {},
             }
             has_customers = await conn.fetchval(sql("backup_has_customers"))
+            stats.begin(_rows(manifest["checksum"]))
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
                 manifest["sha256"][ASSETS_MEMBER] = await _dump(
-                    conn, zf, ASSETS_MEMBER, sql("backup_dump_assets")
+                    conn, zf, ASSETS_MEMBER, sql("backup_dump_assets"), stats
                 )
                 if has_customers:
                     manifest["customers_checksum"] = await conn.fetchval(
@@ -280,9 +287,9 @@ async def backup_to_file(conn: asyncpg.Connection, path: Path) -> FileBackup:
                     manifest["sha256"][CUSTOMERS_MEMBER] = await _dump(
                         conn, zf, CUSTOMERS_MEMBER, sql("backup_dump_customers")
                     )
-                manifest["rows"] = int(manifest["checksum"].split(":")[0])
+                manifest["rows"] = _rows(manifest["checksum"])
                 if has_customers:
-                    manifest["customers"] = int(manifest["customers_checksum"].split(":")[0])
+                    manifest["customers"] = _rows(manifest["customers_checksum"])
                 zf.writestr(MANIFEST_MEMBER, orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
         tmp.replace(path)
     except OSError as exc:
@@ -295,13 +302,26 @@ async def backup_to_file(conn: asyncpg.Connection, path: Path) -> FileBackup:
                       path.stat().st_size)  # fmt: skip
 
 
-async def _dump(conn: asyncpg.Connection, zf: zipfile.ZipFile, member: str, query: str) -> str:
+def _rows(checksum: str) -> int:
+    """The row count a checksum starts with (`rows:digest`, see loader.rows_checksum)."""
+    return int(checksum.split(":")[0])
+
+
+async def _dump(
+    conn: asyncpg.Connection,
+    zf: zipfile.ZipFile,
+    member: str,
+    query: str,
+    stats: LiveStats | None = None,
+) -> str:
     digest = hashlib.sha256()
     with zf.open(member, "w", force_zip64=True) as out:
 
         async def write(chunk: bytes) -> None:
             digest.update(chunk)
             out.write(chunk)
+            if stats is not None:
+                stats.done += chunk.count(b"\n")
 
         await conn.copy_from_query(query, output=write)
     return digest.hexdigest()
@@ -340,12 +360,16 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-async def _member_chunks(zf: zipfile.ZipFile, member: str, expected: str) -> AsyncIterator[bytes]:
+async def _member_chunks(
+    zf: zipfile.ZipFile, member: str, expected: str, stats: LiveStats | None = None
+) -> AsyncIterator[bytes]:
     digest = hashlib.sha256()
     try:
         with zf.open(member) as data:
             while chunk := data.read(CHUNK):
                 digest.update(chunk)
+                if stats is not None:
+                    stats.done += chunk.count(b"\n")
                 yield chunk
     except _DAMAGED_ZIP as exc:
         raise BadInputError(f"backup file damaged: {member}: {_damage(exc)}") from None
@@ -356,9 +380,12 @@ async def _member_chunks(zf: zipfile.ZipFile, member: str, expected: str) -> Asy
 # -- restore ------------------------------------------------------------------------------
 
 
-async def restore(conn: asyncpg.Connection, target: str) -> RestoreResult:
+async def restore(
+    conn: asyncpg.Connection, target: str, stats: LiveStats | None = None
+) -> RestoreResult:
     """Make image_assets (and customers' folder_name) what backup `target` holds: a backup
-    id, or the path of a backup file. One transaction: all or nothing.
+    id, or the path of a backup file. One transaction: all or nothing. `stats` counts a
+    file's image_assets rows as they are loaded, then names the step under way.
 
     Refused while a run is not finished (running, or stopped midway), when the table's
     columns changed since the backup, and when the result would not match the backup's
@@ -369,6 +396,7 @@ async def restore(conn: asyncpg.Connection, target: str) -> RestoreResult:
     if not from_file and not target.isdigit():
         raise BadInputError(f"{target!r} is neither a backup id nor a backup file")
     manifest = read_manifest(path) if from_file else None  # a damaged file: before any work
+    stats = stats or LiveStats(unit="rows", rates=())
     async with conn.transaction():
         await conn.execute(sql("backup_session"))
         running = await conn.fetchval(sql("backup_open_runs"))
@@ -379,8 +407,9 @@ async def restore(conn: asyncpg.Connection, target: str) -> RestoreResult:
                 " before restoring"
             )
         if manifest is not None:
+            stats.begin(manifest["rows"])
             with zipfile.ZipFile(path) as zf:
-                assets, customers, expected = await _load_file(conn, zf, manifest)
+                assets, customers, expected = await _load_file(conn, zf, manifest, stats)
         else:
             row = await conn.fetchrow(sql("backup_get"), int(target))
             if row is None:
@@ -389,6 +418,7 @@ async def restore(conn: asyncpg.Connection, target: str) -> RestoreResult:
             customers = row["customers_table"] and f"loader.{_quote(row['customers_table'])}"
             expected = row["checksum"]
         await _same_columns(conn, assets, target)
+        stats.step("restoring image_assets")
         counts = await conn.fetchval(sql("backup_restore"), assets, customers)
         if await conn.fetchval(sql("backup_checksum"), "image_assets", "*") != expected:
             raise SchemaError(
@@ -414,7 +444,7 @@ async def _same_columns(conn: asyncpg.Connection, backup_table: str, what: str) 
 
 
 async def _load_file(
-    conn: asyncpg.Connection, zf: zipfile.ZipFile, manifest: dict[str, Any]
+    conn: asyncpg.Connection, zf: zipfile.ZipFile, manifest: dict[str, Any], stats: LiveStats
 ) -> tuple[str, str | None, str]:
     """Load a backup file into session tables, checked against its manifest."""
     have = await conn.fetchval(sql("backup_columns"), "image_assets")
@@ -425,7 +455,7 @@ async def _load_file(
         )
     await conn.execute(sql("backup_file_tables"))
     sha = manifest["sha256"]
-    rows = _member_chunks(zf, ASSETS_MEMBER, sha[ASSETS_MEMBER])
+    rows = _member_chunks(zf, ASSETS_MEMBER, sha[ASSETS_MEMBER], stats)
     await conn.copy_to_table("restore_image_assets", source=rows)
     checksum = await conn.fetchval(sql("backup_checksum"), "restore_image_assets", "*")
     if checksum != manifest["checksum"]:

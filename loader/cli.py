@@ -43,7 +43,7 @@ from loader.eventlog import EventLog
 from loader.listing import SOURCES, SourceOptions, list_folders
 from loader.match import ACCEPT, MARGIN
 from loader.migrate import MigrateOptions
-from loader.progress import LiveStats, live_progress
+from loader.progress import LiveStats, ProgressOptions, show_progress
 from loader.redact import redact, redact_url, remember_secret, remember_secrets_in
 from loader.sync import SyncSettings
 
@@ -287,6 +287,29 @@ def storage_options(fn: F) -> F:
     return fn
 
 
+def progress_options(fn: F) -> F:
+    """`--progress-every` and `--quiet`, handed to the command as one `progress:
+    ProgressOptions`: shared by every command that can take long."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, progress_every: float, quiet: bool, **params: Any) -> Any:
+        return fn(*args, progress=ProgressOptions(progress_every, quiet), **params)
+
+    options = [
+        click.option("--progress-every", type=click.FloatRange(min=0), metavar="SECONDS",
+                     default=default(ProgressOptions, "every_s"), show_default=True,
+                     help="On a terminal, progress is a live bar on stderr; elsewhere (a job,"
+                     " nohup, CI) one line every SECONDS on stderr, and a `progress` event in"
+                     " --log-file (where the command has one) at the same cadence; 0: neither."),
+        click.option("--quiet", "-q", is_flag=True,
+                     help="No progress on stderr (no bar, no lines); --log-file still gets"
+                     " its `progress` events."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]
+
+
 def source_options(params: dict[str, Any]) -> SourceOptions:
     """Build `SourceOptions` from the storage option group's values (popping them)."""
     return SourceOptions(**{f.name: params.pop(f.name) for f in fields(SourceOptions)})
@@ -424,8 +447,10 @@ def db_stop() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print every object as a JSON line.")
 @click.option("--all", "every_folder", is_flag=True,
               help="List every folder in the summary, not only the largest.")  # fmt: skip
+@progress_options
 @with_source
-def scan(opts: SourceOptions, database_url: str | None, as_json: bool, every_folder: bool) -> None:
+def scan(opts: SourceOptions, database_url: str | None, as_json: bool, every_folder: bool,
+         progress: ProgressOptions) -> None:  # fmt: skip
     """List the bucket and count objects per customer folder and per kind.
 
     Exit code 9 when there is nothing under the prefix, 10 when the key is not a
@@ -459,7 +484,7 @@ def scan(opts: SourceOptions, database_url: str | None, as_json: bool, every_fol
             out.write(b"\n")
 
     stats = LiveStats()
-    with live_progress(stats):
+    with show_progress(stats, "scan", progress):
         report = run(lambda: scan_library(opts, on_object=on_object, stats=stats))
     out.flush()
     for message in report.warnings:
@@ -591,12 +616,14 @@ def main() -> None:
     **OUTPUT_FILE,
     help="Append structured JSON-lines events here.",
 )
+@progress_options
 @with_source
 def migrate(
     opts: SourceOptions,
     database_url: str | None,
     report_path: Path | None,
     log_file: Path | None,
+    progress: ProgressOptions,
     **flags: Any,
 ) -> None:
     """Register every image and video of the bucket in image_assets.
@@ -617,8 +644,8 @@ def migrate(
     options = MigrateOptions(
         source=opts, database_url=target_database(database_url), log_file=log_file, **flags
     )
-    stats = LiveStats()
-    with EventLog(log_file) as log, live_progress(stats):
+    stats = LiveStats(rates=("objects", "rows"))
+    with EventLog(log_file) as log, show_progress(stats, "migrate", progress, log=log):
         result = run(
             lambda: migrate_library(options, stats=stats, log=log),
             stats=stats,
@@ -771,7 +798,10 @@ def storage_serve(
     "--force", is_flag=True, help="Also undo rows changed since, or a run a later run built on."
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing.")
-def rollback(database_url: str | None, run_id: int, force: bool, dry_run: bool) -> None:
+@progress_options
+def rollback(
+    database_url: str | None, run_id: int, force: bool, dry_run: bool, progress: ProgressOptions
+) -> None:
     """Undo one migrate run exactly, from its journal.
 
     Deletes the rows the run inserted and gives the rows it changed their exact previous
@@ -786,10 +816,12 @@ def rollback(database_url: str | None, run_id: int, force: bool, dry_run: bool) 
     """
     from loader.rollback import rollback as rollback_library
 
-    result = on_database(
-        database_url,
-        lambda conn: rollback_library(conn, run_id, force=force, dry_run=dry_run),
-    )
+    stats = LiveStats(unit="rows", rates=())
+    with show_progress(stats, "rollback", progress):
+        result = on_database(
+            database_url,
+            lambda conn: rollback_library(conn, run_id, force=force, dry_run=dry_run, stats=stats),
+        )
     verb = "would be" if dry_run else "was"
     click.echo(f"run {run_id} {'would be rolled back' if dry_run else 'rolled back'}: "
                f"{result.deleted:,} rows deleted, {result.restored:,} rows restored")  # fmt: skip
@@ -861,10 +893,11 @@ def bench(args: tuple[str, ...]) -> None:
     metavar="N",
     help="Also fetch the cdn_urls of N random media files; any not answering 200 is a problem.",
 )
+@progress_options
 @with_source
 def verify(opts: SourceOptions, database_url: str | None, repair: bool, delete_orphans: bool,
            strict: bool, cdn_base: str | None, report_path: Path | None,
-           check_urls_n: int) -> None:  # fmt: skip
+           check_urls_n: int, progress: ProgressOptions) -> None:  # fmt: skip
     """Check Storage against image_assets: errors fail, warnings are reported.
 
     Errors: files with no row, matched files missing their customer tag, rows tagged with
@@ -880,14 +913,21 @@ def verify(opts: SourceOptions, database_url: str | None, repair: bool, delete_o
     """
     from loader.migrate import migrate as migrate_library
     from loader.report import print_verify_result, write_json
+    from loader.verify import VerifyResult
     from loader.verify import verify as verify_library
 
     if delete_orphans and not repair:
         raise click.UsageError("--delete-orphans needs --repair")
     url = target_database(database_url)
-    result = run(lambda: verify_library(opts, url, cdn_base=cdn_base,
-                                        delete_orphans=delete_orphans,
-                                        check_urls_n=check_urls_n))  # fmt: skip
+
+    def checked(label: str, delete_orphans: bool = False) -> VerifyResult:
+        stats = LiveStats()
+        with show_progress(stats, label, progress):
+            return run(lambda: verify_library(opts, url, cdn_base=cdn_base,
+                                              delete_orphans=delete_orphans,
+                                              check_urls_n=check_urls_n, stats=stats))  # fmt: skip
+
+    result = checked("verify", delete_orphans)
     print_verify_result(result)
     if result.orphan_run_id is not None:
         info(f"run {result.orphan_run_id}: {result.orphans_deleted:,} orphan rows deleted "
@@ -897,12 +937,13 @@ def verify(opts: SourceOptions, database_url: str | None, repair: bool, delete_o
              "folders with a migrate run ...")  # fmt: skip
         options = MigrateOptions(source=opts, database_url=url, cdn_base=cdn_base,
                                  folders=result.repair_folders)  # fmt: skip
-        repaired = run(lambda: migrate_library(options))
+        stats = LiveStats(rates=("objects", "rows"))
+        with show_progress(stats, "repair", progress):
+            repaired = run(lambda: migrate_library(options, stats=stats), stats=stats)
         backup = f", backup {repaired.backup_id}" if repaired.backup_id else ""
         info(f"run {repaired.run_id}: {repaired.totals.get('inserted', 0):,} inserted, "
              f"{repaired.totals.get('updated', 0):,} updated{backup}")  # fmt: skip
-        result = run(lambda: verify_library(opts, url, cdn_base=cdn_base,
-                                            check_urls_n=check_urls_n))  # fmt: skip
+        result = checked("verify again")
         print_verify_result(result)
     info(result.sync)
     if report_path is not None:
@@ -931,7 +972,8 @@ def on_loader_database(
     **OUTPUT_FILE,
     help="Write a compressed file instead of a copy in the database.",
 )
-def backup_group(database_url: str | None, to_file: Path | None) -> None:
+@progress_options
+def backup_group(database_url: str | None, to_file: Path | None, progress: ProgressOptions) -> None:
     """Back up image_assets and customers' folder_name (in the database, or to a file).
 
     Example:
@@ -942,12 +984,18 @@ def backup_group(database_url: str | None, to_file: Path | None) -> None:
         return
     from loader.backup import backup_to_file, take_backup
 
+    stats = LiveStats(unit="rows", rates=())
     if to_file is not None:
-        written = on_loader_database(database_url, lambda conn: backup_to_file(conn, to_file))
+        with show_progress(stats, "backup", progress):
+            written = on_loader_database(
+                database_url, lambda conn: backup_to_file(conn, to_file, stats)
+            )
         click.echo(f"{written.path}: {written.rows:,} rows, {written.customers or 0:,} "
                    f"customers, {written.bytes:,} bytes, checksum {written.checksum}")  # fmt: skip
         return
-    taken = on_loader_database(database_url, lambda conn: take_backup(conn))
+    stats.step("copying image_assets in the database")
+    with show_progress(stats, "backup", progress):
+        taken = on_loader_database(database_url, lambda conn: take_backup(conn))
     click.echo(f"backup {taken.backup_id}: {taken.rows:,} rows, {taken.customers or 0:,} "
                f"customers, checksum {taken.checksum}")  # fmt: skip
 
@@ -986,7 +1034,8 @@ def backup_prune(database_url: str | None, keep: int) -> None:
 @cli.command()
 @database_options
 @click.argument("backup")
-def restore(database_url: str | None, backup: str) -> None:
+@progress_options
+def restore(database_url: str | None, backup: str, progress: ProgressOptions) -> None:
     """Make image_assets (and customers' folder_name) exactly what a backup holds.
 
     BACKUP is a backup id (`loader backup list`) or a file written by `loader backup --to`.
@@ -999,7 +1048,9 @@ def restore(database_url: str | None, backup: str) -> None:
     """
     from loader.backup import restore as restore_library
 
-    done = on_loader_database(database_url, lambda conn: restore_library(conn, backup))
+    stats = LiveStats(unit="rows", rates=())
+    with show_progress(stats, "restore", progress):
+        done = on_loader_database(database_url, lambda conn: restore_library(conn, backup, stats))
     click.echo(f"restored {done.source}: {done.rows:,} rows ({done.deleted:,} deleted, "
                f"{done.updated:,} updated, {done.inserted:,} inserted), "
                f"{done.folder_names:,} folder_name(s) reset")  # fmt: skip

@@ -212,6 +212,7 @@ async def migrate(
             run_id = await _adopt_run(pool, opts)
             stats.run_id = run_id
         backup: RunBackup | None = None
+        stats.step("listing the top level")
         async with open_source(opts.source) as opened, contextlib.AsyncExitStack() as stack:
             loose_files = loose_media(opened.top)
             if (loose_warning := loose_media_warning(loose_files)) is not None:
@@ -223,6 +224,7 @@ async def migrate(
                 if opts.folders is not None:
                     folders, match_summary = opts.folders, {"repair": len(opts.folders)}
                 else:
+                    stats.step("matching folders to customers")
                     folders, match_summary = await _decide_customers(
                         pool, opened, opts.match, dry_run=opts.dry_run
                     )
@@ -430,7 +432,7 @@ class _Worker:
         """Work until no folder is left for a live worker, and return the run's status;
         `planned` (dry run) replaces claiming."""
         if planned is not None:
-            self.stats.folders_total = len(planned)
+            self.stats.begin(len(planned))
             await self._pipeline(self._planned(planned))
             return "planned"
         assert self.run_id is not None
@@ -439,7 +441,9 @@ class _Worker:
             self.checking = await self.sink.has_rows_under(prefix)
         async with runs.worker_lock(self.opts.database_url, self.run_id) as lock:
             self._locked(lock)
-            self.stats.folders_total = len(self.opened.top.folders)
+            # The bar covers the run's folders: a resumed run starts with those done before.
+            done, total = await runs.folder_counts(self.pool, self.run_id)
+            self.stats.begin(total, done)
             # A worker leaves only when no folder of the run is left for a live worker: while
             # others still hold folders it waits, and takes over those of any that dies.
             idle_rounds = 0
@@ -712,7 +716,7 @@ class _Worker:
                 ready.append((folder, state.counts))
         if not ready:
             return
-        self.stats.folders_done += len(ready)
+        self.stats.done += len(ready)
         if self.run_id is not None:
             await runs.finish_folders(self.pool, self.run_id, self.worker_id, ready)
         for folder, counts in ready:

@@ -8,7 +8,8 @@ rollback deletes it (inserted) or puts its before-image back byte for byte (chan
 someone changed since is reported: an inserted one is kept, a changed one only loses what
 the run did (the tags it added, the cdn_url it wrote), unless `force`, which deletes or
 restores regardless. The whole rollback is one transaction, recorded in loader.rollbacks;
-`dry_run` computes the same plan and writes nothing.
+`dry_run` computes the same plan and writes nothing. The plan is applied APPLY_CHUNK rows
+per statement, so a long rollback shows its progress (one transaction all the same).
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from loader.errors import BadInputError
+from loader.progress import LiveStats
 from loader.runs import mark_interrupted
 from loader.sqlfiles import sql
 
 EXAMPLES = 10
+# Plan rows per statement: a few seconds of work at most (~10,000 rows/s restored, measured
+# at 900,000 rows in 92-96 s), few enough statements that their overhead does not show.
+APPLY_CHUNK = 20_000
 
 
 @dataclass(slots=True)
@@ -41,14 +46,21 @@ class _DryRun(Exception):
 
 
 async def rollback(
-    conn: asyncpg.Connection, run_id: int, *, force: bool = False, dry_run: bool = False
+    conn: asyncpg.Connection,
+    run_id: int,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    stats: LiveStats | None = None,
 ) -> RollbackResult:
     """Undo run `run_id` in one transaction; refuses when undoing would break a later run.
 
     A run a live worker is still on, or one touched by a later run, is refused unless `force`;
     an interrupted run (no live worker) needs no `force`, and is recorded so first. With
-    `dry_run`, returns what would be done and changes nothing.
+    `dry_run`, returns what would be done and changes nothing. `stats` counts the plan's rows
+    as they are applied.
     """
+    stats = stats or LiveStats(unit="rows", rates=())
     if not dry_run:
         await mark_interrupted(conn)  # recorded by the first command that sees them
     result: RollbackResult | None = None
@@ -79,6 +91,7 @@ async def rollback(
                 if dry_run:
                     raise _DryRun
                 return result
+            stats.step("planning")
             await conn.execute(sql("rollback_plan_create"))
             await conn.execute(sql("rollback_plan"), run_id, force)
             await conn.execute(sql("rollback_plan_analyze"))
@@ -97,8 +110,18 @@ async def rollback(
             )
             if dry_run:
                 raise _DryRun
-            done = await conn.fetchrow(sql("rollback_run"), run_id, force, counts, examples)
-            result.deleted, result.restored = done["deleted"], done["restored"]
+            stats.begin(sum(counts.values()))
+            result.deleted = result.restored = 0
+            last = 0
+            while True:
+                chunk = await conn.fetchrow(sql("rollback_apply"), last, APPLY_CHUNK)
+                if chunk["last"] is None:
+                    break
+                last = chunk["last"]
+                result.deleted += chunk["deleted"]
+                result.restored += chunk["restored"]
+                stats.done += chunk["planned"]
+            await conn.execute(sql("rollback_run"), run_id, force, counts, examples)
     except _DryRun:
         pass
     assert result is not None

@@ -272,6 +272,16 @@ async def has_open_folders(pool: asyncpg.Pool, run_id: int) -> bool:
     )
 
 
+async def folder_counts(pool: asyncpg.Pool, run_id: int) -> tuple[int, int]:
+    """(folders done, folders) of the run, all workers and earlier attempts included."""
+    row = await retrying(
+        pool,
+        lambda conn: conn.fetchrow(sql("run_folder_counts"), run_id),
+        what="counting the run's folders",
+    )
+    return row["done"], row["total"]
+
+
 async def mark_aborted(pool: asyncpg.Pool, run_id: int) -> None:
     """Record that a worker stopped midway (other workers, or a resume, may still finish)."""
     await retrying(

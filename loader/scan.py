@@ -56,7 +56,7 @@ async def scan(
     started = time.monotonic()
     async with open_source(opts) as opened:
         report = ScanReport(api=opened.source.label, warnings=opened.warnings)
-        stats.folders_total = len(opened.top.folders)
+        stats.begin(len(opened.top.folders))
 
         def tally(counts: Counter[str], objects: list[ListedObject]) -> None:
             for obj in objects:
@@ -73,11 +73,11 @@ async def scan(
             if isinstance(event, FolderFailure):
                 report.failures.append(event)
                 stats.errors += 1
-                stats.folders_done += 1
+                stats.done += 1
                 return
             tally(report.folders.setdefault(event.folder, Counter()), event.objects)
             if event.last:
-                stats.folders_done += 1
+                stats.done += 1
             stats.calls, stats.retries = opened.source.request_counts()
 
         await for_each_event(opened, opts.list_concurrency, handle)

@@ -42,6 +42,7 @@ from loader.listing import (
     loose_media,
     open_source,
 )
+from loader.progress import LiveStats
 from loader.sqlfiles import sql
 from loader.sync import status as sync_status
 from loader.urlcheck import UrlFailure, check_urls
@@ -188,6 +189,7 @@ async def verify(
     cdn_base: str | None = None,
     delete_orphans: bool = False,
     check_urls_n: int = 0,
+    stats: LiveStats | None = None,
 ) -> VerifyResult:
     """List Storage again and grade every media file's row and every row under the prefix.
 
@@ -195,7 +197,9 @@ async def verify(
     orphan rows found are deleted by a run of their own (see `_delete_orphans`).
     `check_urls_n` > 0 also fetches the cdn_urls of that many media files, sampled at random
     (all of them when there are fewer), and reports those that do not answer 200.
+    `stats` follows the listing folder by folder, then names the step under way.
     """
+    stats = stats or LiveStats()
     result = VerifyResult()
     async with connection(database_url) as conn, open_source(opts) as opened:
         await init_schema(conn)  # the loader's own tables (runs, deleted_rows) may be new
@@ -207,6 +211,7 @@ async def verify(
         result.cdn_base, private_route = await _cdn_base(conn, opts, opened, cdn_base)
         result.loose_files = loose_media(opened.top)
         sample = _Reservoir(check_urls_n)
+        stats.begin(len(opened.top.folders))
         await conn.execute(sql("verify_prepare"))
         await conn.copy_records_to_table(
             "verify_folders",
@@ -239,10 +244,15 @@ async def verify(
         async def handle(event: ListingEvent) -> None:
             if isinstance(event, FolderFailure):
                 result.failed_folders.append(event)
+                stats.errors += 1
+                stats.done += 1
                 await conn.execute(sql("verify_folder_failed"), event.folder)
                 return
             for obj in event.objects:
                 add(obj.path, event.folder, obj.mimetype)
+            stats.objects += len(event.objects)
+            if event.last:
+                stats.done += 1
             if len(pending) >= COPY_BATCH:
                 await flush()
 
@@ -250,6 +260,7 @@ async def verify(
         await for_each_event(opened, opts.list_concurrency, handle)
         await flush()
         result.listing_s = time.monotonic() - started
+        stats.step("comparing with image_assets")
         await conn.execute(sql("verify_analyze"))
         unique = await conn.fetchval(sql("preflight_unique_index"))
         await conn.execute(
@@ -263,8 +274,10 @@ async def verify(
             repair = await conn.fetch(sql("verify_repair_folders"), REPAIRABLE)
             result.repair_folders = [(r["folder"], r["customer_id"]) for r in repair]
         if delete_orphans and result.counts["orphan"]:
+            stats.step("deleting orphan rows")
             await _delete_orphans(conn, opts, prefix, result)
         if sample.items:
+            stats.step(f"checking {len(sample.items):,} cdn_urls")
             rows = await conn.fetch(sql("verify_sample_urls"), sample.items)
             urls = [r["cdn_url"] for r in rows]
             result.urls_checked = len(urls)

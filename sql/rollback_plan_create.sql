@@ -8,5 +8,7 @@ CREATE TEMP TABLE IF NOT EXISTS loader_rollback_plan (
     prev_cdn_url    text,
     prev_updated_at timestamptz,
     new_ai_tags     text[],
-    new_cdn_url     text
+    new_cdn_url     text,
+    -- The plan is applied in chunks by seq (rollback_apply.sql), so progress can be shown.
+    seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY
 ) ON COMMIT DROP;

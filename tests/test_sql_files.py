@@ -14,7 +14,7 @@ SETUP_BY_PREFIX = {
     "verify_": "verify_prepare",
     "orphans_delete": "verify_prepare",
     "rollback_plan": "rollback_plan_create",
-    "rollback_run": "rollback_plan_create",
+    "rollback_apply": "rollback_plan_create",
     "rollback_summary": "rollback_plan_create",
     "upsert_batch": "sink_stage",
     "sync_": "sync_schema",  # sync's tables and functions exist only once it is installed
