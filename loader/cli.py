@@ -42,7 +42,7 @@ from loader.errors import (
 from loader.eventlog import EventLog
 from loader.listing import SOURCES, SourceOptions, list_folders
 from loader.match import ACCEPT, MARGIN
-from loader.migrate import MigrateOptions
+from loader.migrate import MigrateOptions, MigrateResult
 from loader.progress import LiveStats, ProgressOptions, show_progress
 from loader.redact import redact, redact_url, remember_secret, remember_secrets_in
 from loader.sync import SyncSettings
@@ -609,7 +609,8 @@ def main() -> None:
     "--report",
     "report_path",
     **OUTPUT_FILE,
-    help="Write a JSON report here.",
+    help="Write a JSON report here, on every exit: a run that stops early (exit 12, 6, ...)"
+    " reports its status, totals so far, failed folders and the command that resumes it.",
 )
 @click.option(
     "--log-file",
@@ -641,21 +642,30 @@ def migrate(
     from loader.migrate import migrate as migrate_library
     from loader.report import print_migrate_summary, write_json
 
-    options = MigrateOptions(
-        source=opts, database_url=target_database(database_url), log_file=log_file, **flags
-    )
     stats = LiveStats(rates=("objects", "rows"))
-    with EventLog(log_file) as log, show_progress(stats, "migrate", progress, log=log):
-        result = run(
-            lambda: migrate_library(options, stats=stats, log=log),
-            stats=stats,
-            resume=resume_command(database_url, opts),
+    resume = resume_command(database_url, opts)
+    options: MigrateOptions | None = None  # the report of a run that stops needs them
+    try:
+        options = run_options = MigrateOptions(
+            source=opts, database_url=target_database(database_url), log_file=log_file, **flags
         )
+        with EventLog(log_file) as log, show_progress(stats, "migrate", progress, log=log):
+            result = run(
+                lambda: migrate_library(run_options, stats=stats, log=log),
+                stats=stats,
+                resume=resume,
+            )
+    except Exception as exc:
+        # Whatever ends the command early (Ctrl-C, a lost database or Storage, a bug), the
+        # report is the file a person keeps of the run: written, then the error goes on.
+        if report_path is not None:
+            write_stopped_report(report_path, exc, stats, options, resume)
+        raise
     for message in result.warnings:
         warn(message)
     if result.status == "prepared":
         if report_path is not None:
-            write_json(report_path, result.as_report())
+            write_json(report_path, finished_report(result, resume))
         click.echo(result.run_id)
         return
     # The summary first: a report that cannot be written must not hide what the run did.
@@ -664,9 +674,56 @@ def migrate(
         info(f"backup {result.backup_id} holds image_assets as it was before the run "
              f"(loader restore {result.backup_id})")  # fmt: skip
     if report_path is not None:
-        write_json(report_path, result.as_report())
+        write_json(report_path, finished_report(result, resume))
     if result.exit_code != ExitCode.OK:
         sys.exit(int(result.exit_code))
+
+
+def finished_report(result: MigrateResult, resume: Resume) -> dict[str, Any]:
+    """The `--report` of a run that came to its end: what it did, its exit code, and the
+    command that finishes it when it is not done."""
+    open_run = result.run_id if result.exit_code != ExitCode.OK else None
+    return {**result.as_report(), "exit_code": int(result.exit_code),
+            "resume": resume(open_run) if open_run is not None else None}  # fmt: skip
+
+
+def exit_of(exc: Exception) -> tuple[int, str]:
+    """The exit code and the message of an exception leaving a command, as `main` shows
+    them."""
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code, exc.format_message()
+    error = as_loader_error(exc)
+    if error is None:
+        return int(ExitCode.INTERNAL), f"internal error: {type(exc).__name__}: {exc}"
+    return int(error.exit_code), str(error)
+
+
+def write_stopped_report(
+    path: Path, exc: Exception, stats: LiveStats, options: MigrateOptions | None, resume: Resume
+) -> None:
+    """The `--report` of a migrate that ended in an error: the run so far when one exists
+    (see `loader.migrate.stopped_report`), the exit code and error, and the resume command
+    (the one the error names). A report that cannot be written is a warning: the run's own
+    error stays the one the command ends with."""
+    from loader.migrate import stopped_report
+    from loader.report import write_json
+
+    code, message = exit_of(exc)
+    run_id = stats.run_id
+    report: dict[str, Any] = {"run_id": run_id, "status": "failed" if run_id is None else "stopped"}
+    if run_id is not None and options is not None:
+        try:
+            report = anyio.run(stopped_report, options, run_id, stats)
+        except KeyboardInterrupt:  # a second Ctrl-C while the run is read
+            pass
+        except Exception as error:  # never instead of the error that ended the run
+            warn(f"the report lacks the run's figures: {type(error).__name__}: {error}")
+    report |= {"exit_code": code, "error": message,
+               "resume": resume(run_id) if run_id is not None else None}  # fmt: skip
+    try:
+        write_json(path, report)
+    except LoaderError as error:
+        warn(str(error))
 
 
 def resume_command(database_url: str | None, opts: SourceOptions) -> Callable[[int], str]:

@@ -647,6 +647,7 @@ class _Worker:
         state.failed = True
         state.held = None
         self.stats.errors += 1
+        self.stats.failed[event.folder] = event.reason
         self.log.emit("folder_failed", folder=event.folder, reason=event.reason)
         if self.run_id is not None:
             await runs.fail_folder(self.pool, self.run_id, self.worker_id, event.folder,
@@ -753,6 +754,39 @@ async def _result(
         match_summary=match_summary,
         elapsed_s=time.monotonic() - started,
     )
+
+
+# How long a stopped run's report waits for the database before it says only what this
+# process counted (the database may be what stopped the run).
+STOPPED_READ_S = 5.0
+
+
+async def stopped_report(opts: MigrateOptions, run_id: int, stats: LiveStats) -> dict[str, Any]:
+    """The `--report` of a run that stopped midway (interrupted, database or Storage lost, a
+    bug): the run as stored, all workers and resumes included, when the database answers
+    within STOPPED_READ_S; else what this process counted, saying so."""
+    with anyio.move_on_after(STOPPED_READ_S):
+        try:
+            pool = await create_pool(opts.database_url, 1)
+            try:
+                result = await _result(pool, opts, run_id, "stopped", {}, stats.started)
+            finally:
+                await pool.close()
+            return {**result.as_report(), "totals_from": "database"}
+        except (LoaderError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            pass
+    return {
+        "run_id": run_id,
+        "status": "stopped",
+        "totals_from": "this process (the database did not answer)",
+        "folders": stats.total,
+        "folders_done": stats.done,
+        "objects_listed": stats.objects,
+        "rows": stats.rows_written,
+        "failed_folders": [{"folder": f, "reason": r} for f, r in stats.failed.items()],
+        "elapsed_s": round(time.monotonic() - stats.started, 3),
+        "settings": opts.recorded(),
+    }
 
 
 def _planned_result(

@@ -62,6 +62,8 @@ class LiveStats:
     objects: int = 0
     rows_written: int = 0
     errors: int = 0
+    # Folders that failed here, with why: the report of a run whose database is gone says them.
+    failed: dict[str, str] = field(default_factory=dict)
     calls: int = 0
     retries: int = 0
     phase: str = ""  # a step with no count of its own, e.g. "comparing"

@@ -1,7 +1,9 @@
-"""Progress a person can read (issue 22, item 1).
+"""Progress a person can read (issue 22, item 1) and a report on every exit (item 2).
 
 On a terminal `loader migrate` draws a bar with % done and an ETA; elsewhere it prints a plain
-line every --progress-every seconds and logs `progress` events at that cadence.
+line every --progress-every seconds and logs `progress` events at that cadence. A run that
+stops early (Ctrl-C: exit 12; Storage gone: exit 6) still writes its --report: status, totals
+so far, failed folders and the command that resumes it.
 """
 
 from __future__ import annotations
@@ -11,21 +13,28 @@ import errno
 import fcntl
 import os
 import re
+import signal
 import struct
 import subprocess
 import termios
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.abc
 import asyncpg
 import orjson
 import pytest
+from aiohttp import web
 
 from loader import progress
 from loader import rollback as rollback_module
 from loader.backup import backup_to_file, restore
 from loader.db import init_schema
-from loader.devtools.storage_server import Faults
+from loader.devtools.storage_server import Faults, build_app
+from loader.errors import ExitCode
 from loader.migrate import migrate
 from loader.progress import LiveStats
 from loader.rollback import rollback
@@ -34,6 +43,7 @@ from tests.sample import sample_catalogue
 from tests.storage_fixtures import (
     STORAGE_BUCKET,
     STORAGE_KEY,
+    ServeStorageApp,
     StartStorage,
     catalogue_of,
 )
@@ -267,3 +277,147 @@ async def test_verify_rollback_and_backup_show_progress_lines(
     assert restored.code == 0, restored.err
     for done in (verified, taken, undone, restored):
         assert "ETA" not in done.out
+
+
+# -- item 2: a report on every exit -------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Switchable:
+    """A Storage server with latency on which listing fails with HTTP 500: one folder
+    (`broken`) always, every folder once `down` is set."""
+
+    url: str
+    down: bool = False
+
+
+BROKEN = "c0000"  # listed first: it has failed long before the run is stopped
+
+
+async def switchable_storage(serve: ServeStorageApp, folders: int) -> Switchable:
+    app = build_app(catalogue_of(names(folders)), bucket=STORAGE_BUCKET, key=STORAGE_KEY,
+                    faults=Faults(latency_ms=60))  # fmt: skip
+    state = Switchable(url="")
+
+    @web.middleware
+    async def fail(request: web.Request, handler: Callable[..., Awaitable[Any]]) -> Any:
+        if "/object/list" in request.path:
+            body = await request.json()  # aiohttp keeps the body for the handler
+            prefix = str(body.get("prefix", ""))
+            if state.down or prefix.startswith(f"{PREFIX}{BROKEN}"):
+                # Slow failures: each one is recorded long before the next one comes.
+                await anyio.sleep(0.1)
+                error = {"statusCode": "500", "error": "internal", "message": "disk on fire"}
+                return web.json_response(error, status=500)
+        return await handler(request)
+
+    app.middlewares.append(fail)
+    state.url = await serve(app)
+    return state
+
+
+# The run has a failed folder and folders done: time to stop it.
+FAILED_AND_DONE = (
+    "SELECT count(*) FILTER (WHERE state = 'failed') > 0"
+    " AND count(*) FILTER (WHERE state = 'done') > 0 FROM loader.folders"
+)
+
+
+async def _wait_until(db: asyncpg.Connection, child: anyio.abc.Process, query: str) -> None:
+    with anyio.fail_after(60):
+        while not await db.fetchval(query):
+            assert child.returncode is None, "the run finished before it could be stopped"
+            await anyio.sleep(0.05)
+
+
+async def _stderr(child: anyio.abc.Process) -> str:
+    assert child.stderr is not None
+    return b"".join([chunk async for chunk in child.stderr]).decode()
+
+
+async def _check_report(
+    report: dict[str, Any], db: asyncpg.Connection, code: ExitCode, err: str
+) -> None:
+    """Status, exit code, totals so far, failed folders and the resume command, as the run
+    and the error line have them."""
+    run_id = await db.fetchval("SELECT max(run_id) FROM loader.runs")
+    assert report["run_id"] == run_id
+    assert report["status"] == "stopped" and report["totals_from"] == "database"
+    assert report["exit_code"] == code
+    assert report["error"] in err
+    # The resume command is the error line's own, word for word.
+    assert report["resume"].startswith(f"loader migrate --resume {run_id} --storage-url ")
+    assert f"with: {report['resume']}" in err
+    assert STORAGE_KEY not in orjson.dumps(report).decode()
+    # Totals so far: what the table and the run's bookkeeping hold.
+    rows = await db.fetchval("SELECT count(*) FROM image_assets")
+    assert rows > 0 and report["inserted"] == rows == report["totals"]["inserted"]
+    done = await db.fetchval(
+        "SELECT count(*) FROM loader.folders WHERE run_id = $1 AND state = 'done'", run_id
+    )
+    assert sum(f["state"] == "done" for f in report["folders"]) == done > 0
+    failed = await db.fetch(
+        "SELECT folder FROM loader.folders WHERE run_id = $1 AND state = 'failed'", run_id
+    )
+    assert {f["folder"] for f in report["failed_folders"]} == {r["folder"] for r in failed}
+    assert BROKEN in {f["folder"] for f in report["failed_folders"]}
+    assert all("disk on fire" in f["reason"] for f in report["failed_folders"])
+
+
+async def test_a_run_stopped_by_ctrl_c_writes_its_report(
+    serve_storage_app: ServeStorageApp, db: asyncpg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    storage = await switchable_storage(serve_storage_app, 40)
+    report = tmp_path / "migrate.json"
+    args = migrate_args(storage.url, db_url, *SLOW, "--retries", "2", "--report", str(report))
+    child = await anyio.open_process(loader_argv(*args), env=child_env(),
+                                     stdin=subprocess.DEVNULL)  # fmt: skip
+    await _wait_until(db, child, FAILED_AND_DONE)
+    child.send_signal(signal.SIGINT)
+    with anyio.fail_after(30):
+        await child.wait()
+    err = await _stderr(child)
+    assert child.returncode == ExitCode.ABORTED, err
+    body = orjson.loads(report.read_bytes())
+    await _check_report(body, db, ExitCode.ABORTED, err)
+    assert "interrupted (SIGINT)" in body["error"]
+    assert not list(tmp_path.glob("*.tmp"))  # written whole, then renamed
+
+
+async def test_a_run_stopped_by_storage_going_away_writes_its_report(
+    serve_storage_app: ServeStorageApp, db: asyncpg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    storage = await switchable_storage(serve_storage_app, 40)
+    report = tmp_path / "migrate.json"
+    args = migrate_args(storage.url, db_url, *SLOW, "--retries", "2", "--report", str(report))
+    child = await anyio.open_process(loader_argv(*args), env=child_env(),
+                                     stdin=subprocess.DEVNULL)  # fmt: skip
+    await _wait_until(db, child, FAILED_AND_DONE)
+    storage.down = True  # the whole server fails from now on
+    with anyio.fail_after(90):
+        await child.wait()
+    err = await _stderr(child)
+    assert child.returncode == ExitCode.STORAGE_UNREACHABLE, err
+    body = orjson.loads(report.read_bytes())
+    await _check_report(body, db, ExitCode.STORAGE_UNREACHABLE, err)
+    assert "looks down" in body["error"]
+
+
+async def test_every_exit_of_migrate_writes_the_report(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str, tmp_path: Path
+) -> None:
+    """0 and a refusal before any run (13: a private bucket) write their report too."""
+    url = await start_storage(catalogue_of(names(3)))
+    report = tmp_path / "ok.json"
+    done = await invoke(*migrate_args(url, db_url, *SLOW, "--report", str(report)))
+    assert done.code == 0, done.err
+    body = orjson.loads(report.read_bytes())
+    assert body["status"] == "succeeded" and body["exit_code"] == 0 and body["resume"] is None
+    private = await start_storage(catalogue_of(names(3)), public=False)
+    report = tmp_path / "private.json"
+    refused = await invoke(*migrate_args(private, db_url, *SLOW, "--report", str(report)))
+    assert refused.code == ExitCode.PRIVATE_BUCKET, refused.err
+    body = orjson.loads(report.read_bytes())
+    assert body["run_id"] is None and body["status"] == "failed"
+    assert body["exit_code"] == ExitCode.PRIVATE_BUCKET and "private" in body["error"]
+    assert body["resume"] is None
