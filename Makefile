@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The in-process tests only: no subprocess, no browser, no PgBouncer, nothing marked slow.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not e2e and not browser and not slow"
 
 lint: install
 	$(BIN)/ruff check loader tests benchmarks

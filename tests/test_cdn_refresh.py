@@ -8,13 +8,14 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
+import pytest
 
 from loader.errors import ExitCode
 from loader.migrate import migrate
 from loader.sink import UpsertSink
 from loader.storage_client import public_url_base
 from loader.verify import verify
-from tests.cli_helpers import migrate_args, run_loader
+from tests.cli_helpers import invoke, migrate_args
 from tests.sample import PREFIX, sample_catalogue
 from tests.storage_fixtures import STORAGE_BUCKET, StartStorage
 from tests.test_migrate import options
@@ -63,7 +64,7 @@ async def test_migrate_then_verify_ends_clean_on_legacy_cdn_urls(
     await seed_legacy(db, legacy)
     own = public_url_base(url, STORAGE_BUCKET)
 
-    done = await run_loader(*migrate_args(url, db_url))
+    done = await invoke(*migrate_args(url, db_url))
     assert done.code == 0, done.err
     urls = await cdn_urls(db, legacy)
     kept = {SAME_ROUTE, CDN_PATH}
@@ -71,17 +72,18 @@ async def test_migrate_then_verify_ends_clean_on_legacy_cdn_urls(
     assert {p: urls[p] for p in set(legacy) - kept} == {
         p: f"{own}/{quote(p, safe='/')}" for p in set(legacy) - kept
     }
-    checked = await run_loader(*verify_args(url, db_url))
+    checked = await invoke(*verify_args(url, db_url))
     assert checked.code == 0, checked.out + checked.err
     assert "wrong_cdn_url" in checked.out and "problems found" not in checked.out
 
-    again = await run_loader(*migrate_args(url, db_url))  # kept URLs stay kept
+    again = await invoke(*migrate_args(url, db_url))  # kept URLs stay kept
     assert again.code == 0, again.err
     assert await cdn_urls(db, legacy) == urls
     # the first run's refreshes and fills only: the kept rows and the re-run changed nothing
     assert await db.fetchval("SELECT count(*) FROM loader.journal_updates") == len(legacy) - 2
 
 
+@pytest.mark.slow  # ~1.2 s: two migrations and four verifications
 async def test_verify_names_the_fix_and_repair_refreshes_what_migrate_would(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
@@ -94,11 +96,11 @@ async def test_verify_names_the_fix_and_repair_refreshes_what_migrate_would(
     found = await verify(options(url, db_url).source, db_url)
     assert found.examples["wrong_cdn_url"] == sorted([ELSEWHERE, OTHER_PATH, SIGNED])
     assert found.examples["no_cdn_url"] == [FILLED]
-    shown = await run_loader(*verify_args(url, db_url))
+    shown = await invoke(*verify_args(url, db_url))
     assert shown.code == ExitCode.INCOMPLETE
     assert "fix: loader verify --repair" in shown.out
 
-    repaired = await run_loader(*verify_args(url, db_url, "--repair"))
+    repaired = await invoke(*verify_args(url, db_url, "--repair"))
     assert repaired.code == 0, repaired.out + repaired.err
     after = await cdn_urls(db, legacy)
     assert after[SAME_ROUTE] == legacy[SAME_ROUTE] and after[CDN_PATH] == legacy[CDN_PATH]

@@ -61,6 +61,7 @@ def _lose_claim_connections(
     return lost
 
 
+@pytest.mark.slow  # ~1.3 s each: a Storage server with latency, a connection killed
 @pytest.mark.parametrize("when", ["before", "after"])
 async def test_a_claim_whose_connection_dies_still_writes_every_folder(
     when: str,

@@ -190,6 +190,7 @@ def test_manifest_and_truth_files(library: demo.DemoLibrary, tmp_path: Path) -> 
     assert truth["variations"][library.folders[0].name] == library.folders[0].variation
 
 
+@pytest.mark.slow  # ~1.3 s: the demo library seeded twice
 async def test_seed_database_is_complete_and_idempotent(
     db: asyncpg.Connection, library: demo.DemoLibrary, objects: list[dict[str, object]]
 ) -> None:

@@ -19,6 +19,8 @@ from tests.storage_fixtures import STORAGE_KEY, StartStorage
 from tests.test_listing import listed_paths
 
 BUCKET = "blog-images"
+# The demo library (~10k objects): ~2 s to list three ways, ~45 s to migrate and fetch.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ def parse_exports(text: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow  # ~1.4 s: the demo library seeded, scanned and planned
 async def test_printed_exports_run_scan_and_a_dry_run(pg_server_url: str, tmp_path: Path) -> None:
     printed: list[str] = []
     ready = anyio.Event()

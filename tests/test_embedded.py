@@ -23,6 +23,7 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     embedded.stop(NAME)
 
 
+@pytest.mark.e2e  # starts, stops and moves a PostgreSQL server of its own
 def test_restart_reuses_the_port_and_moves_only_when_it_is_taken(state: Path) -> None:
     first = embedded.ensure_running(NAME, fast_unsafe=True)
     assert first.moved_from is None

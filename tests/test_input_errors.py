@@ -16,7 +16,7 @@ import pytest
 from loader.backup import backup_to_file
 from loader.db import init_schema
 from loader.errors import ExitCode
-from tests.cli_helpers import Completed, run_loader
+from tests.cli_helpers import Completed, invoke
 from tests.test_backup import damage, dump, odd_rows
 
 
@@ -84,7 +84,7 @@ async def test_a_damaged_backup_file_is_bad_input_and_changes_nothing(
     await damage(db)
     before = await dump(db)
     DAMAGED[kind](good, bad)
-    done = await run_loader("restore", str(bad), "--database-url", db_url)
+    done = await invoke("restore", str(bad), "--database-url", db_url)
     assert done.code == ExitCode.BAD_INPUT, done.err
     line = only_error_line(done)
     assert "backup file" in line and len(line) < 300, line
@@ -119,8 +119,8 @@ async def test_a_malformed_review_csv_is_bad_input_naming_the_line(
     folders, review = tmp_path / "folders.txt", tmp_path / "review.csv"
     folders.write_text(FOLDERS)
     review.write_text(text, encoding="utf-8")
-    done = await run_loader("match", "apply", str(review), "--folders", str(folders),
-                            "--database-url", db_url)  # fmt: skip
+    done = await invoke("match", "apply", str(review), "--folders", str(folders),
+                        "--database-url", db_url)  # fmt: skip
     assert done.code == ExitCode.BAD_INPUT, done.err
     line = only_error_line(done)
     assert where in line, line
@@ -137,8 +137,8 @@ async def test_a_spreadsheet_s_review_csv_bom_and_crlf_is_read(
     folders.write_text(FOLDERS)
     rows = [HEADER, '"kim-1234",review,1,0.80,"a\r\nb",c,1', "lee-5678,review,,0.10,,,none", ""]
     review.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(rows).encode())
-    done = await run_loader("match", "apply", str(review), "--folders", str(folders),
-                            "--database-url", db_url)  # fmt: skip
+    done = await invoke("match", "apply", str(review), "--folders", str(folders),
+                        "--database-url", db_url)  # fmt: skip
     assert done.code == 0, done.err
     assert "2 decision(s) recorded" in done.out
     decided = dict(await db.fetch("SELECT folder, customer_id FROM loader.match_decisions"))

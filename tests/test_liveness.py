@@ -120,6 +120,7 @@ async def _terminate_a_holders_lock(db: asyncpg.Connection, run_id: int) -> tupl
     return app, worker, last_claim
 
 
+@pytest.mark.slow  # ~4 s: two workers on a Storage server with latency
 async def test_a_worker_that_loses_its_lock_never_writes_a_folder_another_holds(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str, tmp_path: Path
 ) -> None:
@@ -322,6 +323,7 @@ async def test_a_killed_run_is_recorded_interrupted_by_the_next_runs_and_resumes
     assert sorted(paths) == sorted(names)
 
 
+@pytest.mark.slow  # ~1.3 s: markers racing a worker on a Storage server with latency
 async def test_a_run_is_marked_only_while_no_worker_holds_it(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:

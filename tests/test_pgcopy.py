@@ -164,6 +164,7 @@ def asset_rows(draw: st.DrawFn) -> list[AssetRow]:
     return rows
 
 
+@pytest.mark.slow  # ~1 s: 50 examples, each a COPY round trip
 @settings(
     max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -49,7 +49,7 @@ from tests.storage_fixtures import (
 )
 from tests.test_backup import odd_rows
 from tests.test_migrate import options
-from tests.test_rollback_exact import dump, seed
+from tests.test_rollback import dump, seed_odd_tags
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -127,7 +127,7 @@ async def test_rollback_in_small_chunks_is_exact_and_counts_every_row(
     """Applied a chunk at a time (for progress), a rollback still gives the table back byte
     for byte: inserts, restores of NULL/'{}'/'{NULL}' tags, and a later run undone first."""
     monkeypatch.setattr(rollback_module, "APPLY_CHUNK", 4)
-    await seed(db)
+    await seed_odd_tags(db)
     before = await dump(db)
     url = await start_storage(sample_catalogue())
     first = await migrate(options(url, db_url, match="none"))
@@ -225,6 +225,7 @@ async def test_not_a_terminal_prints_lines_and_logs_progress_events(
         assert {"objects", "rows_written", "elapsed_s", "errors"} <= e.keys()
 
 
+@pytest.mark.slow  # ~1.5 s: a Storage server with 100 ms latency
 async def test_quiet_shows_no_progress_but_the_log_keeps_its_events(
     start_storage: StartStorage, db_url: str, tmp_path: Path
 ) -> None:
@@ -251,6 +252,7 @@ async def test_progress_every_0_prints_no_lines_and_logs_no_progress(
     assert events and not any(e["event"] == "progress" for e in events)
 
 
+@pytest.mark.slow  # ~5 s: five commands against a Storage server with 100 ms latency
 async def test_verify_rollback_and_backup_show_progress_lines(
     start_storage: StartStorage, db_url: str, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import anyio
 import asyncpg
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,6 +147,7 @@ def cdn_cases(draw: st.DrawFn) -> tuple[str | None, str, str]:
     return stored, own, path
 
 
+@pytest.mark.slow  # ~1.5 s: 300 examples, each through SQL
 async def test_the_cdn_url_rule_in_sql_and_in_the_dry_run_is_the_stated_rule(db_url: str) -> None:
     """loader.same_object and loader.cdn_url_after follow the rule as stated, and
     plan_batch.sql (which cannot call them) decides "the cdn_url changes" exactly as they do."""

@@ -166,6 +166,7 @@ def connection_urls(draw: st.DrawFn) -> tuple[str, str, str, list[str]]:
     return url, masked, password, [text(password), unquote(text(password))]
 
 
+@pytest.mark.slow  # ~3 s: 600 examples
 @settings(max_examples=600, deadline=None)
 @given(case=connection_urls())
 def test_redact_url_masks_exactly_the_password(case: tuple[str, str, str, list[str]]) -> None:
@@ -198,6 +199,7 @@ def assert_shown_safely(shown: str, expected: str, forms: list[str]) -> None:
         assert shown == expected
 
 
+@pytest.mark.slow  # ~3 s: 600 examples
 @settings(max_examples=600, deadline=None)
 @given(case=connection_urls())
 def test_redact_message_never_shows_the_password(case: tuple[str, str, str, list[str]]) -> None:

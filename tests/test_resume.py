@@ -8,6 +8,7 @@ import subprocess
 
 import anyio
 import asyncpg
+import pytest
 
 from loader.devtools.storage_server import Faults
 from loader.listing import SourceOptions
@@ -92,6 +93,7 @@ async def test_two_joined_workers_do_every_file_exactly_once(
     assert await db.fetchval("SELECT status FROM loader.runs") == "succeeded"
 
 
+@pytest.mark.slow  # ~2 s: 10% Storage faults and a writer killed
 async def test_storage_faults_and_a_killed_db_connection_lose_nothing(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:

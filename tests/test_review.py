@@ -366,6 +366,7 @@ def _drive(page_url: str, screenshot: Path, unlinked: str, warned: tuple[int, in
 
 
 @needs_browser
+@pytest.mark.browser
 async def test_review_in_a_real_browser_then_migrate_tags_exactly_those_folders(
     db: asyncpg.Connection, db_url: str, start_storage: StartStorage, tmp_path: Path
 ) -> None:

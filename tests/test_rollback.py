@@ -1,11 +1,16 @@
-"""Rollback undoes exactly one run: inserted rows go, updated rows get their tags and
-cdn_url back, and what others wrote since stays."""
+"""Rollback undoes exactly one run and gives the table back byte for byte: inserted rows go,
+updated rows get their tags (NULL, '{}' and '{NULL}' ai_tags told apart) and cdn_url back,
+what others wrote since stays and is reported (--force decides), --dry-run previews, and
+each rollback is recorded."""
 
 from __future__ import annotations
 
+import anyio
 import asyncpg
 import pytest
+from click.testing import CliRunner
 
+from loader.cli import cli
 from loader.errors import BadInputError
 from loader.migrate import migrate
 from loader.rollback import rollback
@@ -84,24 +89,163 @@ async def test_rollback_refuses_to_break_a_later_run(
         await rollback(db, first.run_id)
 
 
-async def test_verify_finds_gaps_and_a_migrate_run_repairs_them(
+# -- byte for byte, with ai_tags NULL, empty and holding NULL --------------------------------
+
+FOLDER = f"{PREFIX}{CUSTOMER_FOLDER}"
+# ai_tags the journal must tell apart: NULL, empty, one NULL element, and ordinary tags.
+PREVIOUS = {
+    f"{FOLDER}/IMG_0000.jpg": None,
+    f"{FOLDER}/IMG_0001.jpg": [],
+    f"{FOLDER}/IMG_0002.jpg": [None],
+    f"{FOLDER}/IMG_0003.jpg": ["portrait", None],
+}
+
+
+async def seed_odd_tags(db: asyncpg.Connection) -> None:
+    # The user's table may allow a NULL ai_tags (the demo schema does not).
+    await db.execute("ALTER TABLE image_assets ALTER COLUMN ai_tags DROP NOT NULL")
+    await db.execute(
+        "INSERT INTO customers (id, name, phone, folder_name)"
+        " VALUES (7, '김민수', '010-1111-6601', 'kimminsu01-6601')"
+    )
+    for path, tags in PREVIOUS.items():
+        await db.execute(
+            "INSERT INTO image_assets (file_path, filename, ai_tags, alt_text, created_at,"
+            " updated_at) VALUES ($1, 'x', $2, 'keep', '2020-01-01Z', '2021-02-03 04:05:06.789Z')",
+            path, tags,
+        )  # fmt: skip
+    await db.execute(
+        "INSERT INTO image_assets (file_path, ai_tags) VALUES ('elsewhere/a.jpg', '{NULL,x}')"
+    )
+
+
+async def dump(db: asyncpg.Connection) -> bytes:
+    """Every column of every row, in file_path order, as COPY writes it."""
+    chunks: list[bytes] = []
+
+    async def collect(data: bytes) -> None:
+        chunks.append(bytes(data))
+
+    await db.copy_from_query(
+        'SELECT * FROM image_assets ORDER BY file_path COLLATE "C"', output=collect
+    )
+    return b"".join(chunks)
+
+
+async def test_rollback_gives_back_the_table_byte_for_byte(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
-    from loader.verify import verify
-
-    await seed(db)
+    await seed_odd_tags(db)
+    before = await dump(db)
     url = await start_storage(sample_catalogue())
-    opts = options(url, db_url, match="auto")
-    await migrate(opts)
-    assert (await verify(opts.source, db_url)).ok
-    await db.execute("DELETE FROM image_assets WHERE file_path LIKE '%IMG_0003.jpg'")
-    await db.execute("UPDATE image_assets SET ai_tags = '{}' WHERE file_path = $1", KEPT)
-    await db.execute("UPDATE image_assets SET cdn_url = NULL WHERE file_path LIKE '%clip.MOV'")
-    found = await verify(opts.source, db_url)
-    assert (found.counts["missing"], found.counts["untagged"], found.counts["no_cdn_url"]) == (
-        12, 1, 12,
+    result = await migrate(options(url, db_url, match="auto"))
+    assert result.totals["updated"] == len(PREVIOUS)
+    tags = await db.fetch(
+        "SELECT file_path, ai_tags FROM image_assets WHERE file_path = ANY($1) ORDER BY 1",
+        list(PREVIOUS),
+    )
+    assert [r["ai_tags"] for r in tags] == [
+        ["customer-7"], ["customer-7"], [None, "customer-7"], ["portrait", None, "customer-7"],
+    ]  # fmt: skip
+
+    undone = await rollback(db, result.run_id)
+    assert (undone.deleted, undone.restored, undone.kept_changed) == (
+        result.totals["inserted"], len(PREVIOUS), 0,
     )  # fmt: skip
-    assert found.mapping_from == "latest run"
-    assert KEPT in found.examples["untagged"]
-    await migrate(opts)
-    assert (await verify(opts.source, db_url)).ok
+    assert await dump(db) == before
+    recorded = await db.fetchrow("SELECT forced, counts FROM loader.rollbacks")
+    assert recorded["forced"] is False
+    assert recorded["counts"] == {"delete": result.totals["inserted"], "restore": len(PREVIOUS)}
+    with pytest.raises(BadInputError, match="already rolled back"):
+        await rollback(db, result.run_id)
+    assert await dump(db) == before
+
+
+async def test_dry_run_reports_and_changes_nothing(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    await seed_odd_tags(db)
+    url = await start_storage(sample_catalogue())
+    result = await migrate(options(url, db_url, match="auto"))
+    after_migrate = await dump(db)
+    planned = await rollback(db, result.run_id, dry_run=True)
+    assert planned.dry_run
+    assert (planned.deleted, planned.restored) == (result.totals["inserted"], len(PREVIOUS))
+    assert planned.examples["restore"] == sorted(PREVIOUS)
+    assert await dump(db) == after_migrate
+    assert await db.fetchval("SELECT status FROM loader.runs WHERE run_id = $1", result.run_id) == (
+        "succeeded"
+    )
+    assert await db.fetchval("SELECT count(*) FROM loader.rollbacks") == 0
+
+    args = ["rollback", str(result.run_id), "--dry-run", "--database-url", db_url]
+    # The command runs its own event loop: give it a thread.
+    out = await anyio.to_thread.run_sync(lambda: CliRunner().invoke(cli, args))
+    assert out.exit_code == 0, out.output
+    assert f"run {result.run_id} would be rolled back" in out.output
+    assert f"{FOLDER}/IMG_0002.jpg" in out.output
+    assert await dump(db) == after_migrate
+
+
+async def test_rows_changed_since_are_reported_and_force_decides(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    await seed_odd_tags(db)
+    url = await start_storage(sample_catalogue())
+    result = await migrate(options(url, db_url, match="auto"))
+    inserted = f"{FOLDER}/IMG_0004.jpg"
+    changed = f"{FOLDER}/IMG_0001.jpg"
+    # another writer changes one inserted and one updated row after the run
+    await db.execute("UPDATE image_assets SET alt_text = 'edited' WHERE file_path = $1", inserted)
+    await db.execute(
+        "UPDATE image_assets SET ai_tags = ai_tags || 'by-app'::text WHERE file_path = $1", changed
+    )
+    planned = await rollback(db, result.run_id, dry_run=True)
+    assert (planned.kept_changed, planned.partly_restored) == (1, 1)
+    assert planned.examples["kept"] == [inserted]
+    assert planned.examples["undo_tags"] == [changed]
+
+    undone = await rollback(db, result.run_id)
+    assert undone.deleted == result.totals["inserted"] - 1
+    assert await db.fetchval(
+        "SELECT alt_text FROM image_assets WHERE file_path = $1", inserted
+    ) == ("edited")
+    # only the run's own tag is gone; what the app added stays
+    assert await db.fetchval("SELECT ai_tags FROM image_assets WHERE file_path = $1", changed) == [
+        "by-app"
+    ]
+
+
+async def test_force_restores_the_exact_before_image_over_later_changes(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    await seed_odd_tags(db)
+    before = await dump(db)
+    url = await start_storage(sample_catalogue())
+    result = await migrate(options(url, db_url, match="auto"))
+    await db.execute(
+        "UPDATE image_assets SET ai_tags = ai_tags || 'by-app'::text WHERE file_path LIKE $1",
+        f"{FOLDER}/%",
+    )
+    undone = await rollback(db, result.run_id, force=True)
+    assert undone.kept_changed == 0
+    assert await dump(db) == before
+
+
+async def test_rolling_back_two_runs_latest_first_gives_back_the_table(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    """The later run's rollback rewrites the rows it restores (a new xmin): the earlier run
+    must still see them as it left them, not as changed by someone else."""
+    await seed_odd_tags(db)
+    before = await dump(db)
+    url = await start_storage(sample_catalogue())
+    first = await migrate(options(url, db_url, match="none"))
+    second = await migrate(options(url, db_url, match="auto"))  # tags run 1's rows
+    assert second.totals["updated"] > 0
+    await rollback(db, second.run_id)
+    undone = await rollback(db, first.run_id)
+    assert (undone.deleted, undone.kept_changed, undone.partly_restored) == (
+        first.totals["inserted"], 0, 0,
+    )  # fmt: skip
+    assert await dump(db) == before

@@ -17,10 +17,10 @@ from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
 from loader.rollback import rollback
 from loader.verify import ERRORS, WARNINGS, verify
-from tests.cli_helpers import run_loader
+from tests.cli_helpers import invoke
 from tests.sample import PREFIX, sample_catalogue
 from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage
-from tests.test_migrate import options
+from tests.test_migrate import KEPT, options
 from tests.test_rollback import CUSTOMER_FOLDER, seed
 
 LINKED = f"{PREFIX}{CUSTOMER_FOLDER}"  # tied to customer 7 by the matcher
@@ -112,7 +112,7 @@ async def test_warnings_pass_unless_strict_and_are_counted_exactly(
     url = opts.source.storage_url
     assert url is not None
     report = tmp_path / "verify.json"
-    done = await run_loader(*verify_args(url, db_url, "--report", str(report)))
+    done = await invoke(*verify_args(url, db_url, "--report", str(report)))
     assert done.code == 0, done.err
     assert "stale_beside_valid" in done.out and "with 3 warnings" in done.out
     data = orjson.loads(report.read_bytes())
@@ -120,7 +120,7 @@ async def test_warnings_pass_unless_strict_and_are_counted_exactly(
         "orphan"]["label"], "count": 1, "examples": [orphan],
         "fix": "loader verify --repair --delete-orphans"}  # fmt: skip
     assert data["errors"] == 0 and data["warnings"] == 3
-    strict = await run_loader(*verify_args(url, db_url, "--strict"))
+    strict = await invoke(*verify_args(url, db_url, "--strict"))
     assert strict.code == ExitCode.INCOMPLETE, strict.err
 
 
@@ -147,7 +147,7 @@ async def test_an_error_fails_the_command(
     url = opts.source.storage_url
     assert url is not None
     report = tmp_path / "verify.json"
-    done = await run_loader(*verify_args(url, db_url, "--report", str(report)))
+    done = await invoke(*verify_args(url, db_url, "--report", str(report)))
     assert done.code == ExitCode.INCOMPLETE, done.err
     data = orjson.loads(report.read_bytes())
     assert data["findings"]["untagged"]["count"] == 1
@@ -170,7 +170,7 @@ async def test_repair_fixes_only_what_is_safe_and_orphans_come_back_exactly(
     url = opts.source.storage_url
     assert url is not None
 
-    done = await run_loader(*verify_args(url, db_url, "--repair"))
+    done = await invoke(*verify_args(url, db_url, "--repair"))
     assert done.code == ExitCode.INCOMPLETE, done.err  # wrong_customer is left to a person
     after = await verify(opts.source, db_url)
     assert {n: after.counts[n] for n in ERRORS} == {
@@ -203,8 +203,29 @@ async def test_repair_fixes_only_what_is_safe_and_orphans_come_back_exactly(
     assert await db.fetchval("SELECT count(*) FROM image_assets WHERE file_path = $1", orphan) == 1
 
 
+async def test_verify_finds_gaps_and_a_migrate_run_repairs_them(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    await seed(db)
+    url = await start_storage(sample_catalogue())
+    opts = options(url, db_url, match="auto")
+    await migrate(opts)
+    assert (await verify(opts.source, db_url)).ok
+    await db.execute("DELETE FROM image_assets WHERE file_path LIKE '%IMG_0003.jpg'")
+    await db.execute("UPDATE image_assets SET ai_tags = '{}' WHERE file_path = $1", KEPT)
+    await db.execute("UPDATE image_assets SET cdn_url = NULL WHERE file_path LIKE '%clip.MOV'")
+    found = await verify(opts.source, db_url)
+    assert (found.counts["missing"], found.counts["untagged"], found.counts["no_cdn_url"]) == (
+        12, 1, 12,
+    )  # fmt: skip
+    assert found.mapping_from == "latest run"
+    assert KEPT in found.examples["untagged"]
+    await migrate(opts)
+    assert (await verify(opts.source, db_url)).ok
+
+
 async def test_delete_orphans_needs_repair(db_url: str) -> None:
-    done = await run_loader("verify", "--database-url", db_url, "--delete-orphans")
+    done = await invoke("verify", "--database-url", db_url, "--delete-orphans")
     assert done.code == ExitCode.USAGE
     assert "--delete-orphans needs --repair" in done.err
 
@@ -214,6 +235,7 @@ def library() -> demo.DemoLibrary:
     return demo.generate_library()
 
 
+@pytest.mark.slow  # ~2 s: the demo library, migrated then verified three times
 async def test_after_the_demo_migration_verify_passes_with_stale_tags_as_warnings(
     library: demo.DemoLibrary, db: asyncpg.Connection, start_storage: StartStorage,
     db_url: str, tmp_path: Path,
@@ -237,7 +259,7 @@ async def test_after_the_demo_migration_verify_passes_with_stale_tags_as_warning
     found = await verify(source, db_url)
     assert found.errors == 0, {n: found.examples.get(n) for n in ERRORS}
     assert found.counts["stale_tag"] + found.counts["stale_beside_valid"] == 40
-    done = await run_loader(*verify_args(url, db_url, bucket="blog-images"))
+    done = await invoke(*verify_args(url, db_url, bucket="blog-images"))
     assert done.code == 0, done.out + done.err
-    strict = await run_loader(*verify_args(url, db_url, "--strict", bucket="blog-images"))
+    strict = await invoke(*verify_args(url, db_url, "--strict", bucket="blog-images"))
     assert strict.code == ExitCode.INCOMPLETE

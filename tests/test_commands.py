@@ -1,7 +1,7 @@
-"""The failure paths behind the README's guarantees, through the real command (click's
-CliRunner, in-process): a folder that keeps failing (exit 11, then --resume finishes it), a
-run stopped midway (exit 12, then --resume), --max-rps, and the bodies of `verify --repair`,
-`rollback`, `runs` and `demo run`."""
+"""The commands run whole, in-process (click's CliRunner), on the paths behind the README's
+guarantees: a folder that keeps failing (exit 11, then --resume finishes it), a run stopped
+midway (exit 12, then --resume), --max-rps, and the bodies of `verify --repair`, `rollback`,
+`runs` and `demo run`."""
 
 from __future__ import annotations
 
@@ -102,6 +102,7 @@ async def tcp_proxy(target_host: str, target_port: int) -> AsyncIterator[tuple[i
             dead.set()
 
 
+@pytest.mark.slow  # ~7 s: a slow Storage server, retries against a dead database
 async def test_a_run_stopped_midway_exits_12_and_resume_finishes_it(
     start_storage: Callable[..., Awaitable[str]], db: asyncpg.Connection, db_url: str
 ) -> None:
@@ -220,6 +221,7 @@ async def test_verify_repair_rollback_and_runs_commands(
     assert unknown.code == ExitCode.BAD_INPUT and "999" in unknown.err
 
 
+@pytest.mark.slow  # ~2 s: the whole demo, seeded and migrated twice
 async def test_demo_run_command(
     pg_server_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

@@ -25,7 +25,7 @@ from loader import embedded
 from loader.devtools.storage_server import Faults
 from loader.errors import MEANING, ExitCode, LoaderError
 from loader.redact import redact
-from tests.cli_helpers import child_env, loader_argv, migrate_args, run_loader
+from tests.cli_helpers import child_env, invoke, loader_argv, migrate_args, run_loader
 from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage, catalogue_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -487,7 +487,7 @@ async def test_an_unusable_output_path_is_refused_before_any_row(
     if target == "link-to-device":
         path.symlink_to("/dev/null")
     for option in ("--report", "--log-file"):
-        done = await run_loader(*migrate_args(url, db_url, *FAST, option, str(path)))
+        done = await invoke(*migrate_args(url, db_url, *FAST, option, str(path)))
         assert done.code == ExitCode.USAGE, done.err
         assert str(path) in done.err
     assert await db.fetchval("SELECT count(*) FROM loader.runs") == 0
@@ -501,15 +501,15 @@ async def test_loose_files_are_named_by_scan_migrate_and_verify(
     url = await start_storage(catalogue_of([*names(2), f"{PREFIX}stray.jpg", f"{PREFIX}a.txt"]))
     common = ("--storage-url", url, "--key", STORAGE_KEY, "--bucket", STORAGE_BUCKET,
               "--database-url", db_url)  # fmt: skip
-    scanned = await run_loader("scan", *common)
+    scanned = await invoke("scan", *common)
     assert scanned.code == 0, scanned.err
     assert f"{PREFIX}stray.jpg" in scanned.out
     report = tmp_path / "m.json"
-    migrated = await run_loader("migrate", *common, "--match", "none", "--report", str(report))
+    migrated = await invoke("migrate", *common, "--match", "none", "--report", str(report))
     assert migrated.code == 0, migrated.err
     assert f"{PREFIX}stray.jpg" in migrated.err
     assert orjson.loads(report.read_bytes())["loose_files"] == [f"{PREFIX}stray.jpg"]
-    checked = await run_loader("verify", *common, "--report", str(report))
+    checked = await invoke("verify", *common, "--report", str(report))
     assert checked.code == 0, checked.err
     assert f"{PREFIX}stray.jpg" in checked.out
     assert orjson.loads(report.read_bytes())["loose_files"] == [f"{PREFIX}stray.jpg"]
@@ -521,7 +521,7 @@ async def test_a_nul_byte_name_is_a_failed_row_and_every_resume_finishes(
     bad = f"{PREFIX}c0000/bad\x00name.jpg"
     url = await start_storage(catalogue_of([*names(3), bad]))
     report = tmp_path / "r.json"
-    first = await run_loader(*migrate_args(url, db_url, *FAST, "--report", str(report)))
+    first = await invoke(*migrate_args(url, db_url, *FAST, "--report", str(report)))
     assert first.code == ExitCode.INCOMPLETE, first.err
     body = orjson.loads(report.read_bytes())
     assert [(r["file_path"], "NUL" in r["reason"]) for r in body["failed_rows"]] == [
@@ -530,7 +530,7 @@ async def test_a_nul_byte_name_is_a_failed_row_and_every_resume_finishes(
     assert await db.fetchval("SELECT count(*) FROM image_assets") == 6
     run_id = body["run_id"]
     for _ in range(2):
-        again = await run_loader(*migrate_args(url, db_url, *FAST, "--resume", str(run_id)))
+        again = await invoke(*migrate_args(url, db_url, *FAST, "--resume", str(run_id)))
         assert again.code == ExitCode.INCOMPLETE, again.err
         assert "Traceback" not in again.err
     assert await db.fetchval("SELECT count(*) FROM image_assets") == 6
