@@ -843,8 +843,9 @@ def storage_serve(
     if objects_url is not None:
         from loader.devtools.objects_table import ObjectsTable
 
-        server["objects"] = ObjectsTable(db.resolve_database_url(objects_url), server["bucket"],
-                                         not private, db_writes)  # type: ignore[arg-type]
+        server["objects"] = ObjectsTable(
+            db.resolve_database_url(objects_url), server["bucket"], not private, db_writes
+        )  # type: ignore[arg-type]
     serve_forever(catalogue, faults=faults, public=not private, **server)
 
 
@@ -1139,8 +1140,11 @@ def sync_group() -> None:
 @click.option("--cdn-url", type=click.Choice(["fill", "overwrite", "keep"]),
               help="Default: the latest run's (fill when it has none).")  # fmt: skip
 @click.option("--upload-source", help="Default: the latest run's.")
-@click.option("--match", type=click.Choice(["auto", "none"]),
-              help="Tag the folder's customer (auto) or nothing. Default: the latest run's.")
+@click.option(
+    "--match",
+    type=click.Choice(["auto", "none"]),
+    help="Tag the folder's customer (auto) or nothing. Default: the latest run's.",
+)
 @click.option("--lock-timeout-ms", type=click.IntRange(1, 60_000),
               default=default(SyncSettings, "lock_timeout_ms"), show_default=True,
               help="Longest an upload waits for a lock on image_assets before its row is"
@@ -1378,8 +1382,9 @@ def match(
         folders = read_folders_file(folders_file) if folders_file else await list_folders(opts)
         async with db.connection(url) as conn:
             # The whole bucket's folders (not --folders): the latest links, for `loader sync`.
-            return await match_with_database(conn, folders, accept=accept, margin=margin,
-                                             record=folders_file is None)
+            return await match_with_database(
+                conn, folders, accept=accept, margin=margin, record=folders_file is None
+            )
 
     matches = run(go)
     # The summary first: a report that cannot be written must not hide the matching.
