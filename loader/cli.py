@@ -45,6 +45,7 @@ from loader.match import ACCEPT, MARGIN
 from loader.migrate import MigrateOptions, MigrateResult
 from loader.progress import LiveStats, ProgressOptions, show_progress
 from loader.redact import redact, redact_url, remember_secret, remember_secrets_in
+from loader.storage_client import HEDGE_SHARE, STALL_FLOOR_S
 from loader.sync import SyncSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -243,6 +244,28 @@ def database_options(fn: F) -> F:
     )(fn)
 
 
+class OffOrNumber(click.ParamType):
+    """A number of at least `minimum`, or `off` (None)."""
+
+    name = "number|off"
+
+    def __init__(self, minimum: float) -> None:
+        self.minimum = minimum
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).strip().lower() == "off":
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'off'", param, ctx)
+        if not number >= self.minimum:
+            self.fail(f"{value!r} is below {self.minimum:g}", param, ctx)
+        return number
+
+
 def storage_options(fn: F) -> F:
     """Where to list from and how hard to push: shared by scan, match and migrate."""
     options = [
@@ -277,7 +300,18 @@ def storage_options(fn: F) -> F:
                      help="Cap on Storage requests per second."),
         click.option("--request-timeout", "request_timeout_s", type=click.FloatRange(min=0.1),
                      default=default(SourceOptions, "request_timeout_s"),
-                     show_default=True, help="Seconds per Storage request."),
+                     show_default=True,
+                     help="Seconds per Storage request: the most a stalled one waits."),
+        click.option("--stall-factor", type=OffOrNumber(1.0),
+                     default=default(SourceOptions, "stall_factor"), show_default=True,
+                     help="A request still running at this multiple of the recent p99 latency"
+                     f" (at least {STALL_FLOOR_S:g} s) is cut and sent again at once;"
+                     " off: only --request-timeout cuts."),
+        click.option("--hedge-after", type=OffOrNumber(1.0),
+                     default=default(SourceOptions, "hedge_after"), show_default=True,
+                     help="A list call still running at this multiple of the recent p95"
+                     " latency is raced by one identical call, the first answer wins (at most"
+                     f" one hedge per {round(1 / HEDGE_SHARE)} calls); off: never."),
         click.option("--retries", type=click.IntRange(1, 50),
                      default=default(SourceOptions, "retries"), show_default=True,
                      help="Attempts per Storage request before a folder is marked failed."),
@@ -801,6 +835,9 @@ def storage_group() -> None:
     help="Fraction of list/bucket responses that fail (429, 5xx, 544, stalls, resets,"
     " truncated JSON).",
 )
+@click.option("--fault-kind", "fault_kinds", multiple=True,
+              help="Fail only this way: 429, 500, 503, 544, stall, reset or truncated"
+              " (repeatable; default: every kind).")  # fmt: skip
 @click.option("--seed", type=int, help="Make the fault sequence reproducible.")
 @click.option("--database-url", "objects_url", callback=_remember_url,
               help="Also write each accepted upload into this database's storage.objects, as"
@@ -815,6 +852,7 @@ def storage_serve(
     latency_ms: float,
     jitter_ms: float,
     fail_rate: float,
+    fault_kinds: tuple[str, ...],
     seed: int | None,
     private: bool,
     objects_url: str | None,
@@ -828,7 +866,7 @@ def storage_serve(
     \b
         loader storage serve --manifest .loader/demo/manifest.jsonl --key demo-key --port 5000
     """
-    from loader.devtools.storage_server import Catalogue, Faults, serve_forever
+    from loader.devtools.storage_server import FAULT_KINDS, Catalogue, Faults, serve_forever
 
     if (root is None) == (manifest is None):
         raise click.UsageError("give exactly one of --root and --manifest")
@@ -839,7 +877,11 @@ def storage_serve(
         )  # fmt: skip
     except LoaderError as exc:
         raise LoaderFailure(exc) from None
-    faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, fail_rate=fail_rate, seed=seed)
+    try:
+        faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, fail_rate=fail_rate,
+                        kinds=fault_kinds or FAULT_KINDS, seed=seed)  # fmt: skip
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault-kind") from None
     if objects_url is not None:
         from loader.devtools.objects_table import ObjectsTable
 

@@ -35,12 +35,16 @@ from loader.redact import redact
 from loader.retry import ATTEMPTS, RetryPolicy
 from loader.sqlfiles import sql
 from loader.storage_client import (
+    HEDGE_AFTER,
+    STALL_FACTOR,
     V1_PAGE_CAP,
     V2_PAGE_CAP,
+    ClientStats,
     KeyKind,
     RateLimiter,
     StorageClient,
     StorageRequestError,
+    TailPolicy,
     key_kind,
     public_url_base,
     resolve_base_url,
@@ -110,8 +114,8 @@ class Source(Protocol):
         """Every object whose name starts with `prefix` (relative to `self.prefix`, any string)."""
         ...
 
-    def request_counts(self) -> tuple[int, int]:
-        """(requests made, of which retries), for progress and reports."""
+    def request_counts(self) -> ClientStats:
+        """Requests made so far (retries, hedges, ...), for progress and reports."""
         ...
 
 
@@ -206,8 +210,8 @@ class RestSource:
         # in the server's SQL); v1 lists one folder level only.
         return V2_PAGE_CAP if self.api == "v2" else 0
 
-    def request_counts(self) -> tuple[int, int]:
-        return self.client.stats.calls, self.client.stats.retries
+    def request_counts(self) -> ClientStats:
+        return self.client.counts()
 
     async def top_level(self) -> TopLevel:
         """The top level. No folders is `NotServiceRoleError` only on evidence that the key
@@ -383,8 +387,8 @@ class DbSource:
     def group_page_size(self) -> int:
         return self.page_size
 
-    def request_counts(self) -> tuple[int, int]:
-        return 0, 0
+    def request_counts(self) -> ClientStats:
+        return ClientStats()
 
     async def top_level(self) -> TopLevel:
         lo, hi = _prefix_range(self.prefix)
@@ -581,6 +585,8 @@ class SourceOptions:
     group_pages: int = PAGES_PER_GROUP  # 0: every folder listed by calls of its own
     max_rps: float | None = None
     request_timeout_s: float = 30.0
+    stall_factor: float | None = STALL_FACTOR  # None: only the request timeout cuts
+    hedge_after: float | None = HEDGE_AFTER  # None: no hedged requests
     retries: int = ATTEMPTS
     storage_database_url: str | None = None
 
@@ -642,6 +648,7 @@ def _client_options(opts: SourceOptions) -> dict[str, Any]:
         "timeout_s": opts.request_timeout_s,
         "retry": RetryPolicy(attempts=opts.retries),
         "limiter": RateLimiter(opts.max_rps) if opts.max_rps else None,
+        "tail": TailPolicy(opts.stall_factor, opts.hedge_after),
     }
 
 

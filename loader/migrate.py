@@ -18,7 +18,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +56,7 @@ from loader.redact import redact_options
 from loader.rows import AssetRow, CdnUrls, FolderCheck, FolderRows, NoCdnUrls, folder_check
 from loader.sink import BatchOutcome, UpsertSink, merge_duplicates
 from loader.sqlfiles import sql
+from loader.storage_client import ClientStats
 
 MatchMode = Literal["auto", "none"]
 
@@ -122,6 +123,7 @@ class MigrateResult:
     elapsed_s: float = 0.0
     loose_files: list[str] = field(default_factory=list)  # media outside customer folders
     backup_id: int | None = None  # the backup this run took (None: it changed nothing)
+    requests: ClientStats | None = None  # this process's Storage requests, when known
 
     @property
     def exit_code(self) -> ExitCode:
@@ -155,6 +157,7 @@ class MigrateResult:
             "settings": self.settings,
             "warnings": self.warnings,
             "backup_id": self.backup_id,
+            "storage_requests": asdict(self.requests) if self.requests is not None else None,
         }
 
 
@@ -260,11 +263,13 @@ async def migrate(
                     raise
                 raise await _aborted(pool, run_id, error, log) from None
             warnings = opened.warnings + plan_notes
+            requests = opened.source.request_counts()
         if backup is not None:
             warnings = [*warnings, *_backup_outcome(backup, log)]
         if opts.dry_run:
             planned = _planned_result(opts, worker, match_summary, warnings, started)
             planned.loose_files = loose_files
+            planned.requests = requests
             return planned
         log.emit("worker_finished", run_id=run_id, status=status)
         async with anyio.create_task_group() as tg:
@@ -277,6 +282,7 @@ async def migrate(
         result.warnings = warnings
         result.loose_files = loose_files
         result.backup_id = backup.backup_id if backup is not None else None
+        result.requests = requests
         return result
     finally:
         await pool.close()
@@ -724,7 +730,8 @@ class _Worker:
             self.log.emit("folder_done", folder=folder, **counts)
 
     def _update_stats(self) -> None:
-        self.stats.calls, self.stats.retries = self.opened.source.request_counts()
+        counts = self.opened.source.request_counts()
+        self.stats.calls, self.stats.retries = counts.calls, counts.retries
 
 
 # -- results ------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from loader.match import FolderMatch
     from loader.migrate import MigrateResult
     from loader.scan import ScanReport
+    from loader.storage_client import ClientStats
     from loader.verify import VerifyResult
 
 KINDS = ("image", "video", "other", "placeholder")
@@ -114,6 +115,8 @@ def print_migrate_summary(result: MigrateResult) -> None:
         for status, count in sorted(result.match_summary.items()):
             table.add_row(f"folders matched: {status}", f"{count:,}")
     out.print(table)
+    if result.requests is not None:
+        out.print(storage_requests_line(result.requests))
     out.print(elapsed(result.elapsed_s))
     failed = [f for f in result.folders if f.get("state") == "failed"]
     for folder in failed[:10]:
@@ -125,6 +128,14 @@ def print_migrate_summary(result: MigrateResult) -> None:
                   f"loader migrate --resume {result.run_id}")  # fmt: skip
     if result.status == "incomplete" and result.run_id is not None:
         out.print(f"retry what failed with: loader migrate --resume {result.run_id}")
+
+
+def storage_requests_line(r: ClientStats) -> str:
+    """Storage requests, with what the tail-latency guards did (storage_client)."""
+    return (
+        f"{r.calls:,} Storage calls, {r.retries:,} retries ({r.early_retries:,} early:"
+        f" stalls cut), {r.hedges:,} hedges ({r.hedges_won:,} won)"
+    )
 
 
 def print_verify_result(result: VerifyResult) -> None:

@@ -78,9 +78,11 @@ async def scan(
             tally(report.folders.setdefault(event.folder, Counter()), event.objects)
             if event.last:
                 stats.done += 1
-            stats.calls, stats.retries = opened.source.request_counts()
+            counts = opened.source.request_counts()
+            stats.calls, stats.retries = counts.calls, counts.retries
 
         await for_each_event(opened, opts.list_concurrency, handle)
-        report.calls, report.retries = opened.source.request_counts()
+        counts = opened.source.request_counts()
+        report.calls, report.retries = counts.calls, counts.retries
     report.elapsed_s = time.monotonic() - started
     return report

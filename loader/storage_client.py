@@ -5,14 +5,23 @@ in the JSON body; an unknown bucket or prefix lists as `200 []`; v1 `limit` is s
 at 1500; v2 may be missing on older servers. Transient failures (429, 5xx, 544, timeouts,
 resets, truncated JSON) are retried with exponential backoff and full jitter, honouring
 `Retry-After`; other 4xx are not.
+
+A stalled response costs a small multiple of the server's usual latency, not the request
+timeout (docs/performance.md, "Stalled Storage responses"). Each client keeps the latencies
+of its recent successful requests: a request still running at `hedge_after` × their p95 is
+raced by one identical request (every call of this client is a read), the first whole answer
+wins and the other is cancelled; an attempt still running at `stall_factor` × their p99 is
+cut and sent again at once.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -60,8 +69,123 @@ class StorageRequestError(LoaderError):
 
 @dataclass(slots=True)
 class ClientStats:
+    """Requests of one client. `calls` counts every request sent (hedges included);
+    `retries` every attempt after a call's first (early ones included); `early_retries`
+    attempts cut at the stall deadline and sent again at once; `hedges` racing requests sent,
+    `hedges_won` those whose answer was used."""
+
     calls: int = 0
     retries: int = 0
+    early_retries: int = 0
+    hedges: int = 0
+    hedges_won: int = 0
+
+
+# -- tail latency ------------------------------------------------------------------------
+# The flags' defaults, measured with benchmarks/bench_e2e.py --stall-rate (docs/performance.md).
+STALL_FACTOR = 2.0  # an attempt is cut at this multiple of the recent p99 ...
+STALL_FLOOR_S = 0.25  # ... but never sooner: a fast server's jitter is no stall
+HEDGE_AFTER = 2.0  # a read is raced at this multiple of the recent p95
+# Hedges per request of the client that is not one, plus one to start with (the first
+# requests of a run come before any budget): a server that is slow as a whole gets a tenth
+# more load, not double.
+HEDGE_SHARE = 0.1
+# A call's first FREE_CUTS cuts leave its deadline as it is: a stall is as likely on a retry
+# as on any request. Each further cut, and any "quiet" cut (no answer came while it ran,
+# though other requests were running: the server is slow as a whole), gives the call's next
+# attempts CUT_STRETCH times the time. So a call slow by itself (a heavy listing) gets through
+# after a few cuts, and a server slow as a whole is sent each request about twice, not six
+# times, before the window learns its new latencies.
+FREE_CUTS = 2
+CUT_STRETCH = 2.0
+LATENCY_WINDOW = 256  # recent successful requests whose latencies set both thresholds
+# A latency quantile is never taken above this many medians of the window: one stall that
+# did answer (30 s among 0.1 s answers) is the p99 of any window under 100 answers, and no
+# stall after it would be cut. A server slow as a whole moves the median as well.
+MEDIAN_CAP = 5.0
+# Fewer samples than this: only the request timeout cuts, and a request is hedged after
+# STALL_FLOOR_S (nothing is known of the server yet).
+MIN_SAMPLES = 10
+# A running attempt re-reads its thresholds this often: the first requests of a run start
+# before any sample exists, and must not wait for the request timeout once samples do.
+RECHECK_S = 0.25
+
+
+@dataclass(slots=True, frozen=True)
+class TailPolicy:
+    """`--stall-factor` and `--hedge-after`; None turns either off."""
+
+    stall_factor: float | None = STALL_FACTOR
+    hedge_after: float | None = HEDGE_AFTER
+
+
+def tail_latency(samples: Sequence[float], q: float) -> float:
+    """The nearest-rank `q` quantile of `samples` (not empty), at most MEDIAN_CAP × their
+    median."""
+    ordered = sorted(samples)
+
+    def rank(p: float) -> float:
+        return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+
+    return min(rank(q), MEDIAN_CAP * rank(0.5))
+
+
+def stall_deadline(samples: Sequence[float], factor: float | None, ceiling_s: float) -> float:
+    """Seconds an attempt may run before it is cut: `factor` × the p99 of `samples` (recent
+    successful latencies, `tail_latency`), at least STALL_FLOOR_S, at most `ceiling_s` (the
+    request timeout), which also applies with fewer than MIN_SAMPLES samples or with `factor`
+    None."""
+    if factor is None or len(samples) < MIN_SAMPLES:
+        return ceiling_s
+    return min(ceiling_s, max(STALL_FLOOR_S, factor * tail_latency(samples, 0.99)))
+
+
+def hedge_delay(samples: Sequence[float], after: float | None) -> float | None:
+    """Seconds after which a request is raced by a hedge: `after` × the p95 of `samples`,
+    STALL_FLOOR_S with fewer than MIN_SAMPLES samples; None (never) with `after` None."""
+    if after is None:
+        return None
+    if len(samples) < MIN_SAMPLES:
+        return STALL_FLOOR_S
+    return after * tail_latency(samples, 0.95)
+
+
+async def _connected(session: Any, ctx: Any, params: Any) -> None:
+    """A request got its connection (new or kept alive): its latency sample starts here, not
+    while it waited for a free connection of the pool (behind hedges, say)."""
+    if ctx.trace_request_ctx is not None:
+        ctx.trace_request_ctx["connected"] = time.monotonic()
+
+
+class _Cut(Exception):
+    """An attempt ran past its stall deadline and was cancelled; `quiet` when the client got
+    no answer at all while it ran, though other attempts were under way."""
+
+    def __init__(self, quiet: bool) -> None:
+        super().__init__()
+        self.quiet = quiet
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What one racing request came back with: a decoded page, or the error it raised."""
+
+    hedge: bool
+    value: Any = None
+    error: Exception | None = None
+
+
+@dataclass(slots=True)
+class _Race:
+    """The answers of one attempt's requests, as they come (an anyio.Event is not reset:
+    `arrived` is replaced once its answers are read)."""
+
+    answers: list[_Answer] = field(default_factory=list)
+    arrived: anyio.Event = field(default_factory=anyio.Event)
+
+    def report(self, answer: _Answer) -> None:
+        self.answers.append(answer)
+        self.arrived.set()
 
 
 class RateLimiter:
@@ -151,22 +275,33 @@ class StorageClient:
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
+        tail: TailPolicy | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = key
+        # The connector's limit: hedges wait for a free connection like any request.
         self._connections = connections
+        self._timeout_s = timeout_s
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.retry = retry or RetryPolicy()
         # Shared by every client of one command, so `--max-rps` holds across all of them.
         self._limiter = limiter
+        self.tail = tail or TailPolicy()
+        self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+        self._answered_at = -math.inf  # when the latest answer came (time.monotonic)
+        self._running = 0  # attempts under way
         self.stats = ClientStats()
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> StorageClient:
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_create_end.append(_connected)
+        trace.on_connection_reuseconn.append(_connected)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300),
             headers={"Authorization": f"Bearer {self._key}", "apikey": self._key},
             timeout=self._timeout,
+            trace_configs=[trace],
         )
         return self
 
@@ -217,14 +352,27 @@ class StorageClient:
 
     # -- plumbing -----------------------------------------------------------------------
 
+    def counts(self) -> ClientStats:
+        """A copy of the request counts so far."""
+        return replace(self.stats)
+
     async def _call(
         self, method: str, path: str, body: Any, decode: Callable[[bytes], Any] | None = None
     ) -> Any:
         """One call with retries; `decode` reads a 200 answer (default: any JSON)."""
         attempt = 0
+        cuts = stretch = 0
         while True:
             try:
-                return await self._once(method, path, body, decode)
+                return await self._attempt(method, path, body, decode, stretch)
+            except _Cut as cut:
+                # Sent again at once. Cuts do not use up `--retries`: they stretch the
+                # deadline (FREE_CUTS, CUT_STRETCH), which reaches the request timeout.
+                cuts += 1
+                if cut.quiet or cuts > FREE_CUTS:
+                    stretch += 1
+                self.stats.retries += 1
+                self.stats.early_retries += 1
             except TransientStorageError as exc:
                 attempt += 1
                 if attempt >= self.retry.attempts:
@@ -234,18 +382,122 @@ class StorageClient:
                 self.stats.retries += 1
                 await anyio.sleep(self.retry.delay(attempt, exc.retry_after))
 
-    async def _once(
-        self, method: str, path: str, body: Any, decode: Callable[[bytes], Any] | None
+    async def _attempt(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        decode: Callable[[bytes], Any] | None,
+        stretch: int,
     ) -> Any:
-        assert self._session is not None, "use StorageClient as an async context manager"
+        """One attempt: the request, raced by at most one hedge once it runs past the hedge
+        delay, and cut (`_Cut`) once its latest request runs past the stall deadline
+        (`_cut_after`): a hedge is a fresh request and gets the whole deadline. Both
+        thresholds are re-read while it runs, as samples arrive. The first whole answer
+        wins; a transient failure of one racer leaves the other running."""
+        await self._pace()
+        started = latest = time.monotonic()
+        race = _Race()
+        answer: _Answer | None = None
+        racing, hedged = 1, False
+        self._running += 1
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._race, race, method, path, body, decode, False)
+                while answer is None:
+                    now = time.monotonic()
+                    cut_at = latest + self._cut_after(stretch)
+                    if now >= cut_at:
+                        break
+                    hedge_at = math.inf
+                    if not hedged:
+                        delay = hedge_delay(self.latencies, self.tail.hedge_after)
+                        hedge_at = started + delay if delay is not None else math.inf
+                        if now >= hedge_at and self._may_hedge():
+                            hedged, racing, latest = True, racing + 1, now
+                            self.stats.hedges += 1
+                            tg.start_soon(self._race, race, method, path, body, decode, True)
+                            continue
+                    wake = min(cut_at, hedge_at if hedge_at > now else math.inf,
+                               now + RECHECK_S)  # fmt: skip
+                    with anyio.move_on_after(wake - now):
+                        await race.arrived.wait()
+                    while race.answers and answer is None:
+                        got = race.answers.pop(0)
+                        racing -= 1
+                        if got.error is None or racing == 0:
+                            answer = got
+                        elif not isinstance(got.error, TransientStorageError):
+                            answer = got  # settled: another answer would say the same
+                    if race.arrived.is_set():
+                        race.arrived = anyio.Event()
+                if racing:
+                    tg.cancel_scope.cancel()  # the loser, or the racers of a cut attempt
+        finally:
+            self._running -= 1
+        if answer is None:
+            # Others running (not only this call, at the end of a run) and none answered.
+            raise _Cut(quiet=self._running > 0 and self._answered_at < started)
+        if answer.error is not None:
+            raise answer.error
+        if answer.hedge:
+            self.stats.hedges_won += 1
+        return answer.value
+
+    def _cut_after(self, stretch: int) -> float:
+        """Seconds an attempt may run after `stretch` stretching cuts of its call; math.inf when
+        only the request timeout cuts it (then a normal, counted attempt)."""
+        deadline = stall_deadline(self.latencies, self.tail.stall_factor, self._timeout_s)
+        deadline *= CUT_STRETCH**stretch
+        return deadline if deadline < self._timeout_s else math.inf
+
+    def _may_hedge(self) -> bool:
+        """Within the budget once this hedge is counted: HEDGE_SHARE hedges per request that
+        is not one, plus one."""
+        return self.stats.hedges <= HEDGE_SHARE * (self.stats.calls - self.stats.hedges)
+
+    async def _race(
+        self,
+        race: _Race,
+        method: str,
+        path: str,
+        body: Any,
+        decode: Callable[[bytes], Any] | None,
+        hedge: bool,
+    ) -> None:
+        """One request of an attempt, its answer or error sent to `_attempt` (which raises
+        errors outside its task group, so callers see them as they are)."""
+        if hedge:
+            await self._pace()  # a hedge is a request like any other under `--max-rps`
+        timing = {"connected": time.monotonic()}  # `_connected` moves it on
+        try:
+            value = await self._once(method, path, body, decode, timing)
+        except Exception as exc:
+            race.report(_Answer(hedge, error=exc))
+        else:
+            self._answered_at = time.monotonic()
+            self.latencies.append(self._answered_at - timing["connected"])
+            race.report(_Answer(hedge, value))
+
+    async def _pace(self) -> None:
         if self._limiter is not None:
             await self._limiter.wait()
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        decode: Callable[[bytes], Any] | None,
+        timing: dict[str, float],
+    ) -> Any:
+        assert self._session is not None, "use StorageClient as an async context manager"
         self.stats.calls += 1
         data = orjson.dumps(body) if body is not None else None
         headers = {"Content-Type": "application/json"} if data is not None else None
         try:
             async with self._session.request(
-                method, self.base_url + path, data=data, headers=headers
+                method, self.base_url + path, data=data, headers=headers, trace_request_ctx=timing
             ) as response:
                 raw = await response.read()
                 return self._decode(response.status, response.headers, raw, decode)

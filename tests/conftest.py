@@ -40,12 +40,7 @@ MARKING_NAMES = {
 _markers_of_function: dict[Callable[..., object], frozenset[str]] = {}
 # Explicit marks for tests of a module being finished elsewhere (to move into it then):
 # module -> test -> marker.
-MARKED_HERE = {
-    "test_tail_latency": {
-        "test_stalls_are_cut_short_and_the_migration_is_exact": "slow",  # ~7 s
-        "test_hedges_wait_their_turn_under_max_rps_and_keep_to_their_budget": "slow",
-    },
-}
+MARKED_HERE: dict[str, dict[str, str]] = {}
 
 
 def _dotted_prefixes(node: ast.AST) -> list[str]:

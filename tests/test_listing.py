@@ -260,7 +260,7 @@ async def test_a_group_keeps_only_folders_of_the_run(serve_storage_app: ServeSto
                                        grouping=grouping))  # fmt: skip
             async with receive:
                 events = [event async for event in receive]
-        calls = opened.source.request_counts()[0]
+        calls = opened.source.request_counts().calls
     pages = [e for e in events if isinstance(e, FolderPage)]
     assert not [e for e in events if isinstance(e, FolderFailure)]
     assert sorted(e.folder for e in pages if e.last) == run_folders  # each folder ends once

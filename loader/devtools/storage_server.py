@@ -400,7 +400,8 @@ class Faults:
     `fail_rate` fails in one of `kinds`, chosen uniformly: an HTTP 429 (`Retry-After:
     retry_after`), 500, 503 or 544 error body; a "stall" (sleep `stall_s`, then answer); a
     "reset" (connection dropped without a response); or a "truncated" JSON body. `seed` makes
-    the sequence reproducible for a given order of requests.
+    the sequence reproducible for a given order of requests. `stall_every` N > 0 also stalls
+    every Nth request (the Nth, 2Nth, ...), whatever the draw: a fault a test can count on.
     """
 
     latency_ms: float = 0
@@ -410,6 +411,7 @@ class Faults:
     stall_s: float = 30.0
     retry_after: int = 1
     seed: int | None = None
+    stall_every: int = 0
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(FAULT_KINDS)
@@ -417,6 +419,8 @@ class Faults:
             raise ValueError(f"fault kinds must be a non-empty subset of {FAULT_KINDS}")
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError("fail_rate must be between 0 and 1")
+        if self.stall_every < 0:
+            raise ValueError("stall_every must be 0 (off) or a positive count")
 
 
 @dataclass(slots=True)
@@ -477,13 +481,18 @@ class _FaultInjector:
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
         self.rng = random.Random(faults.seed)
+        self.drawn = 0
 
     async def draw(self) -> str | None:
         """Sleep the configured latency, then pick the fault for this request, if any."""
         faults = self.faults
+        self.drawn += 1
+        nth = self.drawn
         delay_ms = faults.latency_ms + self.rng.uniform(-faults.jitter_ms, faults.jitter_ms)
         if delay_ms > 0:
             await asyncio.sleep(delay_ms / 1000)
+        if faults.stall_every and nth % faults.stall_every == 0:
+            return "stall"
         if self.rng.random() < faults.fail_rate:
             return self.rng.choice(faults.kinds)
         return None
@@ -774,6 +783,10 @@ def build_app(
                 return await handler(request)
             except _Rejected as rejected:
                 return rejected.response
+            except ConnectionResetError:
+                # The client left before its body was read (a request it cut or raced):
+                # nobody to answer, and nothing to log.
+                return web.Response()
 
         async def handle(request: web.Request) -> web.StreamResponse:
             stats.requests += 1
