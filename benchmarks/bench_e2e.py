@@ -16,16 +16,23 @@ customer), then measures:
 - the sink alone (UpsertSink, 2 connections, batches of 5,000) vs raw binary COPY of the same
   rows into an indexed copy of image_assets (empty table, both): `upsert_vs_copy`;
 - listing alone (`scan()` at the default concurrency) vs its ideal, calls × latency /
-  concurrency: `listing_vs_ideal`.
+  concurrency: `listing_vs_ideal`;
+- with `--stall-rate R`: the first run again, in a fresh database, against a second Storage
+  server on which a share R of list and bucket responses stall (the devtools server's stall,
+  `Faults.stall_s`; no other fault): `stall_vs_clean` = its wall time / the clean first
+  run's, with the Storage request counts (early retries, hedges) of both.
 
 Backups are off in these runs (`backup=False`): they are measured by their own benchmark.
 Prints a table and writes `bench-results/bench_e2e[.quick].json` (untracked).
-`--sweep list-concurrency=16,32,64` (or batch-size=…, db-concurrency=…, group-pages=…) times
-first runs over the grid instead and writes a CSV, and a PNG when matplotlib is installed.
+`--sweep list-concurrency=16,32,64` (or batch-size=…, db-concurrency=…, group-pages=…,
+hedge-after=off,2,3, stall-factor=off,4,8, or the constant stall-floor-s=0.25,0.5,1) times
+first runs over the grid instead and writes a CSV, and a PNG when matplotlib is installed;
+with `--stall-rate` each point is timed against both servers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
@@ -34,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +73,17 @@ WRITE_TABLES = ("public.image_assets", "public.customers", "loader.journal_inser
 
 def child_migrate(spec: str) -> None:
     """Run one migrate with the options in `spec` (JSON) and print its result as JSON."""
+    from loader import storage_client
     from loader.listing import SourceOptions
     from loader.migrate import MigrateOptions, migrate
 
     args = json.loads(spec)
+    if "stall_floor_s" in args:  # a sweep measuring the constant (not a flag)
+        storage_client.STALL_FLOOR_S = args["stall_floor_s"]
     source = SourceOptions(
         bucket=BUCKET, prefix=PREFIX, storage_url=f"{args['url']}/storage/v1", key=KEY,
         list_concurrency=args["list_concurrency"], group_pages=args["group_pages"],
+        hedge_after=args["hedge_after"], stall_factor=args["stall_factor"],
     )  # fmt: skip
     opts = MigrateOptions(
         source=source, database_url=args["database_url"], batch_size=args["batch_size"],
@@ -80,12 +92,12 @@ def child_migrate(spec: str) -> None:
     from loader.cli import run
 
     result = run(lambda: migrate(opts))  # as the command runs it (uvloop when installed)
-    print(json.dumps({"run_id": result.run_id, "totals": result.totals,
-                      "status": result.status}))  # fmt: skip
+    print(json.dumps({"run_id": result.run_id, "totals": result.totals, "status": result.status,
+                      "requests": result.as_report()["storage_requests"]}))  # fmt: skip
 
 
 def measured_migrate(
-    url: str, database_url: str, server: Any, storage_pid: int, **settings: int
+    url: str, database_url: str, server: Any, storage_pid: int, **settings: float | None
 ) -> dict[str, Any]:
     """One migrate in a child process: wall, its peak RSS and CPU, PostgreSQL and server CPU."""
     spec = json.dumps({"url": url, "database_url": database_url, **settings})
@@ -288,9 +300,35 @@ def versions(server: Any) -> dict[str, str]:
             "asyncpg": asyncpg.__version__, "aiohttp": aiohttp.__version__}  # fmt: skip
 
 
+def run_settings(args: Any) -> dict[str, Any]:
+    """The loader settings of every measured run (a sweep varies some of them)."""
+    return {"list_concurrency": args.list_concurrency, "batch_size": args.batch_size,
+            "db_concurrency": args.db_concurrency, "group_pages": args.group_pages,
+            "hedge_after": args.hedge_after, "stall_factor": args.stall_factor}  # fmt: skip
+
+
+@contextlib.contextmanager
+def stalling_server(args: Any, manifest: Path) -> Iterator[tuple[str, int]]:
+    """A second Storage server whose list and bucket responses stall at `--stall-rate`."""
+    faults = ["--fail-rate", str(args.stall_rate), "--fault-kind", "stall",
+              "--seed", str(args.stall_seed)]  # fmt: skip
+    with common.storage_server(manifest, latency_ms=args.latency_ms, faults=faults) as server:
+        yield server
+
+
+async def first_run(
+    url: str, pid: int, server: Any, shape: BucketShape, settings: dict[str, Any], label: str
+) -> dict[str, Any]:
+    """A first run in a fresh database (customers seeded) against the Storage server `url`."""
+    async with common.fresh_database(server, label) as database_url:
+        await seed_customers(database_url, shape.folders)
+        return await anyio.to_thread.run_sync(
+            lambda: measured_migrate(url, database_url, server, pid, **settings)
+        )
+
+
 def compare(args: Any, manifest: Path, shape: BucketShape, server: Any) -> dict[str, Any]:
-    settings = {"list_concurrency": args.list_concurrency, "batch_size": args.batch_size,
-                "db_concurrency": args.db_concurrency, "group_pages": args.group_pages}  # fmt: skip
+    settings = run_settings(args)
     out: dict[str, Any] = {"objects": shape.objects, "cores": os.cpu_count(),
                            "latency_ms": args.latency_ms, "settings": settings}  # fmt: skip
     with common.storage_server(manifest, latency_ms=args.latency_ms) as (url, pid):
@@ -306,6 +344,15 @@ def compare(args: Any, manifest: Path, shape: BucketShape, server: Any) -> dict[
                     return measured
 
                 first = await anyio.to_thread.run_sync(step, "first run")
+                if args.stall_rate:
+                    print(f"  first run, {args.stall_rate:.0%} of responses stalling …")
+                    with stalling_server(args, manifest) as (stalled_url, stalled_pid):
+                        stalled = await first_run(stalled_url, stalled_pid, server, shape,
+                                                  settings, "stalled")  # fmt: skip
+                    print(f"    {stalled}", flush=True)
+                    ratio = round(stalled["wall_s"] / first["wall_s"], 2)
+                    out.update(stall_rate=args.stall_rate, stalled_first_run=stalled,
+                               stall_vs_clean=ratio)  # fmt: skip
                 before = await table_writes(database_url)
                 rerun = await anyio.to_thread.run_sync(step, "no-change re-run")
                 after = await table_writes(database_url)
@@ -365,50 +412,86 @@ def print_table(out: dict[str, Any]) -> None:
     svc = out["sink_vs_copy"]
     print(f"sink alone {svc['sink_s']} s vs raw COPY {svc['copy_s']} s ({svc['rows']:,} rows) → "
           f"upsert_vs_copy {out['upsert_vs_copy']}x")  # fmt: skip
+    if "stall_vs_clean" in out:
+        stalled = out["stalled_first_run"]
+        print(f"first run with {out['stall_rate']:.0%} of responses stalling: "
+              f"{stalled['wall_s']} s vs {first['wall_s']} s clean → stall_vs_clean "
+              f"{out['stall_vs_clean']}x; requests stalled {stalled['requests']}, "
+              f"clean {first['requests']}")  # fmt: skip
     lst = out["listing"]
     print(f"listing alone ({lst['api']}, {lst['calls']:,} calls) {lst['wall_s']:.2f} s vs ideal "
           f"{lst['ideal_s']:.2f} s → listing_vs_ideal {out['listing_vs_ideal']}x")  # fmt: skip
 
 
 def sweep(args: Any, manifest: Path, shape: BucketShape, server: Any) -> dict[str, Any]:
-    """First-run wall time over the grid of `--sweep`; CSV (and PNG with matplotlib)."""
-    grid: dict[str, list[int]] = {}
+    """First-run wall time over the grid of `--sweep`; CSV (and PNG with matplotlib). With
+    `--stall-rate`, each run is followed by one with the same settings against the stalling
+    server."""
+    grid: dict[str, list[float | None]] = {}
     for part in args.sweep.split(";"):
         name, values = part.split("=")
-        grid[name.strip().replace("-", "_")] = [int(v) for v in values.split(",")]
-    base = {"list_concurrency": args.list_concurrency, "batch_size": args.batch_size,
-            "db_concurrency": args.db_concurrency, "group_pages": args.group_pages}  # fmt: skip
+        grid[name.strip().replace("-", "_")] = [sweep_value(v) for v in values.split(",")]
     points = []
-    with common.storage_server(manifest, latency_ms=args.latency_ms) as (url, pid):
+    with contextlib.ExitStack() as servers:
+        url, pid = servers.enter_context(
+            common.storage_server(manifest, latency_ms=args.latency_ms)
+        )
+        stalled = (
+            servers.enter_context(stalling_server(args, manifest)) if args.stall_rate else None
+        )
         for combo in itertools.product(*grid.values()):
-            settings = {**base, **dict(zip(grid, combo, strict=True))}
-
-            async def one(settings: dict[str, int] = settings) -> dict[str, Any]:
-                async with common.fresh_database(server, "sweep") as database_url:
-                    await seed_customers(database_url, shape.folders)
-                    return await anyio.to_thread.run_sync(
-                        lambda: measured_migrate(url, database_url, server, pid, **settings)
-                    )
-
+            settings = {**run_settings(args), **dict(zip(grid, combo, strict=True))}
             # Each point `--repeat` times, medians kept: single runs on a shared 2-core machine
             # vary by ±10%, more than most settings differ.
-            runs = [anyio.run(one) for _ in range(args.repeat)]
+            runs, stalled_runs = [], []
+            for _ in range(args.repeat):
+                runs.append(anyio.run(first_run, url, pid, server, shape, settings, "sweep"))
+                if stalled is not None:
+                    stalled_runs.append(
+                        anyio.run(first_run, *stalled, server, shape, settings, "sweep_stalled")
+                    )
             point: dict[str, Any] = dict(settings)
             for key in ("wall_s", "peak_rss_mb", "cpu_loader_s", "cpu_postgres_s", "load"):
                 point[key] = round(common.median(r[key] for r in runs), 2)
             point["walls_s"] = " ".join(str(r["wall_s"]) for r in runs)
+            for key in ("early_retries", "hedges"):  # what the guards cost a clean run
+                point[key] = common.median(r["requests"][key] for r in runs)
+            if stalled_runs:
+                point["stalled_wall_s"] = round(common.median(r["wall_s"] for r in stalled_runs), 2)
+                point["stalled_walls_s"] = " ".join(str(r["wall_s"]) for r in stalled_runs)
+                point["stall_vs_clean"] = round(point["stalled_wall_s"] / point["wall_s"], 2)
+                for key in ("calls", "early_retries", "hedges", "hedges_won"):
+                    point[f"stalled_{key}"] = common.median(
+                        r["requests"][key] for r in stalled_runs
+                    )
             points.append(point)
             print(f"  {point}", flush=True)
-    best = min(points, key=lambda p: p["wall_s"])
+    best = min(points, key=lambda p: p.get("stalled_wall_s", p["wall_s"]))
     common.RESULTS_DIR.mkdir(exist_ok=True)
-    csv_path = common.RESULTS_DIR / "bench_e2e_sweep.csv"
+    csv_path = common.RESULTS_DIR / f"{sweep_name(args)}.csv"
     with csv_path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(points[0]))
         writer.writeheader()
         writer.writerows(points)
     print(f"best: {best}\nCSV: {csv_path}")
-    plot_sweep(points, list(grid), common.RESULTS_DIR / "bench_e2e_sweep.png")
+    plot_sweep(points, list(grid), common.RESULTS_DIR / f"{sweep_name(args)}.png")
     return {"objects": shape.objects, "sweep": points, "best": best}
+
+
+def sweep_value(text: str) -> float | None:
+    """A sweep grid value: `off` (None), an integer, or a number."""
+    text = text.strip()
+    if text == "off":
+        return None
+    return int(text) if text.isdigit() else float(text)
+
+
+def off_or_number(text: str) -> float | None:
+    return None if text == "off" else float(text)
+
+
+def sweep_name(args: Any) -> str:
+    return "bench_e2e_stall_sweep" if args.stall_rate else "bench_e2e_sweep"
 
 
 def plot_sweep(points: list[dict[str, Any]], axes: list[str], path: Path) -> None:
@@ -443,6 +526,26 @@ def main() -> None:
         "--db-concurrency", type=int, default=default(MigrateOptions, "db_concurrency")
     )
     parser.add_argument("--group-pages", type=int, default=default(SourceOptions, "group_pages"))
+    parser.add_argument(
+        "--hedge-after",
+        type=off_or_number,
+        default=default(SourceOptions, "hedge_after"),
+        help="a number or off",
+    )
+    parser.add_argument(
+        "--stall-factor",
+        type=off_or_number,
+        default=default(SourceOptions, "stall_factor"),
+        help="a number or off",
+    )
+    parser.add_argument(
+        "--stall-rate",
+        type=float,
+        default=None,
+        help="also time the first run against a server stalling this share of"
+        " list/bucket responses (stall_vs_clean)",
+    )
+    parser.add_argument("--stall-seed", type=int, default=1, help="the stalling server's seed")
     parser.add_argument("--naive-folders", type=int, default=None, help="default 50 (quick: 5)")
     parser.add_argument("--sweep", help="e.g. list-concurrency=16,32,64;db-concurrency=1,2")
     parser.add_argument("--repeat", type=int, default=3, help="runs per sweep point (median)")
@@ -457,7 +560,7 @@ def main() -> None:
         common.write_manifest(bucket_objects(shape), manifest)
         if args.sweep:
             out = sweep(args, manifest, shape, server)
-            name = "bench_e2e_sweep"
+            name = sweep_name(args)
         else:
             out = compare(args, manifest, shape, server)
             print_table(out)

@@ -148,18 +148,18 @@ def _bucket_answers(url: str) -> bool:
 
 @contextlib.contextmanager
 def storage_server(
-    manifest: Path, *, latency_ms: float = 0.0, timeout_s: float = 300.0
+    manifest: Path, *, latency_ms: float = 0.0, timeout_s: float = 300.0, faults: Iterable[str] = ()
 ) -> Iterator[tuple[str, int]]:
     """Run `loader storage serve --manifest` on a free loopback port in its own process.
 
-    Yields (base URL, server pid) once the bucket route answers; stops the server (SIGTERM)
-    on exit.
+    `faults` are more of its options (`--fail-rate 0.2 --fault-kind stall`, say). Yields
+    (base URL, server pid) once the bucket route answers; stops the server (SIGTERM) on exit.
     """
     port = free_port()
     command = [
         sys.executable, "-m", "loader", "storage", "serve", "--manifest", str(manifest),
         "--bucket", BUCKET, "--key", KEY, "--host", LOOPBACK, "--port", str(port),
-        "--latency-ms", str(latency_ms),
+        "--latency-ms", str(latency_ms), *faults,
     ]  # fmt: skip
     server = subprocess.Popen(
         command, cwd=ROOT, env=loader_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
