@@ -38,6 +38,8 @@ from tests.test_written_columns import insert_columns
 
 PREFIX = "originals/customers/"
 CDN = "https://cdn.example.com/media"
+# Every setting as a flag: install needs no migrate run to take them from.
+EXPLICIT_SETTINGS = ("--bucket", "b", "--prefix", PREFIX, "--cdn-base", CDN, "--upload-source", "s")
 LINKED = f"{PREFIX}kimminsu-6654/"  # customer 101's folder_name: linked by the matcher
 UNLINKED = f"{PREFIX}unknown-0000/"  # no customer has these digits: never linked
 STAMP = "2024-05-01T09:30:00.000Z"
@@ -715,20 +717,7 @@ async def test_without_a_run_or_storage_objects_install_refuses(db_url: str) -> 
     assert "--bucket, --prefix, --upload-source, --cdn-base" in no_run.err
     async with connection(db_url) as conn:
         await conn.execute("DROP SCHEMA storage CASCADE")
-    elsewhere = await invoke(
-        "sync",
-        "install",
-        "--database-url",
-        db_url,
-        "--bucket",
-        "b",
-        "--prefix",
-        PREFIX,
-        "--cdn-base",
-        CDN,
-        "--upload-source",
-        "s",
-    )
+    elsewhere = await invoke("sync", "install", "--database-url", db_url, *EXPLICIT_SETTINGS)
     assert elsewhere.code == ExitCode.SCHEMA, elsewhere.err
     assert "schedule `loader migrate`" in elsewhere.err
     async with connection(db_url) as conn:
@@ -738,20 +727,7 @@ async def test_without_a_run_or_storage_objects_install_refuses(db_url: str) -> 
 async def test_install_names_the_unique_index_the_trigger_needs(db_url: str) -> None:
     async with connection(db_url) as conn:
         await conn.execute("ALTER TABLE image_assets DROP CONSTRAINT image_assets_file_path_key")
-    refused = await invoke(
-        "sync",
-        "install",
-        "--database-url",
-        db_url,
-        "--bucket",
-        "b",
-        "--prefix",
-        PREFIX,
-        "--cdn-base",
-        CDN,
-        "--upload-source",
-        "s",
-    )
+    refused = await invoke("sync", "install", "--database-url", db_url, *EXPLICIT_SETTINGS)
     assert refused.code == ExitCode.SCHEMA, refused.err
     assert "no unique index on file_path" in refused.err
     assert "loader migrate --create-unique-index" in refused.err
