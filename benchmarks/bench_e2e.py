@@ -3,27 +3,52 @@
 One process seeds a synthetic bucket (`--folders` × `--files` objects, half of each folder in
 2–3 `YYYY-MM-DD/` sub-folders) into our Storage server (a separate process, `--latency-ms`
 per call) and a fresh database on the embedded PostgreSQL (90% of folders linked to a
-customer), then measures:
+customer), then measures these steps (`--steps`, a comma list; default all, in this order):
 
-- first run, no-change re-run, +1-tag run (every linked folder gets a second customer):
-  `loader.migrate.migrate()` in a child process (its peak RSS and CPU from wait4), with the
-  CPU of PostgreSQL and of the Storage server over the same interval; the re-run also counts
-  the rows written to every table (pg_stat_user_tables) outside the run's own bookkeeping;
-- rollback of the +1-tag run, then of the first run (wall time);
-- the naive algorithm (the user's plan: per folder a sequential recursive listing, then per
-  file SELECT by file_path and INSERT or UPDATE) on a sample of `--naive-folders` folders,
-  extrapolated per object to the whole bucket (said so in the output);
-- the sink alone (UpsertSink, 2 connections, batches of 5,000) vs raw binary COPY of the same
-  rows into an indexed copy of image_assets (empty table, both): `upsert_vs_copy`;
-- listing alone (`scan()` at the default concurrency) vs its ideal, calls × latency /
-  concurrency: `listing_vs_ideal`;
-- with `--stall-rate R`: the first run again, in a fresh database, against a second Storage
-  server on which a share R of list and bucket responses stall (the devtools server's stall,
-  `Faults.stall_s`; no other fault): `stall_vs_clean` = its wall time / the clean first
-  run's, with the Storage request counts (early retries, hedges) of both.
+- `first`, `rerun`, `tag`: the first run, the no-change re-run, the +1-tag run (every linked
+  folder gets a second customer): `loader.migrate.migrate()` in a child process (its peak RSS
+  and CPU from wait4), with the CPU of PostgreSQL and of the Storage server over the same
+  interval; the re-run also counts the rows written to every table (pg_stat_user_tables)
+  outside the run's own bookkeeping. Per run: `floor_s`, the two-core floor = (CPU-seconds
+  of the loader child + PostgreSQL + the Storage server) / os.cpu_count(), and
+  `wall_vs_floor` = wall / floor (1.0: every core busy with our work all along; more: time
+  waiting, or cores lent to others); `cpu_others_s`, the CPU-seconds the rest of the machine
+  used meanwhile (/proc/stat minus ours: other users, the kernel); the 1-minute load average
+  read before the run (`load_before`) and after it (`load`). The load average lags (a
+  minute's time constant): `load_before` of a run still holds part of the previous one;
+  `cpu_others_s` does not;
+- `rollback`: rollback of the +1-tag run, then of the first run (wall time);
+- `naive`: the naive algorithm (the user's plan: per folder a sequential recursive listing,
+  then per file SELECT by file_path and INSERT or UPDATE) on a sample of `--naive-folders`
+  folders, extrapolated per object to the whole bucket (said so in the output);
+  `loader_vs_naive` only when the first run ran too;
+- `copy`: the sink alone vs raw binary COPY of the same rows into an empty indexed copy of
+  image_assets, both at equal connections: UpsertSink with `--db-concurrency` writers
+  (batches of 5,000), COPY with the rows cut into `--db-concurrency` consecutive parts, each
+  COPYed on its own connection at the same time (`copy_connections`); `upsert_vs_copy` =
+  COPY's time / the sink's;
+- `listing`: listing alone (`scan()` at the default concurrency) vs its ideal, calls ×
+  latency / concurrency: `listing_vs_ideal`;
+- with `--stall-rate R` (with the first run): the first run again, in a fresh database,
+  against a second Storage server on which a share R of list and bucket responses stall (the
+  devtools server's stall, `Faults.stall_s`; no other fault): `stall_vs_clean` = its wall
+  time / the clean first run's, with the Storage request counts (early retries, hedges) of
+  both.
+
+Steps depend on each other: `rerun` and `tag` need the first run in the same database,
+`rollback` needs the +1-tag run (it rolls back both). A step brings the steps it needs:
+`--steps rollback` runs first, tag and rollback, and says so in one line; an unknown name or
+an empty list is refused. `--steps first` alone is the first run and nothing else (what
+bench_scaling.py runs). The JSON has the keys of the steps that ran and no others: `wall_s`,
+`first_run` (first); `rerun_wall_s`, `rerun`, `rerun_rows_written` (rerun); `tag_run_wall_s`,
+`tag_run` (tag); `rollback_tag_run_s`, `rollback_first_run_s` (rollback); `naive_sample`,
+`naive_extrapolated_s`, `loader_vs_naive` (naive); `sink_vs_copy`, `upsert_vs_copy`,
+`copy_connections` (copy); `listing`, `listing_vs_ideal` (listing); `peak_rss_mb` (the most
+of the migrate runs), `steps`, `objects`, `cores`, `settings`, `versions` always.
 
 Backups are off in these runs (`backup=False`): they are measured by their own benchmark.
-Prints a table and writes `bench-results/bench_e2e[.quick].json` (untracked).
+Prints a table and writes `bench-results/bench_e2e[.quick].json` (untracked;
+`bench_e2e.<steps>[.quick].json` when not all steps ran, `--output PATH` to choose).
 `--sweep list-concurrency=16,32,64` (or batch-size=…, db-concurrency=…, group-pages=…,
 hedge-after=off,2,3, stall-factor=off,4,8, or the constant stall-floor-s=0.25,0.5,1) times
 first runs over the grid instead and writes a CSV, and a PNG when matplotlib is installed;
@@ -54,7 +79,7 @@ from bench_upsert import sink_pass
 from common import BUCKET, KEY, PREFIX, BucketShape, bucket_objects, folder_name
 
 from loader import db, runs
-from loader.cli import default
+from loader.cli_runtime import default
 from loader.devtools.storage_server import StoredObject
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions
@@ -64,8 +89,31 @@ from loader.storage_client import public_url_base
 
 LINKED_SHARE = 0.9  # folders with a customer
 TAG_RUN_ID_OFFSET = 10_000_000  # customers of the +1-tag run
+# The steps of a comparison, in the order they run; a step runs with the steps it requires.
+STEPS = ("first", "rerun", "tag", "rollback", "naive", "copy", "listing")
+REQUIRES = {"rerun": ("first",), "tag": ("first",), "rollback": ("tag",)}
+MIGRATE_STEPS = {"first run": "first_run", "no-change re-run": "rerun", "+1-tag run": "tag_run"}
 WRITE_TABLES = ("public.image_assets", "public.customers", "loader.journal_inserts",
                 "loader.journal_updates", "loader.backups", "loader.rollbacks")  # fmt: skip
+
+
+def resolve_steps(text: str, *, stall: bool = False) -> tuple[list[str], list[str]]:
+    """The steps of `--steps` (a comma list of STEPS) with those they require (the first run
+    too with `stall`: `stall_vs_clean` compares with it), in running order, and the required
+    ones that were added. Raises ValueError for an unknown name or an empty list."""
+    chosen = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(chosen - set(STEPS))
+    if unknown or not chosen:
+        raise ValueError(f"--steps: unknown {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {','.join(STEPS)}")  # fmt: skip
+    wanted = chosen | ({"first"} if stall else set())
+    pending = list(wanted)
+    while pending:
+        for needed in REQUIRES.get(pending.pop(), ()):
+            if needed not in wanted:
+                wanted.add(needed)
+                pending.append(needed)
+    return [s for s in STEPS if s in wanted], [s for s in STEPS if s in wanted - chosen]
 
 
 # -- the child: one migrate() run, measured from outside --------------------------------------
@@ -89,7 +137,7 @@ def child_migrate(spec: str) -> None:
         source=source, database_url=args["database_url"], batch_size=args["batch_size"],
         db_concurrency=args["db_concurrency"], match="auto", backup=False,
     )  # fmt: skip
-    from loader.cli import run
+    from loader.cli_runtime import run
 
     result = run(lambda: migrate(opts))  # as the command runs it (uvloop when installed)
     print(json.dumps({"run_id": result.run_id, "totals": result.totals, "status": result.status,
@@ -99,9 +147,12 @@ def child_migrate(spec: str) -> None:
 def measured_migrate(
     url: str, database_url: str, server: Any, storage_pid: int, **settings: float | None
 ) -> dict[str, Any]:
-    """One migrate in a child process: wall, its peak RSS and CPU, PostgreSQL and server CPU."""
+    """One migrate in a child process: wall, its peak RSS and CPU, PostgreSQL and server CPU,
+    the two-core floor and what else the machine did meanwhile."""
     spec = json.dumps({"url": url, "database_url": database_url, **settings})
-    storage = psutil.Process(storage_pid)
+    storage, harness = psutil.Process(storage_pid), psutil.Process()
+    load_before = os.getloadavg()[0]
+    machine_before, harness_before = busy_cpu_s(), sum(harness.cpu_times()[:2])
     pg_before, st_before = common.postgres_cpu_s(server), sum(storage.cpu_times()[:2])
     started = time.perf_counter()
     child = subprocess.Popen(
@@ -110,18 +161,35 @@ def measured_migrate(
     )  # fmt: skip
     out, err = child.communicate()  # reaps the child: its rusage is read below
     wall = time.perf_counter() - started
+    cpu_postgres = common.postgres_cpu_s(server) - pg_before
+    cpu_storage = sum(storage.cpu_times()[:2]) - st_before
+    machine = busy_cpu_s() - machine_before
+    cpu_harness = sum(harness.cpu_times()[:2]) - harness_before
     usage = child_rusage(child.pid)
     if child.returncode != 0:
         raise RuntimeError(f"migrate failed ({child.returncode}): {err.decode()[-2000:]}")
+    ours = usage["cpu_s"] + cpu_postgres + cpu_storage
+    floor = ours / (os.cpu_count() or 1)
     return {
         **json.loads(out.decode().strip().splitlines()[-1]),
         "wall_s": round(wall, 2),
         "peak_rss_mb": round(usage["maxrss_mb"], 1),
         "cpu_loader_s": round(usage["cpu_s"], 2),
-        "cpu_postgres_s": round(common.postgres_cpu_s(server) - pg_before, 2),
-        "cpu_storage_server_s": round(sum(storage.cpu_times()[:2]) - st_before, 2),
-        "load": os.getloadavg()[0],
+        "cpu_postgres_s": round(cpu_postgres, 2),
+        "cpu_storage_server_s": round(cpu_storage, 2),
+        "floor_s": round(floor, 2),
+        "wall_vs_floor": round(wall / floor, 2) if floor else None,
+        "cpu_others_s": round(machine - ours - cpu_harness, 1),
+        "load_before": round(load_before, 2),
+        "load": round(os.getloadavg()[0], 2),
     }
+
+
+def busy_cpu_s() -> float:
+    """CPU-seconds the whole machine has been busy (all cores, every process and the kernel;
+    /proc/stat, in ticks of 10 ms)."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + getattr(t, "irq", 0.0) + getattr(t, "softirq", 0.0)
 
 
 _RUSAGE: dict[int, dict[str, float]] = {}
@@ -237,9 +305,11 @@ async def naive(url: str, database_url: str, folders: list[int]) -> dict[str, fl
 # -- the database's limit --------------------------------------------------------------------
 
 
-async def sink_vs_copy(server: Any, shape: BucketShape) -> dict[str, float]:
-    """The same rows through UpsertSink (2 connections) and by raw binary COPY, each into an
-    empty indexed image_assets."""
+async def sink_vs_copy(server: Any, shape: BucketShape, connections: int) -> dict[str, Any]:
+    """The same rows through UpsertSink (`connections` writers, batches of 5,000) and by raw
+    binary COPY over as many connections (the rows cut into `connections` consecutive parts,
+    each COPYed on its own connection at the same time), each into an empty indexed
+    image_assets. `upsert_vs_copy` = COPY's time / the sink's."""
     cdn = CdnUrls(public_url_base("http://127.0.0.1", BUCKET))
     builders: dict[str, FolderRows] = {}
     rows = []
@@ -253,29 +323,46 @@ async def sink_vs_copy(server: Any, shape: BucketShape) -> dict[str, float]:
     stamp = common.dt.datetime.fromisoformat(common.STAMP)
     records = [r.record(stamp, "copy", stamp) for r in rows]
     async with common.fresh_database(server, "sink") as url:
-        pool = await db.create_pool(url, 2)
+        pool = await db.create_pool(url, connections)
         try:
             run_id = await runs.create_run(pool, bucket=BUCKET, prefix=PREFIX, options={},
                                            folders=[])  # fmt: skip
             async with pool.acquire() as conn:
                 await conn.execute("CHECKPOINT")
             started = time.perf_counter()
-            await sink_pass(pool, run_id, rows, batch_size=5000, writers=2)
+            await sink_pass(pool, run_id, rows, batch_size=5000, writers=connections)
             sink_s = time.perf_counter() - started
             async with pool.acquire() as conn:
                 await conn.execute("CREATE TABLE copy_target (LIKE image_assets INCLUDING ALL)")
                 await conn.execute("CHECKPOINT")
-                from loader.rows import WRITTEN_COLUMNS
-
-                started = time.perf_counter()
-                await conn.copy_records_to_table(
-                    "copy_target", records=records, columns=WRITTEN_COLUMNS
-                )
-                copy_s = time.perf_counter() - started
+            copy_s = await parallel_copy(pool, "copy_target", records, connections)
         finally:
             await pool.close()
     return {"rows": len(rows), "sink_s": round(sink_s, 2), "copy_s": round(copy_s, 2),
+            "sink_connections": connections, "copy_connections": connections,
             "upsert_vs_copy": round(copy_s / sink_s, 3)}  # fmt: skip
+
+
+async def parallel_copy(
+    pool: asyncpg.Pool, table: str, records: list[tuple[Any, ...]], connections: int
+) -> float:
+    """Seconds to COPY `records` into `table` as `connections` consecutive parts at once, each
+    on its own connection of `pool` (taken before the clock starts)."""
+    from loader.rows import WRITTEN_COLUMNS
+
+    size = max(1, -(-len(records) // connections))  # ceiling: all parts but the last full
+    parts = [records[i : i + size] for i in range(0, len(records), size)]
+    async with contextlib.AsyncExitStack() as stack:
+        conns = [await stack.enter_async_context(pool.acquire()) for _ in parts]
+
+        async def copy(conn: asyncpg.Connection, part: list[tuple[Any, ...]]) -> None:
+            await conn.copy_records_to_table(table, records=part, columns=WRITTEN_COLUMNS)
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for conn, part in zip(conns, parts, strict=True):
+                tg.start_soon(copy, conn, part)
+        return time.perf_counter() - started
 
 
 def _listed(obj: StoredObject) -> Any:
@@ -328,99 +415,146 @@ async def first_run(
 
 
 def compare(args: Any, manifest: Path, shape: BucketShape, server: Any) -> dict[str, Any]:
+    steps = args.steps
     settings = run_settings(args)
     out: dict[str, Any] = {"objects": shape.objects, "cores": os.cpu_count(),
-                           "latency_ms": args.latency_ms, "settings": settings}  # fmt: skip
-    with common.storage_server(manifest, latency_ms=args.latency_ms) as (url, pid):
+                           "latency_ms": args.latency_ms, "settings": settings,
+                           "steps": steps}  # fmt: skip
+    migrating = "first" in steps  # every other migrate step needs it (resolve_steps)
+    with contextlib.ExitStack() as stack:
+        if migrating or {"naive", "listing"} & set(steps):
+            url, pid = stack.enter_context(
+                common.storage_server(manifest, latency_ms=args.latency_ms)
+            )
 
         async def runs_in_db() -> None:
-            async with common.fresh_database(server, "e2e") as database_url:
-                await seed_customers(database_url, shape.folders)
-
-                def step(label: str) -> dict[str, Any]:
-                    print(f"  {label} …", flush=True)
-                    measured = measured_migrate(url, database_url, server, pid, **settings)
-                    print(f"    {measured}", flush=True)
-                    return measured
-
-                first = await anyio.to_thread.run_sync(step, "first run")
-                if args.stall_rate:
-                    print(f"  first run, {args.stall_rate:.0%} of responses stalling …")
-                    with stalling_server(args, manifest) as (stalled_url, stalled_pid):
-                        stalled = await first_run(stalled_url, stalled_pid, server, shape,
-                                                  settings, "stalled")  # fmt: skip
-                    print(f"    {stalled}", flush=True)
-                    ratio = round(stalled["wall_s"] / first["wall_s"], 2)
-                    out.update(stall_rate=args.stall_rate, stalled_first_run=stalled,
-                               stall_vs_clean=ratio)  # fmt: skip
-                before = await table_writes(database_url)
-                rerun = await anyio.to_thread.run_sync(step, "no-change re-run")
-                after = await table_writes(database_url)
-                written = {t: after.get(t, 0) - before.get(t, 0) for t in WRITE_TABLES}
-                await seed_customers(database_url, shape.folders, TAG_RUN_ID_OFFSET)
-                tagged = await anyio.to_thread.run_sync(step, "+1-tag run")
-                print("  rollbacks …", flush=True)
-                out["rollback_tag_run_s"] = await timed_rollback(database_url, tagged["run_id"])
-                out["rollback_first_run_s"] = await timed_rollback(database_url, first["run_id"])
-                out.update(first_run=first, rerun=rerun, tag_run=tagged,
-                           rerun_rows_written=written)  # fmt: skip
-            async with common.fresh_database(server, "naive") as database_url:
-                print("  naive sample …", flush=True)
-                sample = list(range(0, shape.folders, max(1, shape.folders // args.naive_folders)))
-                out["naive_sample"] = await naive(url, database_url, sample[: args.naive_folders])
+            if migrating:
+                async with common.fresh_database(server, "e2e") as database_url:
+                    await seed_customers(database_url, shape.folders)
+                    await migrate_steps(args, manifest, shape, server, url, pid, database_url, out)
+            if "naive" in steps:
+                async with common.fresh_database(server, "naive") as database_url:
+                    print("  naive sample …", flush=True)
+                    every = max(1, shape.folders // args.naive_folders)
+                    sample = list(range(0, shape.folders, every))[: args.naive_folders]
+                    out["naive_sample"] = await naive(url, database_url, sample)
 
         anyio.run(runs_in_db)
-        print("  listing alone …", flush=True)
-        listing = run_scan(url, "auto", args.list_concurrency, args.latency_ms, pid)
-        out["listing"] = {"api": listing.api, "calls": listing.calls, "wall_s": listing.wall_s,
-                          "ideal_s": listing.ideal_s}  # fmt: skip
-    print("  sink alone vs COPY …", flush=True)
-    out["sink_vs_copy"] = anyio.run(sink_vs_copy, server, shape)
-    naive_total = out["naive_sample"]["per_object_ms"] / 1e3 * shape.objects
-    out.update(
-        wall_s=out["first_run"]["wall_s"],
-        rerun_wall_s=out["rerun"]["wall_s"],
-        tag_run_wall_s=out["tag_run"]["wall_s"],
-        naive_extrapolated_s=round(naive_total, 1),
-        loader_vs_naive=round(naive_total / out["first_run"]["wall_s"], 1),
-        upsert_vs_copy=out["sink_vs_copy"]["upsert_vs_copy"],
-        listing_vs_ideal=round(listing.ratio, 3),
-        peak_rss_mb=max(out[k]["peak_rss_mb"] for k in ("first_run", "rerun", "tag_run")),
-    )
+        if "listing" in steps:
+            print("  listing alone …", flush=True)
+            listing = run_scan(url, "auto", args.list_concurrency, args.latency_ms, pid)
+            out["listing"] = {"api": listing.api, "calls": listing.calls,
+                              "wall_s": listing.wall_s, "ideal_s": listing.ideal_s}  # fmt: skip
+            out["listing_vs_ideal"] = round(listing.ratio, 3)
+    if "copy" in steps:
+        print(f"  sink alone vs COPY, each on {args.db_concurrency} connection(s) …", flush=True)
+        out["sink_vs_copy"] = anyio.run(sink_vs_copy, server, shape, args.db_concurrency)
+        out["upsert_vs_copy"] = out["sink_vs_copy"]["upsert_vs_copy"]
+        out["copy_connections"] = args.db_concurrency
+    if "first_run" in out:
+        out["wall_s"] = out["first_run"]["wall_s"]
+    if "rerun" in out:
+        out["rerun_wall_s"] = out["rerun"]["wall_s"]
+    if "tag_run" in out:
+        out["tag_run_wall_s"] = out["tag_run"]["wall_s"]
+    if "naive_sample" in out:
+        naive_total = out["naive_sample"]["per_object_ms"] / 1e3 * shape.objects
+        out["naive_extrapolated_s"] = round(naive_total, 1)
+        if "first_run" in out:
+            out["loader_vs_naive"] = round(naive_total / out["first_run"]["wall_s"], 1)
+    measured = [out[k] for k in MIGRATE_STEPS.values() if k in out]
+    if measured:
+        out["peak_rss_mb"] = max(r["peak_rss_mb"] for r in measured)
     return out
 
 
+async def migrate_steps(
+    args: Any, manifest: Path, shape: BucketShape, server: Any, url: str, pid: int,
+    database_url: str, out: dict[str, Any],
+) -> None:  # fmt: skip
+    """The chosen migrate steps in one database (customers seeded): first run, then
+    (chosen) the no-change re-run, the +1-tag run, the rollbacks."""
+    steps, settings = args.steps, run_settings(args)
+
+    def step(label: str) -> dict[str, Any]:
+        print(f"  {label} …", flush=True)
+        measured = measured_migrate(url, database_url, server, pid, **settings)
+        print(f"    {measured}", flush=True)
+        return measured
+
+    first = out["first_run"] = await anyio.to_thread.run_sync(step, "first run")
+    if args.stall_rate:
+        print(f"  first run, {args.stall_rate:.0%} of responses stalling …")
+        with stalling_server(args, manifest) as (stalled_url, stalled_pid):
+            stalled = await first_run(stalled_url, stalled_pid, server, shape, settings,
+                                      "stalled")  # fmt: skip
+        print(f"    {stalled}", flush=True)
+        ratio = round(stalled["wall_s"] / first["wall_s"], 2)
+        out.update(stall_rate=args.stall_rate, stalled_first_run=stalled,
+                   stall_vs_clean=ratio)  # fmt: skip
+    if "rerun" in steps:
+        before = await table_writes(database_url)
+        out["rerun"] = await anyio.to_thread.run_sync(step, "no-change re-run")
+        after = await table_writes(database_url)
+        out["rerun_rows_written"] = {t: after.get(t, 0) - before.get(t, 0) for t in WRITE_TABLES}
+    if "tag" in steps:
+        await seed_customers(database_url, shape.folders, TAG_RUN_ID_OFFSET)
+        out["tag_run"] = await anyio.to_thread.run_sync(step, "+1-tag run")
+    if "rollback" in steps:
+        print("  rollbacks …", flush=True)
+        out["rollback_tag_run_s"] = await timed_rollback(database_url, out["tag_run"]["run_id"])
+        out["rollback_first_run_s"] = await timed_rollback(database_url, first["run_id"])
+
+
 def print_table(out: dict[str, Any]) -> None:
-    first, rerun, tag = out["first_run"], out["rerun"], out["tag_run"]
     print(f"\n{out['objects']:,} objects, Storage latency {out['latency_ms']} ms, "
-          f"{out['cores']} cores, settings {out['settings']}")  # fmt: skip
-    print(f"{'':24}{'wall':>9}{'RSS MB':>9}{'CPU loader':>12}{'CPU pg':>9}{'CPU server':>12}"
-          f"{'load':>7}")  # fmt: skip
-    for label, r in (("first run", first), ("no-change re-run", rerun), ("+1-tag run", tag)):
+          f"{out['cores']} cores, settings {out['settings']}, "
+          f"steps {','.join(out['steps'])}")  # fmt: skip
+    measured = [(label, out[k]) for label, k in MIGRATE_STEPS.items() if k in out]
+    if measured:
+        print(f"{'':18}{'wall':>8}{'RSS MB':>8}{'CPU loader':>11}{'CPU pg':>8}"
+              f"{'CPU server':>11}{'floor':>8}{'wall/floor':>11}{'CPU others':>11}"
+              f"{'load before/after':>18}")  # fmt: skip
+    for label, r in measured:
+        ratio = f"{r['wall_vs_floor']:.2f}" if r["wall_vs_floor"] else "–"
         print(
-            f"{label:24}{r['wall_s']:>8.1f}s{r['peak_rss_mb']:>9.0f}{r['cpu_loader_s']:>11.1f}s"
-            f"{r['cpu_postgres_s']:>8.1f}s{r['cpu_storage_server_s']:>11.1f}s{r['load']:>7.1f}"
+            f"{label:18}{r['wall_s']:>7.1f}s{r['peak_rss_mb']:>8.0f}{r['cpu_loader_s']:>10.1f}s"
+            f"{r['cpu_postgres_s']:>7.1f}s{r['cpu_storage_server_s']:>10.1f}s"
+            f"{r['floor_s']:>7.1f}s{ratio:>11}{r['cpu_others_s']:>10.1f}s"
+            f"{r['load_before']:>12.2f} / {r['load']:.2f}"
         )
-    print(f"re-run rows written outside the run's bookkeeping: {out['rerun_rows_written']}")
-    print(f"rollback: +1-tag run {out['rollback_tag_run_s']} s, first run "
-          f"{out['rollback_first_run_s']} s")  # fmt: skip
-    naive = out["naive_sample"]
-    print(
-        f"naive (extrapolated from {naive['objects']:,} objects in {naive['wall_s']} s): "
-        f"{out['naive_extrapolated_s']:,.0f} s → loader_vs_naive {out['loader_vs_naive']}x"
-    )
-    svc = out["sink_vs_copy"]
-    print(f"sink alone {svc['sink_s']} s vs raw COPY {svc['copy_s']} s ({svc['rows']:,} rows) → "
-          f"upsert_vs_copy {out['upsert_vs_copy']}x")  # fmt: skip
+    if measured:
+        print(f"floor = CPU-seconds of loader + PostgreSQL + Storage server / {out['cores']} "
+              "cores; CPU others = the rest of the machine over the step")  # fmt: skip
+    if "rerun_rows_written" in out:
+        print(f"re-run rows written outside the run's bookkeeping: {out['rerun_rows_written']}")
+    if "rollback_tag_run_s" in out:
+        print(f"rollback: +1-tag run {out['rollback_tag_run_s']} s, first run "
+              f"{out['rollback_first_run_s']} s")  # fmt: skip
+    if "naive_sample" in out:
+        naive = out["naive_sample"]
+        versus = (f" → loader_vs_naive {out['loader_vs_naive']}x"
+                  if "loader_vs_naive" in out else "")  # fmt: skip
+        print(
+            f"naive (extrapolated from {naive['objects']:,} objects in {naive['wall_s']} s): "
+            f"{out['naive_extrapolated_s']:,.0f} s{versus}"
+        )
+    if "sink_vs_copy" in out:
+        svc = out["sink_vs_copy"]
+        print(f"sink alone {svc['sink_s']} s vs raw COPY {svc['copy_s']} s ({svc['rows']:,} rows, "
+              f"each on {svc['copy_connections']} connection(s)) → upsert_vs_copy "
+              f"{out['upsert_vs_copy']}x")  # fmt: skip
     if "stall_vs_clean" in out:
-        stalled = out["stalled_first_run"]
+        first, stalled = out["first_run"], out["stalled_first_run"]
         print(f"first run with {out['stall_rate']:.0%} of responses stalling: "
               f"{stalled['wall_s']} s vs {first['wall_s']} s clean → stall_vs_clean "
               f"{out['stall_vs_clean']}x; requests stalled {stalled['requests']}, "
               f"clean {first['requests']}")  # fmt: skip
-    lst = out["listing"]
-    print(f"listing alone ({lst['api']}, {lst['calls']:,} calls) {lst['wall_s']:.2f} s vs ideal "
-          f"{lst['ideal_s']:.2f} s → listing_vs_ideal {out['listing_vs_ideal']}x")  # fmt: skip
+    if "listing" in out:
+        lst = out["listing"]
+        print(f"listing alone ({lst['api']}, {lst['calls']:,} calls) {lst['wall_s']:.2f} s vs "
+              f"ideal {lst['ideal_s']:.2f} s → listing_vs_ideal "
+              f"{out['listing_vs_ideal']}x")  # fmt: skip
 
 
 def sweep(args: Any, manifest: Path, shape: BucketShape, server: Any) -> dict[str, Any]:
@@ -451,7 +585,8 @@ def sweep(args: Any, manifest: Path, shape: BucketShape, server: Any) -> dict[st
                         anyio.run(first_run, *stalled, server, shape, settings, "sweep_stalled")
                     )
             point: dict[str, Any] = dict(settings)
-            for key in ("wall_s", "peak_rss_mb", "cpu_loader_s", "cpu_postgres_s", "load"):
+            for key in ("wall_s", "peak_rss_mb", "cpu_loader_s", "cpu_postgres_s", "floor_s",
+                        "wall_vs_floor", "cpu_others_s", "load_before", "load"):  # fmt: skip
                 point[key] = round(common.median(r[key] for r in runs), 2)
             point["walls_s"] = " ".join(str(r["wall_s"]) for r in runs)
             for key in ("early_retries", "hedges"):  # what the guards cost a clean run
@@ -549,7 +684,23 @@ def main() -> None:
     parser.add_argument("--naive-folders", type=int, default=None, help="default 50 (quick: 5)")
     parser.add_argument("--sweep", help="e.g. list-concurrency=16,32,64;db-concurrency=1,2")
     parser.add_argument("--repeat", type=int, default=3, help="runs per sweep point (median)")
+    parser.add_argument(
+        "--steps",
+        help=f"comma list of {','.join(STEPS)} (default all); a step brings the steps it needs"
+        " (rerun, tag: first; rollback: tag)",
+    )
+    parser.add_argument("--output", type=Path, help="write the JSON here instead of bench-results/")
     args = parser.parse_args()
+    if args.sweep and args.steps:
+        parser.error("--sweep times first runs only: no --steps with it")
+    try:
+        args.steps, added = resolve_steps(
+            args.steps or ",".join(STEPS), stall=bool(args.stall_rate)
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    if added and not args.sweep:
+        print(f"steps: {','.join(args.steps)} ({','.join(added)} added: required)")
     args.folders = args.folders or (200 if args.quick else 10_000)
     args.naive_folders = args.naive_folders or (5 if args.quick else 50)
     shape = BucketShape(folders=args.folders, direct=args.files // 2,
@@ -564,9 +715,9 @@ def main() -> None:
         else:
             out = compare(args, manifest, shape, server)
             print_table(out)
-            name = "bench_e2e"
+            name = "bench_e2e" if args.steps == list(STEPS) else f"bench_e2e.{'+'.join(args.steps)}"
         out["versions"] = versions(server)
-    path = common.write_result(name, args, out)
+    path = common.write_result(name, args, out, args.output)
     print(f"result: {path}")
 
 

@@ -1,8 +1,10 @@
 """Helpers shared by the benchmark scripts.
 
-Import this module before anything from `loader`: it puts the project on `sys.path` and
-points `LOADER_STATE_DIR` at the project's `.loader` folder, so the embedded PostgreSQL the
-benchmarks use (`bench-pg`) lives there, apart from the test server.
+Import this module before anything from `loader`: it puts the project on `sys.path` and, unless
+`LOADER_STATE_DIR` is already set, points it at the project's `.loader` folder, so the embedded
+PostgreSQL the benchmarks use (`bench-pg`) lives there, apart from the test server. Set
+`LOADER_STATE_DIR` to give a benchmark its own server (several people running benchmarks in
+one checkout at once: each stops `bench-pg` when done if it started it).
 
 What is here: a synthetic bucket (`StoredObject`s in customer folders with date
 sub-folders) and its manifest file, the Storage server run as a separate process
@@ -25,6 +27,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -37,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "benchmarks"
 # Untracked (.gitignore): running a benchmark never rewrites a tracked file.
 RESULTS_DIR = ROOT / "bench-results"
-os.environ["LOADER_STATE_DIR"] = str(ROOT / ".loader")
+if not os.environ.get("LOADER_STATE_DIR"):
+    os.environ["LOADER_STATE_DIR"] = str(ROOT / ".loader")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -154,6 +158,8 @@ def storage_server(
 
     `faults` are more of its options (`--fail-rate 0.2 --fault-kind stall`, say). Yields
     (base URL, server pid) once the bucket route answers; stops the server (SIGTERM) on exit.
+    The server's stderr goes to a temporary file (a pipe nobody reads would fill up and block
+    it on a long run); its tail is shown if the server fails to start or exits on its own.
     """
     port = free_port()
     command = [
@@ -161,22 +167,39 @@ def storage_server(
         "--bucket", BUCKET, "--key", KEY, "--host", LOOPBACK, "--port", str(port),
         "--latency-ms", str(latency_ms), *faults,
     ]  # fmt: skip
-    server = subprocess.Popen(
-        command, cwd=ROOT, env=loader_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    url = f"http://{LOOPBACK}:{port}"
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not _bucket_answers(url):
-            if server.poll() is not None:
-                detail = server.stderr.read().decode() if server.stderr else ""
-                raise RuntimeError(f"storage server exited ({server.returncode}): {detail}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"storage server did not answer within {timeout_s:.0f} s")
-            time.sleep(0.1)
-        yield url, server.pid
-    finally:
-        stop_process(server)
+    with tempfile.TemporaryFile() as log:
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=loader_env(), stdout=subprocess.DEVNULL, stderr=log
+        )
+        url = f"http://{LOOPBACK}:{port}"
+        answered = False
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not _bucket_answers(url):
+                if server.poll() is not None:
+                    raise RuntimeError(
+                        f"storage server exited ({server.returncode}): {_log_tail(log)}"
+                    )
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"storage server did not answer within {timeout_s:.0f} s: {_log_tail(log)}"
+                    )
+                time.sleep(0.1)
+            answered = True
+            yield url, server.pid
+        finally:
+            if answered and server.poll() is not None:
+                print(f"storage server exited on its own ({server.returncode}): "
+                      f"{_log_tail(log)}", file=sys.stderr)  # fmt: skip
+            stop_process(server)
+
+
+def _log_tail(log: Any, limit: int = 4000) -> str:
+    """The last `limit` characters written to the open file `log`."""
+    log.flush()
+    log.seek(0, os.SEEK_END)
+    log.seek(max(0, log.tell() - limit))
+    return log.read().decode(errors="replace").strip() or "(no output)"
 
 
 def stop_process(process: subprocess.Popen[Any], timeout_s: float = 10.0) -> None:
@@ -283,12 +306,15 @@ def describe_machine(info: dict[str, Any]) -> str:
     )
 
 
-def write_result(name: str, args: argparse.Namespace, data: dict[str, Any]) -> Path:
-    """Write `bench-results/<name>.json` (or `<name>.quick.json` for --quick runs)
-    with the arguments, the machine and the time; return its path."""
-    RESULTS_DIR.mkdir(exist_ok=True)
+def write_result(
+    name: str, args: argparse.Namespace, data: dict[str, Any], path: Path | None = None
+) -> Path:
+    """Write `bench-results/<name>.json` (or `<name>.quick.json` for --quick runs), or `path`
+    when given, with the arguments, the machine and the time; return its path."""
     quick = bool(getattr(args, "quick", False))
-    path = RESULTS_DIR / f"{name}{'.quick' if quick else ''}.json"
+    if path is None:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        path = RESULTS_DIR / f"{name}{'.quick' if quick else ''}.json"
     document = {
         "benchmark": name,
         "quick": quick,
