@@ -294,7 +294,7 @@ async def backup_to_file(
         tmp.replace(path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        raise BadInputError(f"cannot write backup {path}: {exc.strerror or exc}") from None
+        raise BadInputError(f"cannot write backup {path}: {exc.strerror or exc}") from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -346,7 +346,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
         with zipfile.ZipFile(path) as zf:
             manifest = orjson.loads(zf.read(MANIFEST_MEMBER))
     except _DAMAGED_ZIP as exc:
-        raise BadInputError(f"{path} is not a loader backup file: {_damage(exc)}") from None
+        raise BadInputError(f"{path} is not a loader backup file: {_damage(exc)}") from exc
     if (not isinstance(manifest, dict) or manifest.get("format") != FILE_FORMAT
             or manifest.get("version") != FILE_VERSION):  # fmt: skip
         raise BadInputError(f"{path} is not a loader backup file (format {FILE_FORMAT} v1)")
@@ -372,7 +372,7 @@ async def _member_chunks(
                     stats.done += chunk.count(b"\n")
                 yield chunk
     except _DAMAGED_ZIP as exc:
-        raise BadInputError(f"backup file damaged: {member}: {_damage(exc)}") from None
+        raise BadInputError(f"backup file damaged: {member}: {_damage(exc)}") from exc
     if digest.hexdigest() != expected:
         raise BadInputError(f"backup file damaged: {member} does not match its sha256")
 

@@ -1,27 +1,21 @@
 """The `loader` command line: a thin layer over the library.
 
 Each command is its options, a docstring with an example, and a few lines calling one library
-function. Shared option groups are decorators. Library errors (`LoaderError`) become one
-clean line on stderr and the error's exit code (see `loader.errors.ExitCode`).
+function. What they run on is `loader.cli_runtime`: the shared option groups (decorators),
+running a library call, and library errors (`LoaderError`) shown as one clean line on stderr
+with the error's exit code (see `loader.errors.ExitCode`). The development commands
+(`storage serve`, `bench`, `demo ...`) live in `loader.devtools.commands` and are registered
+on the same group. `main` (the console script, `python -m loader`) is at the end.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.util
-import io
 import logging
 import os
-import shlex
 import signal
-import stat
 import sys
-import tempfile
-import threading
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import asyncpg
@@ -29,375 +23,42 @@ import click
 import orjson
 
 from loader import __version__, db, embedded
-from loader.config import state_dir
-from loader.devtools import DEMO_PORT
-from loader.errors import (
-    AbortedError,
-    BadInputError,
-    DatabaseError,
-    ExitCode,
-    LoaderError,
-    as_loader_error,
+from loader.cli_runtime import (
+    OUTPUT_FILE,
+    LoaderFailure,
+    database_options,
+    default,
+    embedded_server,
+    exit_on,
+    finished_report,
+    info,
+    on_database,
+    on_loader_database,
+    progress_options,
+    resume_command,
+    run,
+    storage_options,
+    target_database,
+    warn,
+    with_source,
+    write_stopped_report,
 )
+from loader.devtools.commands import DEV_COMMANDS  # the one import of loader.devtools
+from loader.errors import BadInputError, ExitCode, LoaderError
 from loader.eventlog import EventLog
-from loader.listing import SOURCES, SourceOptions, list_folders
+from loader.listing import SourceOptions, list_folders
 from loader.match import ACCEPT, MARGIN
-from loader.migrate import MigrateOptions, MigrateResult
+from loader.migrate import MigrateOptions
 from loader.progress import LiveStats, ProgressOptions, show_progress
-from loader.redact import redact, redact_url, remember_secret, remember_secrets_in
-from loader.storage_client import HEDGE_SHARE, STALL_FLOOR_S
+from loader.redact import remember_secret, remember_secrets_in
 from loader.sync import SyncSettings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-T = TypeVar("T")
-Resume = Callable[[int], str]
 
 # Run ids are Postgres bigints: a larger number is a bad command line, not a database error.
 RUN_ID = click.IntRange(1, 2**63 - 1)
 
 
-def default(options: type, name: str) -> Any:
-    """The library's default for one option: flags never restate the dataclasses' values."""
-    return next(f.default for f in fields(options) if f.name == name)
-
-
-_HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
-
-
-class LoaderFailure(click.ClickException):
-    """A library error as click shows it: `Error: <one line>` and the error's exit code."""
-
-    def __init__(self, error: LoaderError) -> None:
-        super().__init__(redact(str(error)))
-        self.exit_code = int(error.exit_code)
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"Error: {self.format_message()}", err=True)
-
-
-@dataclass(slots=True)
-class _Interruption:
-    signal: str | None = None
-
-
-async def _until_signal(call: Callable[[], Awaitable[T]], seen: _Interruption) -> T | None:
-    """Run `call`; SIGINT or SIGTERM cancels it (its cleanup runs) and is noted in `seen`."""
-    result: T | None = None
-    if threading.current_thread() is not threading.main_thread():
-        # Signals reach the main thread only (a library caller or an in-process test runs
-        # commands elsewhere); there, Ctrl-C is the caller's to handle.
-        return await call()
-    async with anyio.create_task_group() as tg:
-
-        async def watch() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for signum in signals:
-                    seen.signal = signal.Signals(signum).name
-                    tg.cancel_scope.cancel()
-                    return
-
-        async def work() -> None:
-            nonlocal result
-            result = await call()
-            tg.cancel_scope.cancel()
-
-        tg.start_soon(watch)
-        tg.start_soon(work)
-    return result
-
-
-def failure(
-    exc: BaseException, *, run_id: int | None = None, resume: Resume | None = None
-) -> LoaderError:
-    """The one place an exception becomes what the user sees: a `LoaderError` with its exit
-    code. Exception groups are unwrapped; a database lost while a run exists makes that run
-    resumable (exit 12); a run that stopped says the exact command that resumes it. Anything
-    unknown is re-raised: it is a bug (exit 1)."""
-    error = as_loader_error(exc)
-    if error is None:
-        raise exc
-    if run_id is None:
-        return error
-    command = resume(run_id) if resume is not None else f"loader migrate --resume {run_id}"
-    if isinstance(error, DatabaseError):
-        return AbortedError(
-            f"run {run_id} interrupted: {error}. Nothing is lost; when the database is back,"
-            f" resume with: {command}"
-        )
-    if error.exit_code in (ExitCode.ABORTED, ExitCode.STORAGE_UNREACHABLE):
-        return LoaderError(f"{error}; resume with: {command}", exit_code=error.exit_code)
-    return error
-
-
-def run(
-    coro_fn: Callable[[], Awaitable[Any]],
-    *,
-    stats: LiveStats | None = None,
-    resume: Resume | None = None,
-) -> Any:
-    """Run an async library call; expected failures become one line, never a traceback.
-
-    SIGINT/SIGTERM stop the call cleanly; when it was a migrate run (`stats.run_id` set) the
-    message names the run and the command that resumes it.
-    """
-    seen = _Interruption()
-
-    def run_id() -> int | None:
-        return stats.run_id if stats is not None else None
-
-    try:
-        # uvloop (the `fast` extra) when installed: less event-loop CPU per listing call.
-        result = anyio.run(
-            _until_signal, coro_fn, seen, backend_options={"use_uvloop": _HAVE_UVLOOP}
-        )
-    except KeyboardInterrupt:
-        seen.signal = "SIGINT"
-    except Exception as exc:
-        raise LoaderFailure(failure(exc, run_id=run_id(), resume=resume)) from None
-    if seen.signal is None:
-        return result
-    current = run_id()
-    if current is not None:
-        command = resume(current) if resume is not None else f"loader migrate --resume {current}"
-        raise LoaderFailure(
-            AbortedError(
-                f"interrupted ({seen.signal}): run {current} stopped and is resumable; resume it"
-                f" with: {command}"
-            )
-        )
-    raise LoaderFailure(AbortedError(f"interrupted ({seen.signal}); nothing was left half-done"))
-
-
-def warn(message: str) -> None:
-    click.secho(f"warning: {redact(message)}", fg="yellow", err=True)
-
-
-def info(message: str) -> None:
-    click.echo(redact(message), err=True)
-
-
-# -- shared option groups ---------------------------------------------------------------
-
-
-def check_output_file(path: Path) -> None:
-    """Refuse, before any work, an output path the command could not write at the end: one
-    that exists and is not a regular file (a directory, a device such as /dev/full, a symlink
-    to one), or whose folder is missing or not writable (proven by creating a file in it)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise BadInputError(f"cannot use {path}: {exc.strerror}") from None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        raise BadInputError(f"{path} exists and is not a regular file: choose a file path")
-    folder = path.resolve().parent
-    if not folder.is_dir():
-        raise BadInputError(f"cannot write {path}: folder {path.parent} does not exist")
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".loader-write-test-"):
-            pass
-        if st is not None:
-            with path.open("ab"):
-                pass
-    except OSError as exc:
-        raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _output_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    # Checked before any work starts, so a typo does not cost a whole run's report.
-    if value is not None:
-        try:
-            check_output_file(value)
-        except BadInputError as exc:
-            raise click.BadParameter(str(exc)) from None
-    return value
-
-
-OUTPUT_FILE: dict[str, Any] = {
-    "type": click.Path(path_type=Path),
-    "callback": _output_file,
-}
-
-
-def _remember_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    # Passwords inside URLs and DSNs are masked wherever they turn up later (errors, logs).
-    remember_secrets_in(value)
-    return value
-
-
-def _remember_key(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    remember_secret(value)
-    return value
-
-
-def database_options(fn: F) -> F:
-    """`--database-url`: the target database (default `$DATABASE_URL`, else embedded)."""
-    return click.option(
-        "--database-url",
-        envvar="DATABASE_URL",
-        show_envvar=True,
-        callback=_remember_url,
-        help="Target PostgreSQL URL. Without it, a local embedded PostgreSQL is used.",
-    )(fn)
-
-
-class OffOrNumber(click.ParamType):
-    """A number of at least `minimum`, or `off` (None)."""
-
-    name = "number|off"
-
-    def __init__(self, minimum: float) -> None:
-        self.minimum = minimum
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value is None or isinstance(value, float):
-            return value
-        if str(value).strip().lower() == "off":
-            return None
-        try:
-            number = float(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither a number nor 'off'", param, ctx)
-        if not number >= self.minimum:
-            self.fail(f"{value!r} is below {self.minimum:g}", param, ctx)
-        return number
-
-
-def storage_options(fn: F) -> F:
-    """Where to list from and how hard to push: shared by scan, match and migrate."""
-    options = [
-        click.option("--storage-url", envvar="SUPABASE_URL", show_envvar=True,
-                     callback=_remember_url, help="Supabase project URL or Storage API root."),
-        click.option("--key", envvar="SUPABASE_SERVICE_ROLE_KEY", show_envvar=True,
-                     callback=_remember_key, help="Service-role key (never printed)."),
-        click.option("--bucket", default=default(SourceOptions, "bucket"), show_default=True),
-        click.option("--prefix", default=default(SourceOptions, "prefix"), show_default=True,
-                     help="Folder holding one sub-folder per customer."),
-        click.option("--source", type=click.Choice(list(SOURCES)),
-                     default=default(SourceOptions, "source"),
-                     show_default=True,
-                     help="List through the REST API, or read storage.objects directly."),
-        click.option("--storage-database-url", callback=_remember_url,
-                     help="Database holding storage.objects for --source db "
-                     "(default: the target database)."),
-        click.option("--list-api", type=click.Choice(["auto", "v1", "v2"]),
-                     default=default(SourceOptions, "list_api"),
-                     show_default=True, help="auto: v2 when the server has it, else v1."),
-        click.option("--list-concurrency", type=click.IntRange(1, 512),
-                     default=default(SourceOptions, "list_concurrency"),
-                     show_default=True, help="Folders listed at once."),
-        click.option("--group-pages", type=click.IntRange(0, 100),
-                     default=default(SourceOptions, "group_pages"), show_default=True,
-                     help="Small folders are listed several per call (v2, --source db), about"
-                     " this many pages of objects per group; 0 lists each folder alone."),
-        click.option("--page-size", type=click.IntRange(1, 1500),
-                     default=default(SourceOptions, "page_size"),
-                     show_default=True, help="Entries per list call (v1 caps at 1500)."),
-        click.option("--max-rps", type=click.FloatRange(min=0.1),
-                     help="Cap on Storage requests per second."),
-        click.option("--request-timeout", "request_timeout_s", type=click.FloatRange(min=0.1),
-                     default=default(SourceOptions, "request_timeout_s"),
-                     show_default=True,
-                     help="Seconds per Storage request: the most a stalled one waits."),
-        click.option("--stall-factor", type=OffOrNumber(1.0),
-                     default=default(SourceOptions, "stall_factor"), show_default=True,
-                     help="A request still running at this multiple of the recent p99 latency"
-                     f" (at least {STALL_FLOOR_S:g} s) is cut and sent again at once;"
-                     " off: only --request-timeout cuts."),
-        click.option("--hedge-after", type=OffOrNumber(1.0),
-                     default=default(SourceOptions, "hedge_after"), show_default=True,
-                     help="A list call still running at this multiple of the recent p95"
-                     " latency is raced by one identical call, the first answer wins (at most"
-                     f" one hedge per {round(1 / HEDGE_SHARE)} calls); off: never."),
-        click.option("--retries", type=click.IntRange(1, 50),
-                     default=default(SourceOptions, "retries"), show_default=True,
-                     help="Attempts per Storage request before a folder is marked failed."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-def progress_options(fn: F) -> F:
-    """`--progress-every` and `--quiet`, handed to the command as one `progress:
-    ProgressOptions`: shared by every command that can take long."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, progress_every: float, quiet: bool, **params: Any) -> Any:
-        return fn(*args, progress=ProgressOptions(progress_every, quiet), **params)
-
-    options = [
-        click.option("--progress-every", type=click.FloatRange(min=0), metavar="SECONDS",
-                     default=default(ProgressOptions, "every_s"), show_default=True,
-                     help="On a terminal, progress is a live bar on stderr; elsewhere (a job,"
-                     " nohup, CI) one line every SECONDS on stderr, and a `progress` event in"
-                     " --log-file (where the command has one) at the same cadence; 0: neither."),
-        click.option("--quiet", "-q", is_flag=True,
-                     help="No progress on stderr (no bar, no lines); --log-file still gets"
-                     " its `progress` events."),
-    ]  # fmt: skip
-    for option in reversed(options):
-        wrapper = option(wrapper)
-    return wrapper  # type: ignore[return-value]
-
-
-def source_options(params: dict[str, Any]) -> SourceOptions:
-    """Build `SourceOptions` from the storage option group's values (popping them)."""
-    return SourceOptions(**{f.name: params.pop(f.name) for f in fields(SourceOptions)})
-
-
-def embedded_server() -> embedded.EmbeddedServer:
-    """The embedded PostgreSQL, started if needed; warns when it had to change port."""
-    server = embedded.ensure_running()
-    if server.moved_from is not None:
-        warn(f"the embedded PostgreSQL moved from port {server.moved_from} (now taken by another"
-             f" program) to port {server.port}: URLs printed before no longer work")  # fmt: skip
-    return server
-
-
-def target_database(url: str | None) -> str:
-    """Resolve the target database and say which one is in use (password hidden)."""
-    explicit = url or os.environ.get("DATABASE_URL")
-    resolved = db.resolve_database_url(url) if explicit else embedded_server().url()
-    info(f"database: {redact_url(resolved)}{'' if url else ' (embedded)'}")
-    return resolved
-
-
-def on_database(database_url: str | None, call: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Run `call(conn)` on one connection to the target database, through `run`."""
-    url = target_database(database_url)
-
-    async def go() -> T:
-        async with db.connection(url) as conn:
-            return await call(conn)
-
-    return run(go)
-
-
-def with_source(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the storage option group into one `opts: SourceOptions` argument.
-
-    For --source db without --storage-database-url, storage.objects is read from the target
-    database.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(**params: Any) -> Any:
-        opts = source_options(params)
-        if opts.source == "db" and not opts.storage_database_url:
-            opts.storage_database_url = target_database(params.get("database_url"))
-        return fn(opts=opts, **params)
-
-    return wrapper
-
-
-# -- commands ---------------------------------------------------------------------------
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The development commands (storage serve, bench, demo) are defined in loader.devtools.
+@click.group(commands=DEV_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="loader")
 def cli() -> None:
     """Migrate a Supabase Storage image library into the Postgres table image_assets.
@@ -457,7 +118,7 @@ def db_url() -> None:
     try:
         click.echo(embedded_server().url())
     except LoaderError as exc:
-        raise LoaderFailure(exc) from None
+        raise LoaderFailure(exc) from exc
 
 
 @db_group.command(name="stop")
@@ -471,7 +132,7 @@ def db_stop() -> None:
     try:
         stopped = embedded.stop()
     except LoaderError as exc:
-        raise LoaderFailure(exc) from None
+        raise LoaderFailure(exc) from exc
     click.echo("stopped" if stopped else "not running")
 
 
@@ -533,39 +194,6 @@ def scan(opts: SourceOptions, database_url: str | None, as_json: bool, every_fol
                 exit_code=ExitCode.INCOMPLETE,
             )
         )
-
-
-def main() -> None:
-    """Console-script entry point."""
-    # asyncpg's pool and asyncio log connection trouble with tracebacks; the loader retries on
-    # its own and reports the outcome in one line, so their logs would only bury it.
-    for name in ("asyncpg", "asyncio"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    for name in ("PGPASSWORD", "SUPABASE_SERVICE_ROLE_KEY"):
-        remember_secret(os.environ.get(name))
-    for name in ("DATABASE_URL", "SUPABASE_URL"):
-        remember_secrets_in(os.environ.get(name))
-    try:
-        cli.main(prog_name="loader", standalone_mode=False)
-    except click.ClickException as exc:
-        # click's own messages may quote a value given on the command line: masked too.
-        shown = io.StringIO()
-        exc.show(file=shown)
-        sys.stderr.write(redact(shown.getvalue()))
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("Error: interrupted", err=True)
-        sys.exit(int(ExitCode.ABORTED))
-    except Exception as exc:  # raised outside `run`, e.g. while opening output files
-        error = as_loader_error(exc)
-        if error is None:
-            if os.environ.get("LOADER_DEBUG"):
-                raise
-            click.echo(redact(f"internal error: {type(exc).__name__}: {exc} "
-                              "(LOADER_DEBUG=1 for details)"), err=True)  # fmt: skip
-            sys.exit(int(ExitCode.INTERNAL))
-        click.echo(f"Error: {redact(str(error))}", err=True)
-        sys.exit(int(error.exit_code))
 
 
 @cli.command()
@@ -713,184 +341,6 @@ def migrate(
         sys.exit(int(result.exit_code))
 
 
-def finished_report(result: MigrateResult, resume: Resume) -> dict[str, Any]:
-    """The `--report` of a run that came to its end: what it did, its exit code, and the
-    command that finishes it when it is not done."""
-    open_run = result.run_id if result.exit_code != ExitCode.OK else None
-    return {**result.as_report(), "exit_code": int(result.exit_code),
-            "resume": resume(open_run) if open_run is not None else None}  # fmt: skip
-
-
-def exit_of(exc: Exception) -> tuple[int, str]:
-    """The exit code and the message of an exception leaving a command, as `main` shows
-    them."""
-    if isinstance(exc, click.ClickException):
-        return exc.exit_code, exc.format_message()
-    error = as_loader_error(exc)
-    if error is None:
-        return int(ExitCode.INTERNAL), f"internal error: {type(exc).__name__}: {exc}"
-    return int(error.exit_code), str(error)
-
-
-def write_stopped_report(
-    path: Path, exc: Exception, stats: LiveStats, options: MigrateOptions | None, resume: Resume
-) -> None:
-    """The `--report` of a migrate that ended in an error: the run so far when one exists
-    (see `loader.migrate.stopped_report`), the exit code and error, and the resume command
-    (the one the error names). A report that cannot be written is a warning: the run's own
-    error stays the one the command ends with."""
-    from loader.migrate import stopped_report
-    from loader.report import write_json
-
-    code, message = exit_of(exc)
-    run_id = stats.run_id
-    report: dict[str, Any] = {"run_id": run_id, "status": "failed" if run_id is None else "stopped"}
-    if run_id is not None and options is not None:
-        try:
-            report = anyio.run(stopped_report, options, run_id, stats)
-        except KeyboardInterrupt:  # a second Ctrl-C while the run is read
-            pass
-        except Exception as error:  # never instead of the error that ended the run
-            warn(f"the report lacks the run's figures: {type(error).__name__}: {error}")
-    report |= {"exit_code": code, "error": message,
-               "resume": resume(run_id) if run_id is not None else None}  # fmt: skip
-    try:
-        write_json(path, report)
-    except LoaderError as error:
-        warn(str(error))
-
-
-def resume_command(database_url: str | None, opts: SourceOptions) -> Callable[[int], str]:
-    """The command that resumes a run (bucket, prefix and data options come from the run;
-    the connections are given again, secrets masked)."""
-
-    def command(run_id: int) -> str:
-        parts = ["loader", "migrate", "--resume", str(run_id)]
-        if opts.source == "db":
-            parts += ["--source", "db"]
-        elif opts.storage_url:
-            parts += ["--storage-url", redact(opts.storage_url)]
-        if database_url:
-            parts += ["--database-url", redact(database_url)]
-        line = shlex.join(parts)
-        if opts.source == "rest":
-            line += " (with the same --key or $SUPABASE_SERVICE_ROLE_KEY"
-            line += "; *** is your password)" if "***" in line else ")"
-        return line
-
-    return command
-
-
-@cli.group(name="storage")
-def storage_group() -> None:
-    """The project's Supabase-Storage-compatible server (tests, demo, benchmarks).
-
-    Example:
-
-    \b
-        loader storage serve --root ./photos --bucket blog-images --key dev-key --port 5000
-    """
-
-
-@storage_group.command(name="serve")
-@click.option(
-    "--root",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Serve every file below this folder as an object.",
-)
-@click.option(
-    "--manifest",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Serve the objects listed in this JSON-lines file.",
-)
-@click.option("--bucket", default=default(SourceOptions, "bucket"), show_default=True)
-@click.option(
-    "--key",
-    envvar="SUPABASE_SERVICE_ROLE_KEY",
-    required=True,
-    help="The service-role key clients must send.",
-)
-@click.option("--anon-key", help="A key that is accepted but sees nothing (row-level security).")
-@click.option(
-    "--private",
-    "private",
-    is_flag=True,
-    help="A private bucket: its public URLs answer 'Bucket not found'.",
-)
-@click.option(
-    "--layout",
-    type=click.Choice(["bare", "gateway"]),
-    default="bare",
-    show_default=True,
-    help="bare: routes at the root (self-hosted); gateway: under /storage/v1.",
-)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=5000, show_default=True)
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0)
-@click.option("--jitter-ms", type=click.FloatRange(min=0), default=0.0)
-@click.option(
-    "--fail-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    help="Fraction of list/bucket responses that fail (429, 5xx, 544, stalls, resets,"
-    " truncated JSON).",
-)
-@click.option("--fault-kind", "fault_kinds", multiple=True,
-              help="Fail only this way: 429, 500, 503, 544, stall, reset or truncated"
-              " (repeatable; default: every kind).")  # fmt: skip
-@click.option("--seed", type=int, help="Make the fault sequence reproducible.")
-@click.option("--database-url", "objects_url", callback=_remember_url,
-              help="Also write each accepted upload into this database's storage.objects, as"
-              " Supabase Storage does (for `loader sync`).")  # fmt: skip
-@click.option("--db-writes", type=click.Choice(["upsert", "insert-update"]), default="upsert",
-              show_default=True, help="upsert: one INSERT ... ON CONFLICT with the metadata"
-              " (Storage since v0.35); insert-update: INSERT, then the metadata by UPDATE"
-              " (older servers).")  # fmt: skip
-def storage_serve(
-    root: Path | None,
-    manifest: Path | None,
-    latency_ms: float,
-    jitter_ms: float,
-    fail_rate: float,
-    fault_kinds: tuple[str, ...],
-    seed: int | None,
-    private: bool,
-    objects_url: str | None,
-    db_writes: str,
-    **server: Any,
-) -> None:
-    """Serve a catalogue with the Storage REST API's routes and semantics.
-
-    Example:
-
-    \b
-        loader storage serve --manifest .loader/demo/manifest.jsonl --key demo-key --port 5000
-    """
-    from loader.devtools.storage_server import FAULT_KINDS, Catalogue, Faults, serve_forever
-
-    if (root is None) == (manifest is None):
-        raise click.UsageError("give exactly one of --root and --manifest")
-    try:
-        catalogue = (
-            Catalogue.from_directory(root, bucket=server["bucket"]) if root is not None
-            else Catalogue.from_manifest(manifest, bucket=server["bucket"])  # type: ignore[arg-type]
-        )  # fmt: skip
-    except LoaderError as exc:
-        raise LoaderFailure(exc) from None
-    try:
-        faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, fail_rate=fail_rate,
-                        kinds=fault_kinds or FAULT_KINDS, seed=seed)  # fmt: skip
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--fault-kind") from None
-    if objects_url is not None:
-        from loader.devtools.objects_table import ObjectsTable
-
-        server["objects"] = ObjectsTable(
-            db.resolve_database_url(objects_url), server["bucket"], not private, db_writes
-        )  # type: ignore[arg-type]
-    serve_forever(catalogue, faults=faults, public=not private, **server)
-
-
 @cli.command()
 @database_options
 @click.argument("run_id", type=RUN_ID)
@@ -936,30 +386,6 @@ def rollback(
     for action, paths in sorted(result.examples.items()):
         if action in ("kept", "undo_tags") or dry_run:
             click.echo(f"  {action}: " + ", ".join(paths))
-
-
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def bench(args: tuple[str, ...]) -> None:
-    """Measure the loader end to end against the naive algorithm and raw COPY (development
-    checkout only: runs benchmarks/bench_e2e.py, see docs/performance.md).
-
-    Examples:
-
-    \b
-        loader bench --quick
-        loader bench --folders 10000 --files 100 --latency-ms 20
-        loader bench --quick --sweep "list-concurrency=16,32,64;db-concurrency=1,2"
-    """
-    import subprocess
-
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_e2e.py"
-    if not script.is_file():
-        raise LoaderFailure(
-            LoaderError("`loader bench` runs from a development checkout (benchmarks/ not found)",
-                        exit_code=ExitCode.BAD_INPUT)
-        )  # fmt: skip
-    raise SystemExit(subprocess.call([sys.executable, str(script), *args]))
 
 
 @cli.command()
@@ -1050,18 +476,6 @@ def verify(opts: SourceOptions, database_url: str | None, repair: bool, delete_o
         write_json(report_path, result.as_report())
     if not result.passes(strict=strict):
         sys.exit(int(ExitCode.INCOMPLETE))
-
-
-def on_loader_database(
-    database_url: str | None, call: Callable[[asyncpg.Connection], Awaitable[T]]
-) -> T:
-    """`on_database`, with the loader's schema (and its backup functions) set up first."""
-
-    async def go(conn: asyncpg.Connection) -> T:
-        await db.init_schema(conn)
-        return await call(conn)
-
-    return on_database(database_url, go)
 
 
 @cli.group(name="backup", invoke_without_command=True)
@@ -1238,125 +652,6 @@ def sync_remove(database_url: str | None) -> None:
     click.echo("sync removed" if removed else "sync was not installed")
 
 
-@cli.group(name="demo")
-def demo_group() -> None:
-    """A generated, realistic library to try the loader on (embedded database).
-
-    Example:
-
-    \b
-        loader demo run        # the whole migration on the demo, with a summary
-        loader demo serve      # keep the demo up and try every command on it
-    """
-
-
-@demo_group.command(name="run")
-@click.option(
-    "--scale",
-    type=click.IntRange(1, 100),
-    default=1,
-    show_default=True,
-    help="Multiplies customers, folders and files.",
-)
-def demo_run(scale: int) -> None:
-    """Seed a demo library and run the whole migration on it (what `make demo` runs).
-
-    Example:
-
-        loader demo run
-    """
-    from loader.devtools.demo_run import NEXT_STEPS, run_demo
-    from loader.report import print_demo_outcome
-
-    outcome = run(lambda: run_demo(scale, say=info))
-    print_demo_outcome(outcome)
-    click.echo(NEXT_STEPS)
-    if outcome.first.exit_code != ExitCode.OK or not outcome.verified.ok:
-        sys.exit(int(ExitCode.INCOMPLETE))
-
-
-@demo_group.command(name="seed")
-@click.option(
-    "--scale",
-    type=click.IntRange(1, 100),
-    default=1,
-    show_default=True,
-    help="Multiplies customers, folders and files (100: 10,000 folders).",
-)
-def demo_seed(scale: int) -> None:
-    """Write a demo library: a Storage manifest, and the demo database with customers,
-    existing image_assets rows and storage.objects.
-
-    Example:
-
-        loader demo seed --scale 10
-    """
-    from loader.devtools.demo_run import DEMO_BUCKET, DemoPaths, demo_database, seed
-
-    paths = DemoPaths.under(state_dir() / "demo")
-    server = embedded_server()
-
-    async def go() -> Any:
-        database_url = await demo_database(server.url())
-        return database_url, (await seed(scale, database_url, paths))[0]
-
-    database_url, counts = run(go)
-    click.echo(
-        f"database {redact_url(database_url)}: {counts.customers:,} customers, "
-        f"{counts.existing_assets:,} image_assets rows, {counts.objects:,} objects"
-    )
-    click.echo(f"manifest {paths.manifest}; serve it with:\n  loader storage serve --manifest "
-               f"{paths.manifest} --bucket {DEMO_BUCKET} --key demo-key")  # fmt: skip
-
-
-@demo_group.command(name="serve")
-@click.option(
-    "--scale",
-    type=click.IntRange(1, 100),
-    default=1,
-    show_default=True,
-    help="Multiplies customers, folders and files.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(1, 65535),
-    default=DEMO_PORT,
-    show_default=True,
-    help="Loopback port of the demo Storage server.",
-)
-def demo_serve(scale: int, port: int) -> None:
-    """Seed a fresh demo library, keep its Storage server up, print what to export.
-
-    Every other command then works on the demo: paste the printed `export` lines into
-    another terminal and run `loader scan`, `loader match`, `loader migrate`, ... Stop
-    with Ctrl-C; the embedded PostgreSQL keeps running (`loader db stop`).
-
-    The port is taken first: when another program (or another `demo serve`) holds it, the
-    command exits 3 and touches nothing.
-
-    Example:
-
-        loader demo serve --scale 10 --port 8380
-    """
-    from loader.devtools.demo_run import export_lines, serve_demo
-
-    def ready(environment: dict[str, str]) -> None:
-        click.echo("demo Storage server and database ready; in another terminal run:\n")
-        click.echo(export_lines(environment))
-        click.echo("\nthen e.g. `loader scan`. Ctrl-C stops the server.")
-
-    async def go() -> None:
-        await serve_demo(lambda: embedded_server().url(), state_dir() / "demo", scale=scale,
-                         port=port, on_ready=ready)  # fmt: skip
-
-    try:
-        run(go)
-    except LoaderFailure as exc:
-        if exc.exit_code != ExitCode.ABORTED:  # Ctrl-C is how this command ends
-            raise
-        info("demo server stopped")
-
-
 @cli.group(name="match", invoke_without_command=True)
 @storage_options
 @database_options
@@ -1415,7 +710,8 @@ def match(
     """
     if click.get_current_context().invoked_subcommand is not None:
         return
-    from loader.match import match_with_database, read_folders_file, write_report, write_review_csv
+    from loader.match_db import match_with_database
+    from loader.match_files import read_folders_file, write_report, write_review_csv
     from loader.report import print_match_summary
 
     url = target_database(database_url)
@@ -1467,7 +763,8 @@ def match_apply(
     \b
         loader match apply match-review.csv --write-folder-name
     """
-    from loader.match import apply_decisions, read_folders_file, read_review_csv
+    from loader.match_db import apply_decisions
+    from loader.match_files import read_folders_file, read_review_csv
 
     url = target_database(database_url)
 
@@ -1508,7 +805,7 @@ def match_revert(database_url: str | None) -> None:
 
         loader match revert
     """
-    from loader.match import revert_folder_names
+    from loader.match_db import revert_folder_names
 
     click.echo(f"{on_database(database_url, revert_folder_names)} folder_name change(s) reverted")
 
@@ -1596,3 +893,19 @@ def runs_command(database_url: str | None, limit: int) -> None:
         return await recent_runs(conn, limit)
 
     print_runs(on_database(database_url, read))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    # asyncpg's pool and asyncio log connection trouble with tracebacks; the loader retries on
+    # its own and reports the outcome in one line, so their logs would only bury it.
+    for name in ("asyncpg", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    for name in ("PGPASSWORD", "SUPABASE_SERVICE_ROLE_KEY"):
+        remember_secret(os.environ.get(name))
+    for name in ("DATABASE_URL", "SUPABASE_URL"):
+        remember_secrets_in(os.environ.get(name))
+    try:
+        cli.main(prog_name="loader", standalone_mode=False)
+    except Exception as exc:  # a bad command line, a library error, a bug: shown in one place
+        exit_on(exc)

@@ -18,7 +18,6 @@ from loader import embedded
 from loader.errors import (
     BadInputError,
     DatabaseError,
-    LoaderError,
     TransactionPoolerError,
     first_line,
 )
@@ -52,10 +51,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )  # fmt: skip
 
 
-def _connect_error(url: str, exc: BaseException) -> LoaderError:
-    if isinstance(exc, ValueError | OverflowError):
-        # The parser's message may quote a piece of the password: not shown.
-        return BadInputError(f"the database URL {redact_url(url)} is not valid: {_URL_FORM}")
+def _invalid_url(url: str) -> BadInputError:
+    """The error for a URL that cannot be parsed, naming it masked. Raised `from None`: what
+    the parser said is neither shown nor chained (a traceback under LOADER_DEBUG=1 shows the
+    chain), as it may quote the password or a piece of it, unmasked."""
+    return BadInputError(f"the database URL {redact_url(url)} is not valid: {_URL_FORM}")
+
+
+def _cannot_connect(url: str, exc: BaseException) -> DatabaseError:
     return DatabaseError(f"cannot connect to database {redact_url(url)}: {first_line(exc)}")
 
 
@@ -75,19 +78,21 @@ def check_url_form(url: str) -> None:
             raise ValueError(scheme)
         urlsplit(url).port  # noqa: B018 (raises for a port out of range or not a number)
     except ValueError:
-        raise BadInputError(
-            f"the database URL {redact_url(url)} is not valid: {_URL_FORM}"
-        ) from None  # the parser's message may quote a piece of the password
+        raise _invalid_url(url) from None  # hidden on purpose: see _invalid_url
 
 
+# What the driver raises for a URL it cannot parse (caught before `_CONNECT_ERRORS`: its
+# configuration errors are interface errors too).
+_URL_ERRORS = (
+    ValueError,  # a password with an unencoded '/' or '@', a bad port or parameter
+    OverflowError,  # port beyond 65535
+)
 _CONNECT_ERRORS = (
     OSError,
     socket.gaierror,
     TimeoutError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
-    ValueError,  # unparseable URL: a password with an unencoded '/' or '@', a bad port
-    OverflowError,  # port beyond 65535
 )
 
 # Supabase's transaction pooler (Supavisor) always listens on 6543 of *.pooler.supabase.com.
@@ -168,8 +173,10 @@ async def connect_once(url: str, **options: Any) -> asyncpg.Connection:
     check_url_form(url)
     try:
         return await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S, **options)
+    except _URL_ERRORS:
+        raise _invalid_url(url) from None  # hidden on purpose: see _invalid_url
     except _CONNECT_ERRORS as exc:
-        raise _connect_error(url, exc) from exc
+        raise _cannot_connect(url, exc) from exc
 
 
 async def connect(url: str) -> asyncpg.Connection:
@@ -231,8 +238,10 @@ async def create_pool(url: str, size: int, *, read_only: bool = False) -> asyncp
             reset=reset,
             timeout=CONNECT_TIMEOUT_S,
         )
+    except _URL_ERRORS:
+        raise _invalid_url(url) from None  # hidden on purpose: see _invalid_url
     except _CONNECT_ERRORS as exc:
-        raise _connect_error(url, exc) from exc
+        raise _cannot_connect(url, exc) from exc
     assert pool is not None
     return pool
 
@@ -264,9 +273,17 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+class RetriesExhaustedError(DatabaseError):
+    """A database call that failed on each of its attempts (`retrying`): final, though its
+    cause, the last failure, was transient."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether the same call may pass on a fresh connection: one of `TRANSIENT_ERRORS`, or a
-    connection that could not be opened for such a reason (`connect` says `DatabaseError`)."""
+    connection that could not be opened for such a reason (`connect` says `DatabaseError`).
+    A call whose own retries are used up is not: an outer retry would multiply them."""
+    if isinstance(exc, RetriesExhaustedError):
+        return False
     if isinstance(exc, DatabaseError):
         return isinstance(exc.__cause__, TRANSIENT_ERRORS)
     return isinstance(exc, TRANSIENT_ERRORS)
@@ -281,7 +298,8 @@ async def retrying(
     on_retry: Callable[[BaseException], None] | None = None,
 ) -> T:
     """Run `call(conn)` on a pool connection, retrying transient failures with the retry
-    policy's backoff on a fresh connection; `DatabaseError` once its attempts are used up."""
+    policy's backoff on a fresh connection; `RetriesExhaustedError` (a `DatabaseError`, caused
+    by the last failure) once its attempts are used up. Other failures propagate as raised."""
 
     async def attempt() -> T:
         async with pool.acquire() as conn:
@@ -307,7 +325,7 @@ async def retrying_attempts(
             if not is_transient(exc):
                 raise
             if number + 1 == attempts:
-                raise DatabaseError(f"{what} failed {attempts} times: {exc}") from None
+                raise RetriesExhaustedError(f"{what} failed {attempts} times: {exc}") from exc
             if on_retry is not None:
                 on_retry(exc)
             await anyio.sleep(retry.delay(number))

@@ -27,8 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from loader.config import state_dir
 from loader.errors import DatabaseError
+from loader.state_folder import state_dir
 
 SYSTEM_USER = "embedded_postgres"
 
@@ -159,9 +159,9 @@ def _pg(args: list[str], *, timeout: float = 120) -> None:
         detail = (exc.stderr or exc.stdout or "").strip().splitlines()
         raise DatabaseError(
             f"embedded PostgreSQL: {Path(args[0]).name} failed: {detail[-1] if detail else exc}"
-        ) from None
-    except subprocess.TimeoutExpired:
-        raise DatabaseError(f"embedded PostgreSQL: {Path(args[0]).name} timed out") from None
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise DatabaseError(f"embedded PostgreSQL: {Path(args[0]).name} timed out") from exc
 
 
 def ensure_running(name: str = "pg", *, fast_unsafe: bool = False) -> EmbeddedServer:

@@ -2,8 +2,14 @@
 
 Exit codes are part of the tool's interface (scripts branch on them), so they are fixed here
 in one place with their meaning (`MEANING`, which the README's table must match: a test checks
-it). `as_loader_error` is the one place where other exceptions (asyncpg, OS errors, anyio task
-groups) become a `LoaderError`; anything it does not know stays a bug (exit 1).
+it).
+
+Library errors become a `LoaderError` once, where the library is called, chained to it
+(`raise ... from exc`): aiohttp's in `loader.storage_client`, a connection that cannot be
+opened or a call whose retries are used up in `loader.db`. `as_loader_error` is the last
+line, at the top: it unwraps anyio task groups and names what still arrives as it was raised
+(a query's asyncpg error on an open connection, an OS error of a file); anything it does not
+know stays a bug (exit 1), its traceback shown with `LOADER_DEBUG=1`.
 """
 
 from __future__ import annotations
@@ -154,13 +160,21 @@ def as_loader_error(exc: BaseException) -> LoaderError | None:
     mapped = [m for leaf in leaves(exc) if (m := _map_one(leaf)) is not None]
     if not mapped:
         return None
-    own = [m for m in mapped if type(m) is not DatabaseError]
+    own = [m for m in mapped if not isinstance(m, DatabaseError)]
     return (own or mapped)[0]
 
 
 def _map_one(exc: BaseException) -> LoaderError | None:
+    """One exception as a `LoaderError` (itself, or one caused by it), None for a bug."""
     if isinstance(exc, LoaderError):
         return exc
+    error = _translate(exc)
+    if error is not None:
+        error.__cause__ = exc
+    return error
+
+
+def _translate(exc: BaseException) -> LoaderError | None:
     if isinstance(exc, _SCHEMA):
         return SchemaError(
             f"the database lacks what the loader needs: {first_line(exc)} (run `loader db init`"

@@ -24,6 +24,7 @@ from loader.db import create_pool, resolve_database_url
 from loader.errors import (
     BadInputError,
     BucketNotFoundError,
+    DatabaseError,
     EmptyListingError,
     LoaderError,
     NotServiceRoleError,
@@ -179,9 +180,9 @@ class RestSource:
             if kind.service is False:
                 raise NotServiceRoleError(
                     f"{exc}, or {kind} cannot see it: {_not_service_cause(kind)}"
-                ) from None
+                ) from exc
             if kind.service is None:
-                raise BucketNotFoundError(f"{exc}. {_unknown_role_hint(kind, 'bucket')}") from None
+                raise BucketNotFoundError(f"{exc}. {_unknown_role_hint(kind, 'bucket')}") from exc
             raise
         async with StorageClient(resolved.url, opts.key, **client_options) as client:
             rest = cls(
@@ -269,11 +270,9 @@ class RestSource:
     async def _top_level_v1(self) -> TopLevel:
         top = TopLevel(folders=[])
         async for entries in self._v1_level(self.prefix):
-            for entry in entries:
-                if entry.get("id") is None:
-                    top.folders.append(entry["name"])
-                else:
-                    top.loose_files.append(self._v1_object(self.prefix, entry))
+            folders, objects = v1_entries(self.prefix, entries)
+            top.folders.extend(folders)
+            top.loose_files.extend(objects)
         return top
 
     def walk_folder(self, folder: str) -> AsyncIterator[list[ListedObject]]:
@@ -304,12 +303,8 @@ class RestSource:
         while pending:
             level = pending.pop()
             async for entries in self._v1_level(level):
-                objects = []
-                for entry in entries:
-                    if entry.get("id") is None:
-                        pending.append(f"{level}{entry['name']}/")
-                    else:
-                        objects.append(self._v1_object(level, entry))
+                folders, objects = v1_entries(level, entries)
+                pending.extend(f"{level}{name}/" for name in folders)
                 yield objects
 
     async def _v1_level(self, prefix: str) -> AsyncIterator[list[dict[str, Any]]]:
@@ -323,10 +318,19 @@ class RestSource:
                 return
             offset += len(page)
 
-    @staticmethod
-    def _v1_object(level: str, entry: dict[str, Any]) -> ListedObject:
-        # v1 entries carry only the last path segment as their name.
-        return entry_object(level + entry["name"], entry)
+
+def v1_entries(level: str, entries: list[dict[str, Any]]) -> tuple[list[str], list[ListedObject]]:
+    """The sub-folder names and the objects of one v1 page of `level` (the client checked
+    that every entry is an object with a string name). v1 entries carry only the last path
+    segment as their name."""
+    folders: list[str] = []
+    objects: list[ListedObject] = []
+    for entry in entries:
+        if entry.get("id") is None:
+            folders.append(entry["name"])
+        else:
+            objects.append(entry_object(level + entry["name"], entry))
+    return folders, objects
 
 
 class DbSource:
@@ -407,17 +411,22 @@ class DbSource:
         return self.walk_prefix(f"{folder}/")
 
     async def walk_prefix(self, prefix: str) -> AsyncIterator[list[ListedObject]]:
+        """Objects under `prefix`, a page at a time. A query that fails (the server refused
+        it, or a socket error) is `DatabaseError`: the walk records the folder and goes on."""
         lo, hi = _prefix_range(f"{self.prefix}{prefix}")
-        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
-            cursor = await conn.cursor(sql("storage_db_objects_under"), self.bucket, lo, hi)
-            while True:
-                rows = await cursor.fetch(self.page_size)
-                yield [
-                    from_metadata(r["name"], r["metadata"], r["created_at"], r["updated_at"])
-                    for r in rows
-                ]
-                if len(rows) < self.page_size:
-                    return
+        try:
+            async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+                cursor = await conn.cursor(sql("storage_db_objects_under"), self.bucket, lo, hi)
+                while True:
+                    rows = await cursor.fetch(self.page_size)
+                    yield [
+                        from_metadata(r["name"], r["metadata"], r["created_at"], r["updated_at"])
+                        for r in rows
+                    ]
+                    if len(rows) < self.page_size:
+                        return
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise DatabaseError(f"database error: {exc}") from exc
 
 
 def _prefix_range(prefix: str) -> tuple[str, str]:
@@ -442,10 +451,11 @@ async def walk(
     listed by one recursive listing of a prefix they share. A folder's pages are sent as they
     are listed, and its last page (`last=True`) once its whole group is listed.
 
-    Closes `send` when every folder is done. A group whose listing fails for good (retries
-    exhausted, or a non-retryable answer) becomes a `FolderFailure` for each folder of it; the
-    walk goes on, unless the Storage server looks down as a whole (`loader.outage`): then it
-    raises `StorageUnreachableError`.
+    Closes `send` when every folder is done. A group whose listing fails for good (a
+    `LoaderError`: retries exhausted, a non-retryable or malformed answer, a failed query)
+    becomes a `FolderFailure` for each folder of it; the walk goes on, unless the Storage
+    server looks down as a whole (`loader.outage`): then it raises `StorageUnreachableError`.
+    Any other exception is a bug and ends the walk.
     """
     group_send, group_receive = anyio.create_memory_object_stream[FolderGroup](concurrency)
     outage = OutageDetector.for_concurrency(concurrency)
@@ -469,10 +479,6 @@ async def walk(
                 await fail(group, str(exc))
             except LoaderError as exc:
                 await fail(group, str(exc))
-            except (KeyError, TypeError) as exc:
-                await fail(group, f"malformed listing entry: {exc!r}")
-            except (asyncpg.PostgresError, OSError) as exc:
-                await fail(group, f"database error: {exc}")
             else:
                 grouping.observe(len(group.folders), objects)
                 for folder in group.folders:
@@ -678,7 +684,7 @@ def _check_storage_url(url: str) -> None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (parsing it is the check)
     except ValueError as exc:
-        raise BadInputError(f"invalid Storage URL {redact(url)}: {exc}") from None
+        raise BadInputError(f"invalid Storage URL {redact(url)}: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadInputError(f"invalid Storage URL {redact(url)}: expected http(s)://host[/path]")
     if "@" in parts.netloc or parts.query or parts.fragment:

@@ -38,34 +38,29 @@ For each folder, in order of precedence:
 
 `FolderMatch.customer_id` is set only for links (decided, exact, normalized, auto); review,
 conflict and unmatched folders carry their top-3 `candidates` instead.
+
+This module is the matcher alone: pure functions and dataclasses, no I/O. Its files (the
+report, the review CSV, folder lists) are `loader.match_files`; its database side (customers,
+decisions, the memo, folder_name writes) is `loader.match_db`.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import heapq
-import logging
 import re
 import unicodedata
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
-from pathlib import Path
 from typing import TypeGuard
 
-import asyncpg
-import orjson
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from loader import romanize
-from loader.errors import BadInputError, SchemaError
-from loader.sqlfiles import sql
-
-log = logging.getLogger(__name__)
+from loader.errors import BadInputError
 
 # Defaults chosen on the demo libraries (`benchmarks/bench_match.py --sweep`): the highest
 # recall with no wrong link across seeds and scales 1 to 100, with headroom (see README).
@@ -132,13 +127,6 @@ class FolderMatch:
     confidence: float
     candidates: list[Candidate] = field(default_factory=list)
     reason: str | None = None
-
-
-@dataclass(slots=True)
-class ApplySummary:
-    decisions_written: int
-    folder_names_written: int
-    skipped: list[str]  # folder_name writes left out, each with its reason
 
 
 def normalize_folder(name: str) -> str:
@@ -537,29 +525,6 @@ def match_folders(
     return matches
 
 
-# --- reports -----------------------------------------------------------------------------
-
-# A spreadsheet runs a cell that starts like a formula; a leading quote keeps it text. Text
-# that starts with a quote gets one more, so reading back is exact.
-_QUOTED_START = ("=", "+", "-", "@", "\t", "\r", "'")
-
-
-def _cell(text: str) -> str:
-    return "'" + text if text.startswith(_QUOTED_START) else text
-
-
-def _uncell(text: str) -> str:
-    return text[1:] if text.startswith("'") and text[1:].startswith(_QUOTED_START) else text
-
-
-def _compact(candidates: Sequence[Candidate]) -> str:
-    return "; ".join(
-        f"{c.customer_id} {c.name or ''} {c.confidence:.2f} "
-        f"(name {c.name_score:.2f} as {c.spelling}, phone {c.phone_evidence})"
-        for c in candidates
-    )
-
-
 def summarize(matches: Sequence[FolderMatch]) -> dict[str, int]:
     """Folder counts: total, linked, needing a person, and one per status."""
     counts = {"total": len(matches), "linked": 0, "needs_person": 0}
@@ -568,348 +533,3 @@ def summarize(matches: Sequence[FolderMatch]) -> dict[str, int]:
         counts["linked"] += m.status in LINKED and m.customer_id is not None
         counts["needs_person"] += m.status in NEEDS_PERSON
     return counts
-
-
-def write_report(matches: Sequence[FolderMatch], json_path: Path) -> tuple[Path, Path]:
-    """Write `{"summary", "folders"}` as JSON and one row per folder as CSV (same stem)."""
-    json_path = Path(json_path)
-    csv_path = json_path.with_suffix(".csv")
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"summary": summarize(matches), "folders": [asdict(m) for m in matches]}
-    json_path.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
-    # utf-8-sig: a spreadsheet opened on Windows shows Hangul only with the BOM.
-    with csv_path.open("w", encoding="utf-8-sig", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(
-            [
-                "folder",
-                "status",
-                "customer_id",
-                "customer_name",
-                "confidence",
-                "reason",
-                "candidates",
-            ]
-        )
-        for m in matches:
-            writer.writerow(
-                [
-                    _cell(m.folder),
-                    m.status,
-                    "" if m.customer_id is None else m.customer_id,
-                    _cell(m.customer_name or ""),
-                    f"{m.confidence:.4f}",
-                    m.reason or "",
-                    _cell(_compact(m.candidates)),
-                ]
-            )
-    return json_path, csv_path
-
-
-REVIEW_COLUMNS = (
-    "folder",
-    "status",
-    "suggested_customer_id",
-    "confidence",
-    "reason",
-    "candidates",
-    "decision",
-)
-
-
-def write_review_csv(matches: Sequence[FolderMatch], path: Path) -> int:
-    """Write the folders that need a person (review, unmatched, conflict); return how many.
-
-    The person fills `decision` with a customer id, or `none` to keep the folder unmatched,
-    and leaves it empty to decide later.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rows = 0
-    with path.open("w", encoding="utf-8-sig", newline="") as out:
-        writer = csv.writer(out)
-        writer.writerow(REVIEW_COLUMNS)
-        for m in matches:
-            if m.status not in NEEDS_PERSON:
-                continue
-            suggested = (
-                m.candidates[0].customer_id if m.candidates and m.status != "unmatched" else ""
-            )
-            writer.writerow(
-                [
-                    _cell(m.folder),
-                    m.status,
-                    suggested,
-                    f"{m.confidence:.2f}",
-                    m.reason or "",
-                    _cell(_compact(m.candidates)),
-                    "",
-                ]
-            )
-            rows += 1
-    return rows
-
-
-def read_review_csv(path: Path) -> dict[str, int | None]:
-    """Decisions a person filled into a review CSV: folder -> customer id, or None for `none`.
-
-    Rows with an empty decision are left out; a file with no decision at all is bad input (a
-    person meant to record something), with a hint. A missing, unknown or repeated column, a
-    row with more or fewer cells than the header, an unterminated quote, an empty folder, a
-    decision that is neither a positive integer nor `none`, or two different decisions for
-    one folder raise BadInputError naming the line. A UTF-8 BOM and CRLF line ends are fine
-    (spreadsheets write both).
-    """
-    path = Path(path)
-    decisions: dict[str, int | None] = {}
-    line = 1  # where the row being read starts (a quoted cell may span lines)
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as src:
-            # strict: an unterminated quote is an error, not a cell swallowing the file.
-            reader = csv.reader(src, strict=True)
-            header = next(reader, [])
-            unknown = ", ".join(repr(name) for name in header if name not in REVIEW_COLUMNS)
-            if unknown:
-                raise BadInputError(f"{path}:1: unknown column(s) {unknown} (a review CSV has"
-                                    f" {', '.join(REVIEW_COLUMNS)})")  # fmt: skip
-            if len(set(header)) != len(header):
-                raise BadInputError(f"{path}:1: a column appears twice")
-            missing = {"folder", "decision"} - set(header)
-            if missing:
-                raise BadInputError(f"{path}:1: missing column(s) {', '.join(sorted(missing))}")
-            at = {name: i for i, name in enumerate(header)}
-            line = reader.line_num + 1
-            for cells in reader:
-                start, line = line, reader.line_num + 1
-                if not any(c.strip() for c in cells):
-                    continue  # a blank line
-                if len(cells) != len(header):
-                    raise BadInputError(f"{path}:{start}: {len(cells)} cell(s) where the header"
-                                        f" has {len(header)} (a cut or shifted row?)")  # fmt: skip
-                raw = cells[at["decision"]].strip()
-                if not raw:
-                    continue
-                folder = _uncell(cells[at["folder"]])
-                if not folder.strip():
-                    raise BadInputError(f"{path}:{start}: decision without a folder")
-                if raw.casefold() == "none":
-                    value: int | None = None
-                elif raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63:  # a bigint
-                    value = int(raw)
-                else:
-                    raise BadInputError(
-                        f"{path}:{start}: decision {raw!r} is neither a customer id nor 'none'"
-                    )
-                if folder in decisions and decisions[folder] != value:
-                    raise BadInputError(
-                        f"{path}:{start}: second, different decision for {folder!r}"
-                    )
-                decisions[folder] = value
-    except csv.Error as exc:
-        raise BadInputError(f"{path}:{line}: not valid CSV from this line on ({exc}; a quote"
-                            " that is never closed?)") from None  # fmt: skip
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: cannot read review file ({exc})") from None
-    if not decisions:
-        raise BadInputError(
-            f"{path}: no decision filled in: put a customer id (one of the row's candidates)"
-            " or `none` in the `decision` column of the rows you decided, and save the file"
-        )
-    return decisions
-
-
-# --- database ------------------------------------------------------------------------------
-
-
-async def load_customers(conn: asyncpg.Connection) -> list[Customer]:
-    """Every customer, in one query."""
-    rows = await conn.fetch(sql("match_load_customers"))
-    return [Customer(r["id"], r["name"], r["phone"], r["folder_name"]) for r in rows]
-
-
-async def load_decisions(conn: asyncpg.Connection) -> dict[str, int | None]:
-    """A person's stored decisions: folder -> customer id, or None for "no customer".
-
-    A database the loader never wrote to (a first dry run) has no loader schema, hence none.
-    """
-    try:
-        records = await conn.fetch(sql("match_load_decisions"))
-    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
-        return {}
-    return {r["folder"]: r["customer_id"] for r in records}
-
-
-async def apply_decisions(
-    conn: asyncpg.Connection,
-    decisions: Mapping[str, int | None],
-    *,
-    write_folder_name: bool,
-    decided_by: str = "review",
-) -> ApplySummary:
-    """Store decisions in `loader.match_decisions` (upsert), in one transaction.
-
-    Every customer id must exist, else BadInputError and nothing is written. With
-    `write_folder_name`, each decided customer's `customers.folder_name` is set to its folder
-    and the change recorded in `loader.customer_changes` (undo with `revert_folder_names`);
-    a customer decided for several folders, or a folder that is already another customer's
-    `folder_name`, is left alone and listed in `skipped`.
-    """
-    folders = list(decisions)
-    ids = [decisions[f] for f in folders]
-    wanted = sorted({i for i in ids if i is not None})
-    async with conn.transaction():
-        found = {r["id"] for r in await conn.fetch(sql("match_existing_customers"), wanted)}
-        unknown = [i for i in wanted if i not in found]
-        if unknown:
-            listed = ", ".join(map(str, unknown[:10]))
-            raise BadInputError(f"unknown customer id(s) in decisions: {listed}")
-        await conn.execute(sql("match_upsert_decisions"), folders, ids, decided_by)
-        written, skipped = (
-            await _write_folder_names(conn, decisions) if write_folder_name else (0, [])
-        )
-    return ApplySummary(len(folders), written, skipped)
-
-
-async def _write_folder_names(
-    conn: asyncpg.Connection, decisions: Mapping[str, int | None]
-) -> tuple[int, list[str]]:
-    by_customer: dict[int, list[str]] = defaultdict(list)
-    for folder, customer_id in decisions.items():
-        if customer_id is not None:
-            by_customer[customer_id].append(folder)
-    skipped = [
-        f"customer {cid}: decided for several folders ({', '.join(sorted(fs))})"
-        for cid, fs in sorted(by_customer.items())
-        if len(fs) > 1
-    ]
-    targets = {cid: fs[0] for cid, fs in by_customer.items() if len(fs) == 1}
-    holders: dict[str, list[int]] = defaultdict(list)
-    for row in await conn.fetch(sql("match_folder_name_holders"), list(targets.values())):
-        holders[row["folder_name"]].append(row["id"])
-    for cid, folder in list(targets.items()):
-        others = [h for h in holders.get(folder, ()) if h != cid]
-        if others:
-            skipped.append(f"customer {cid}: {folder!r} is customer {others[0]}'s folder_name")
-            del targets[cid]
-    changed = await conn.fetch(
-        sql("match_write_folder_names"), list(targets), list(targets.values())
-    )
-    return len(changed), skipped
-
-
-async def revert_folder_names(conn: asyncpg.Connection) -> int:
-    """Undo `apply_decisions(write_folder_name=True)`: restore every customer's folder_name
-    from before its first un-reverted change, and mark those changes reverted. A customer
-    whose folder_name was edited since (by someone else) is left alone and stays pending.
-    Returns how many customers were restored."""
-    async with conn.transaction():
-        row = await conn.fetchrow(sql("match_revert_folder_names"))
-    if row["pending"] > row["restored"]:
-        log.warning(
-            "%d customer folder_name change(s) not reverted: edited since",
-            row["pending"] - row["restored"],
-        )
-    return row["restored"]
-
-
-async def match_with_database(
-    conn: asyncpg.Connection,
-    folders: Sequence[str],
-    *,
-    accept: float = ACCEPT,
-    margin: float = MARGIN,
-    record: bool = False,
-) -> list[FolderMatch]:
-    """Match `folders` against every customer, with a person's stored decisions winning.
-
-    `record`: `folders` are all of the bucket's, so the links are the bucket's latest ones:
-    kept for `loader sync` (`record_links`) when the thresholds are migrate's own."""
-    customers, decisions = await _inputs(conn)
-    matches = match_folders(folders, customers, decisions=decisions, accept=accept, margin=margin)
-    if record and (accept, margin) == (ACCEPT, MARGIN):
-        await record_links(conn, [(m.folder, m.customer_id) for m in matches])
-    return matches
-
-
-async def links_with_database(
-    conn: asyncpg.Connection, folders: Sequence[str], *, remember: bool = True
-) -> tuple[list[tuple[str, int | None]], dict[str, int]]:
-    """Each folder's linked customer (None: none) and the count of folders per status, as
-    `match_with_database` decides them.
-
-    Matching is a pure function of its inputs, and a re-run's inputs rarely change: the last
-    result is kept in loader.match_memo under a digest of all of them (folders, customers,
-    decisions, the matcher's code and thresholds) and taken from there when they are the same.
-    `remember=False` (a dry run) only reads it.
-    """
-    customers, decisions = await _inputs(conn)
-    key = _memo_key(folders, customers, decisions)
-    try:
-        memo = await conn.fetchrow(sql("match_memo_get"), key) if key else None
-    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
-        memo = None  # a database the loader never wrote to (a first dry run)
-    if memo is not None:
-        links = list(zip(memo["folders"], memo["customer_ids"], strict=True))
-        summary = memo["summary"]
-    else:
-        matches = match_folders(folders, customers, decisions=decisions)
-        links = [(m.folder, m.customer_id) for m in matches]
-        summary = dict(Counter(m.status for m in matches))
-        if remember and key:
-            await conn.execute(sql("match_memo_put"), key, [f for f, _ in links],
-                               [c for _, c in links], summary)  # fmt: skip
-    if remember:
-        await record_links(conn, links)
-    return links, summary
-
-
-async def record_links(conn: asyncpg.Connection, links: Sequence[tuple[str, int | None]]) -> None:
-    """Keep `loader sync`'s copy of the bucket's latest links (loader.sync_links, read by its
-    trigger at every upload) equal to `links`, when sync is installed; only changed links
-    are written."""
-    if not (await conn.fetchrow(sql("sync_state")))["tables"]:
-        return
-    await conn.execute(sql("sync_links_put"), [f for f, _ in links], [c for _, c in links])
-
-
-async def _inputs(
-    conn: asyncpg.Connection,
-) -> tuple[list[Customer], dict[str, int | None]]:
-    try:
-        customers = await load_customers(conn)
-    except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as exc:
-        raise SchemaError(
-            f"cannot read customers (id, name, phone, folder_name): {exc}; "
-            "migrate with --match none to register files without customer tags"
-        ) from None
-    return customers, await load_decisions(conn)
-
-
-def _memo_key(
-    folders: Sequence[str], customers: Sequence[Customer], decisions: Mapping[str, int | None]
-) -> str | None:
-    """A digest of everything matching depends on (None when the matcher's own source cannot
-    be read, so that a changed matcher never reuses an old result)."""
-    try:
-        code = b"".join(Path(f).read_bytes() for f in (romanize.__file__, __file__))
-    except OSError:
-        return None
-    digest = hashlib.sha256(code)
-    digest.update(orjson.dumps([
-        ACCEPT, MARGIN, list(folders),
-        [(c.id, c.name, c.phone, c.folder_name) for c in customers],
-        sorted(decisions.items()),
-    ]))  # fmt: skip
-    return digest.hexdigest()
-
-
-def read_folders_file(path: Path) -> list[str]:
-    """Folder names, one per line (blank lines and `#` comments skipped), for `--folders`."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: cannot read folder list ({exc})") from None
-    folders = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
-    if not folders:
-        raise BadInputError(f"{path}: no folder names in it")
-    return folders

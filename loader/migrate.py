@@ -365,7 +365,7 @@ async def _decide_customers(
     folders = opened.top.folders
     if mode == "none":
         return [(f, None) for f in folders], {"untagged": len(folders)}
-    from loader.match import links_with_database
+    from loader.match_db import links_with_database
 
     async with pool.acquire() as conn:
         return await links_with_database(conn, folders, remember=not dry_run)

@@ -16,7 +16,6 @@ from loader.listing import loose_media_warning
 from loader.redact import redact_value
 
 if TYPE_CHECKING:
-    from loader.devtools.demo_run import DemoOutcome
     from loader.match import FolderMatch
     from loader.migrate import MigrateResult
     from loader.scan import ScanReport
@@ -85,7 +84,7 @@ def write_json(path: Path, payload: Any) -> None:
         tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
         tmp.replace(path)
     except OSError as exc:
-        raise BadInputError(f"cannot write report {path}: {exc.strerror or exc}") from None
+        raise BadInputError(f"cannot write report {path}: {exc.strerror or exc}") from exc
 
 
 def print_migrate_summary(result: MigrateResult) -> None:
@@ -188,24 +187,6 @@ def print_backups(rows: list[dict[str, Any]]) -> None:
             f"{r['rows']:,}", f"{r['customers'] or 0:,}", f"{r['bytes'] / 1e6:,.1f} MB",
         )  # fmt: skip
     console().print(table)
-
-
-def print_demo_outcome(outcome: DemoOutcome) -> None:
-    """The demo's story: match quality, the migration, verification, and the re-run."""
-    out = console()
-    q = outcome.quality
-    out.print(
-        f"\nmatch: {q.links} of {q.folders} folders tied to a customer "
-        f"(precision {q.precision:.3f}, recall {q.recall:.3f}, wrong links {q.wrong_links}); "
-        f"report {outcome.paths.match_report}, review list {outcome.paths.review_csv}"
-    )
-    print_migrate_summary(outcome.first)
-    print_verify_result(outcome.verified)
-    s = outcome.second.totals
-    out.print(
-        f"re-run (run {outcome.second.run_id}): {s.get('inserted', 0)} inserted, "
-        f"{s.get('updated', 0)} updated, {s.get('unchanged', 0):,} unchanged"
-    )
 
 
 def print_match_summary(matches: list[FolderMatch], *, show: int = 20) -> None:

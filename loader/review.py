@@ -5,7 +5,7 @@ confidence), each with the first few of its media files and its top candidates. 
 runs a local page (aiohttp, 127.0.0.1 only) under `/r/{token}/`: without the random token
 nothing answers but 403. Thumbnails are fetched server-side from Storage with the key (the
 authenticated object route, so private buckets work) and downscaled; the key never reaches
-the browser. A decision goes through `match.apply_decisions`, exactly as `loader match apply`
+the browser. A decision goes through `match_db.apply_decisions`, exactly as `loader match apply`
 records it (`loader.match_decisions`, `decided_by` 'review'). A decision that gives a folder
 a customer another folder is linked to automatically unlinks that folder (the matcher's rule:
 a person's decision beats every automatic claim on a customer, the weaker claim becomes a
@@ -40,14 +40,8 @@ from loader import db
 from loader.classify import classify
 from loader.errors import BadInputError
 from loader.listing import RestSource, SourceOptions, open_source
-from loader.match import (
-    Customer,
-    FolderMatch,
-    apply_decisions,
-    load_customers,
-    match_with_database,
-    phone_suffix,
-)
+from loader.match import Customer, FolderMatch, phone_suffix
+from loader.match_db import apply_decisions, load_customers, match_with_database
 from loader.storage_client import resolve_base_url
 
 THUMBS_PER_FOLDER = 6
@@ -447,13 +441,12 @@ async def _decide(request: web.Request) -> web.Response:
         raise web.HTTPForbidden()
     try:
         body = orjson.loads(await request.read())
-        folder, customer = body["folder"], body["customer_id"]
-        confirmed = body.get("confirmed", False)
-        if (not isinstance(folder, str) or not (customer is None or type(customer) is int)
-                or type(confirmed) is not bool):  # fmt: skip
-            raise TypeError
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        raise web.HTTPBadRequest(text="expected {folder, customer_id[, confirmed]}") from None
+    except orjson.JSONDecodeError as exc:
+        raise web.HTTPBadRequest(text=_DECISION_FORM) from exc
+    if not _is_decision(body):
+        raise web.HTTPBadRequest(text=_DECISION_FORM)
+    folder, customer = body["folder"], body["customer_id"]
+    confirmed = body.get("confirmed", False)
     try:
         s.queue.item(folder)
         if customer is not None and customer not in s.queue.customers:
@@ -468,12 +461,27 @@ async def _decide(request: web.Request) -> web.Response:
                 conn, {folder: customer}, write_folder_name=s.write_folder_name
             )
     except BadInputError as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from None
+        raise web.HTTPBadRequest(text=str(exc)) from exc
     s.queue.recorded(folder, customer)
     decided = sum(i.decided is not None for i in s.queue.items)
     return web.json_response(
         {"decided": decided, "total": len(s.queue.items), "skipped": summary.skipped},
         dumps=_dumps,
+    )
+
+
+_DECISION_FORM = "expected {folder, customer_id[, confirmed]}"
+
+
+def _is_decision(body: Any) -> bool:
+    """A decision as the page posts it: a folder (text), a customer id (an integer, or null
+    to link none) and, optionally, `confirmed` (a boolean)."""
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("folder"), str)
+        and "customer_id" in body
+        and (body["customer_id"] is None or type(body["customer_id"]) is int)
+        and type(body.get("confirmed", False)) is bool
     )
 
 

@@ -40,7 +40,7 @@ from loader.errors import (
 )
 from loader.redact import redact_url
 from loader.retry import RetryPolicy
-from loader.storage_objects import MalformedPageError, V2Page, decode_v2_page
+from loader.storage_objects import MalformedPageError, V2Page, decode_v1_page, decode_v2_page
 
 V1_PAGE_CAP = 1500
 V2_PAGE_CAP = 1000
@@ -324,21 +324,22 @@ class StorageClient:
             if exc.status == "404" or exc.code in ("NoSuchBucket", "not_found"):
                 raise BucketNotFoundError(
                     f"bucket {bucket!r} does not exist at {redact_url(self.base_url)}"
-                ) from None
+                ) from exc
             raise
 
-    async def list_v1(self, bucket: str, prefix: str, *, limit: int, offset: int) -> list[Any]:
-        """One page of one level under `prefix` (folders have `id` null)."""
+    async def list_v1(
+        self, bucket: str, prefix: str, *, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """One page of one level under `prefix`: entries with a string `name` (folders have
+        `id` null)."""
         body = {
             "prefix": prefix,
             "limit": limit,
             "offset": offset,
             "sortBy": {"column": "name", "order": "asc"},
         }
-        page = await self._call("POST", f"/object/list/{quote(bucket, safe='')}", body)
-        if not isinstance(page, list):
-            raise TransientStorageError("v1 list answered with something other than a list")
-        return page
+        path = f"/object/list/{quote(bucket, safe='')}"
+        return await self._call("POST", path, body, decode_v1_page)
 
     async def list_v2(
         self, bucket: str, prefix: str, *, cursor: str | None, limit: int, delimiter: bool
@@ -378,7 +379,7 @@ class StorageClient:
                 if attempt >= self.retry.attempts:
                     raise StorageUnreachableError(
                         f"{method} {path} failed after {attempt} attempts: {exc}"
-                    ) from None
+                    ) from exc
                 self.stats.retries += 1
                 await anyio.sleep(self.retry.delay(attempt, exc.retry_after))
 
@@ -502,13 +503,13 @@ class StorageClient:
                 raw = await response.read()
                 return self._decode(response.status, response.headers, raw, decode)
         except (TimeoutError, aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-            raise TransientStorageError(f"{type(exc).__name__}: {exc}") from None
+            raise TransientStorageError(f"{type(exc).__name__}: {exc}") from exc
         except aiohttp.ClientConnectorError as exc:
             raise TransientStorageError(
                 f"cannot connect to {self._host()}: {exc.os_error}"
-            ) from None
+            ) from exc
         except aiohttp.ClientError as exc:
-            raise TransientStorageError(f"{type(exc).__name__}: {exc}") from None
+            raise TransientStorageError(f"{type(exc).__name__}: {exc}") from exc
 
     def _host(self) -> str:
         return urlsplit(self.base_url).netloc
@@ -519,16 +520,16 @@ class StorageClient:
         if status == 200 and decode is not None:
             try:
                 return decode(raw)
-            except (msgspec.DecodeError, orjson.JSONDecodeError):
-                raise TransientStorageError("invalid JSON in a 200 response") from None
+            except (msgspec.DecodeError, orjson.JSONDecodeError) as exc:
+                raise TransientStorageError("invalid JSON in a 200 response") from exc
             except MalformedPageError as exc:
-                raise TransientStorageError(str(exc)) from None
+                raise TransientStorageError(str(exc)) from exc
         try:
             payload = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:
             # A 200 with a cut-off body is a broken transfer, not an answer.
             if status < 500 and status not in (429, 404):
-                raise TransientStorageError(f"invalid JSON in a {status} response") from None
+                raise TransientStorageError(f"invalid JSON in a {status} response") from exc
             payload = None
         if status == 200:
             return payload

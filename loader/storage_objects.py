@@ -18,6 +18,7 @@ an optimisation, never a new way to fail.
 from __future__ import annotations
 
 import datetime as dt
+import reprlib
 from typing import Any
 
 import msgspec
@@ -78,13 +79,15 @@ _V2_DECODER = msgspec.json.Decoder(V2Page)
 
 
 class MalformedPageError(ValueError):
-    """The page is JSON but not a v2 page (no `objects` array)."""
+    """The page is JSON but not what the Storage API answers (no array of entries, or an
+    entry that is not an object with a string name)."""
 
 
 def decode_v2_page(raw: bytes) -> V2Page:
     """A 200 answer of the v2 list. Raises `msgspec.DecodeError` when the body is not
-    JSON (a cut-off transfer), `MalformedPageError` when it is not a page or an entry has no
-    name (the client retries both, then reports the server unreachable: exit 6)."""
+    JSON (a cut-off transfer), `MalformedPageError` when it is not a page, or an entry is not
+    an object with its name (a folder's key) as text; the client retries both, then reports
+    the server unreachable (exit 6)."""
     try:
         return _V2_DECODER.decode(raw)
     except msgspec.ValidationError:
@@ -93,26 +96,54 @@ def decode_v2_page(raw: bytes) -> V2Page:
     if not isinstance(page, dict) or not isinstance(page.get("objects"), list):
         raise MalformedPageError("v2 list answered without an objects array")
     folders = page.get("folders")
-    try:
-        return V2Page(
-            objects=[entry_object(o["name"], o) for o in page["objects"]],
-            folders=[FolderEntry(f["key"]) for f in folders] if isinstance(folders, list) else None,
-            hasNext=bool(page.get("hasNext")),
-            nextCursor=page.get("nextCursor") or None,
-        )
-    except (KeyError, TypeError) as exc:
-        raise MalformedPageError(f"v2 list entry without a name or key: {exc!r}") from None
+    return V2Page(
+        objects=[
+            entry_object(_field(o, "name", "v2 list answered an entry"), o) for o in page["objects"]
+        ],
+        folders=(
+            [FolderEntry(_field(f, "key", "v2 list answered a folder")) for f in folders]
+            if isinstance(folders, list)
+            else None
+        ),
+        hasNext=bool(page.get("hasNext")),
+        nextCursor=page.get("nextCursor") or None,
+    )
+
+
+def decode_v1_page(raw: bytes) -> list[dict[str, Any]]:
+    """A 200 answer of the v1 list: entries that are objects with a string `name` (a folder's
+    `id` is null). Raises as `decode_v2_page` does."""
+    page = orjson.loads(raw)
+    if not isinstance(page, list):
+        raise MalformedPageError("v1 list answered with something other than a list")
+    for entry in page:
+        _field(entry, "name", "v1 list answered an entry")
+    return page
+
+
+def _field(entry: Any, name: str, answered: str) -> str:
+    """`entry[name]`, which Storage always sends as a string; else `MalformedPageError`
+    saying what came instead (shortened by reprlib: it is quoted in an error message)."""
+    if not isinstance(entry, dict):
+        raise MalformedPageError(f"{answered} that is not an object: {reprlib.repr(entry)}")
+    value = entry.get(name)
+    if value is None:
+        raise MalformedPageError(f"{answered} without a {name}: {reprlib.repr(entry)}")
+    if not isinstance(value, str):
+        raise MalformedPageError(f"{answered} whose {name} is not text: {reprlib.repr(value)}")
+    return value
 
 
 def _iso(value: Any) -> str | None:
+    """A timestamp as text; anything but text or a datetime reads as unknown."""
     if isinstance(value, dt.datetime):
         return value.isoformat()
-    return value
+    return value if isinstance(value, str) else None
 
 
 def from_metadata(path: str, meta: Any, created_at: Any, updated_at: Any) -> ListedObject:
     """An object from loosely typed parts (a v1 entry, a `storage.objects` row): anything
-    unexpected in `metadata` reads as unknown."""
+    unexpected in `metadata` or the timestamps reads as unknown."""
     meta = meta if isinstance(meta, dict) else {}
     size = meta.get("size")
     mimetype = meta.get("mimetype")

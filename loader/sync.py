@@ -27,7 +27,7 @@ from loader.classify import MEDIA_TYPES, PLACEHOLDER_NAMES
 from loader.db import init_schema
 from loader.errors import BadInputError, SchemaError
 from loader.listing import _prefix_range, normalize_prefix
-from loader.match import links_with_database, record_links
+from loader.match_db import links_with_database, record_links
 from loader.preflight import check_target
 from loader.sqlfiles import sql
 
@@ -128,14 +128,14 @@ async def _check_target(conn: asyncpg.Connection) -> None:
     trigger's ON CONFLICT needs, is not created here (migrate's flag does that)."""
     try:
         await check_target(conn)
-    except SchemaError:
+    except SchemaError as exc:
         if await conn.fetchval(sql("preflight_unique_index")):
             raise
         raise SchemaError(
             "image_assets has no unique index on file_path, which sync's ON CONFLICT needs:"
             " create it with `loader migrate --create-unique-index`, or run CREATE UNIQUE"
             " INDEX CONCURRENTLY ON image_assets (file_path)"
-        ) from None
+        ) from exc
 
 
 def _check_config(config: asyncpg.Record) -> None:

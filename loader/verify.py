@@ -155,7 +155,7 @@ async def _folder_customers(
     rows = await conn.fetch(sql("latest_run_folders"), opts.bucket, prefix)
     if rows:
         return {r["folder"]: r["customer_id"] for r in rows}, "latest run"
-    from loader.match import match_with_database
+    from loader.match_db import match_with_database
 
     matches = await match_with_database(conn, folders)
     return {m.folder: m.customer_id for m in matches}, "matcher"

@@ -1,13 +1,17 @@
-"""The database layer: schema init is idempotent, URLs never leak passwords, bad URLs fail clean."""
+"""The database layer: schema init is idempotent, URLs never leak passwords, bad URLs fail clean,
+translated errors keep what asyncpg raised as their cause."""
 
 from __future__ import annotations
+
+import traceback
 
 import asyncpg
 import pytest
 
 from loader import db as dbmod
-from loader.errors import DatabaseError, ExitCode
+from loader.errors import BadInputError, DatabaseError, ExitCode, SchemaError, as_loader_error
 from loader.redact import redact_options, redact_url
+from loader.retry import RetryPolicy
 
 
 async def test_init_schema_is_idempotent(db: asyncpg.Connection) -> None:
@@ -56,5 +60,44 @@ async def test_wrong_password_is_a_clean_database_error(db_url: str) -> None:
 
 
 async def test_unreachable_database_is_a_clean_error() -> None:
-    with pytest.raises(DatabaseError, match="cannot connect"):
+    with pytest.raises(DatabaseError, match="cannot connect") as info:
         await dbmod.connect("postgresql://postgres@127.0.0.1:1/postgres")
+    assert isinstance(info.value.__cause__, OSError)  # what asyncpg raised, kept as the cause
+    assert dbmod.is_transient(info.value)
+
+
+async def test_a_url_the_driver_cannot_parse_hides_what_the_parser_said() -> None:
+    """The parser's message may quote a piece of the password: neither shown nor chained (a
+    traceback under LOADER_DEBUG=1 shows the chain)."""
+    with pytest.raises(BadInputError) as info:
+        await dbmod.connect_once("postgresql://u:hunter2@127.0.0.1:1/d?sslmode=bogus")
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    shown = "".join(traceback.format_exception(info.value))
+    assert "direct cause" not in shown and "During handling" not in shown
+
+
+async def test_retries_used_up_keep_the_last_failure_as_the_cause() -> None:
+    failures: list[BaseException] = []
+
+    async def attempt() -> None:
+        failures.append(asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"))
+        raise failures[-1]
+
+    fast = RetryPolicy(attempts=3, base_delay_s=0.001, max_delay_s=0.002)
+    with pytest.raises(DatabaseError) as info:
+        await dbmod.retrying_attempts(attempt, retry=fast, what="the call")
+    assert str(info.value) == "the call failed 3 times: connection was closed"
+    assert info.value.__cause__ is failures[-1] and len(failures) == 3
+    assert info.value.exit_code == ExitCode.DATABASE
+    # Final: a retry around it would multiply the attempts.
+    assert not dbmod.is_transient(info.value)
+
+
+async def test_an_error_a_query_raised_is_translated_with_its_cause(
+    db: asyncpg.Connection,
+) -> None:
+    with pytest.raises(asyncpg.UndefinedTableError) as info:
+        await db.execute("SELECT * FROM no_such_table")
+    error = as_loader_error(info.value)
+    assert isinstance(error, SchemaError)
+    assert error.__cause__ is info.value

@@ -1,11 +1,15 @@
 """The listing engine against the project's Storage server (and storage.objects): every
 object exactly once, date sub-folders descended, pages past the 1,500 cap, faults survived,
-and clean errors for the wrong bucket or key."""
+clean errors for the wrong bucket or key, a failed folder for a malformed answer or query, and
+a bug in the loader's own parsing left a bug (exit 1), never a failed folder."""
 
 from __future__ import annotations
 
+import logging
+import sys
+import traceback
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 import anyio
@@ -13,8 +17,16 @@ import asyncpg
 import pytest
 from aiohttp import web
 
+from loader import listing, storage_client
 from loader.devtools.storage_server import Faults, build_app
-from loader.errors import BucketNotFoundError, NotServiceRoleError, StorageAuthError
+from loader.errors import (
+    BucketNotFoundError,
+    DatabaseError,
+    NotServiceRoleError,
+    StorageAuthError,
+    as_loader_error,
+    leaves,
+)
 from loader.folder_groups import SAMPLE_FOLDERS, Grouping
 from loader.listing import (
     FolderFailure,
@@ -27,6 +39,7 @@ from loader.listing import (
     walk,
 )
 from loader.scan import scan
+from loader.storage_objects import V2Page, decode_v2_page
 from tests.sample import BIG_FOLDER_FILES, PREFIX, load_storage_objects, sample_catalogue
 from tests.sample import sample_names as all_names
 from tests.storage_fixtures import (
@@ -278,3 +291,153 @@ async def test_group_pages_zero_lists_each_folder_alone(serve_storage_app: Serve
     report = await scan(opts, on_object=lambda obj, kind, mime: seen.append(obj.path))
     assert sorted(seen) == sorted(small_folders_catalogue())
     assert report.calls >= len(SMALL_FOLDERS)  # one call (at least) per folder
+
+
+# -- malformed answers are the server's failure, a bug in the loader is a bug -----------------
+
+Api = Literal["v1", "v2"]
+
+
+def break_page_parsing(monkeypatch: pytest.MonkeyPatch, api: Api) -> None:
+    """A bug (a KeyError) in the loader's own parsing of a folder's page; the top level
+    parses as it should."""
+    if api == "v1":
+        real_v1 = listing.v1_entries
+
+        def v1_entries(level: str, entries: list[dict[str, Any]]) -> Any:
+            if level == PREFIX:
+                return real_v1(level, entries)
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(listing, "v1_entries", v1_entries)
+    else:
+
+        def decode(raw: bytes) -> V2Page:
+            page = decode_v2_page(raw)
+            if page.folders:  # the top level (listed with the delimiter)
+                return page
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(storage_client, "decode_v2_page", decode)
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_a_bug_while_parsing_a_page_is_no_failed_folder(
+    start_storage: StartStorage, monkeypatch: pytest.MonkeyPatch, api: Api
+) -> None:
+    url = await start_storage(sample_catalogue())
+    break_page_parsing(monkeypatch, api)
+    opts = SourceOptions(bucket=STORAGE_BUCKET, storage_url=url, key=STORAGE_KEY, list_api=api)
+    with pytest.raises(Exception) as info:
+        await scan(opts)
+    assert {type(leaf) for leaf in leaves(info.value)} == {KeyError}
+    assert as_loader_error(info.value) is None  # a bug: exit 1
+
+
+async def run_main(*args: str) -> int:
+    """`loader ARGS` as the console script runs it, but in-process (a monkeypatch reaches
+    it) on a worker thread (the test's event loop serves Storage); its exit code. An exception
+    leaving `main` is printed and exits 1, as the interpreter would."""
+    from loader.cli import main
+
+    quieted = {name: logging.getLogger(name).level for name in ("asyncpg", "asyncio")}
+    argv = sys.argv
+
+    def call() -> int:
+        try:
+            main()
+        except SystemExit as done:
+            return int(done.code or 0)
+        except Exception as exc:
+            sys.stderr.write("".join(traceback.format_exception(exc)))
+            return 1
+        return 0
+
+    sys.argv = ["loader", *args]
+    try:
+        return await anyio.to_thread.run_sync(call)
+    finally:
+        sys.argv = argv
+        for name, level in quieted.items():  # main quiets them for the whole process
+            logging.getLogger(name).setLevel(level)
+
+
+async def test_a_bug_while_parsing_a_page_exits_1_with_its_traceback_under_loader_debug(
+    start_storage: StartStorage, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    url = await start_storage(sample_catalogue())
+    break_page_parsing(monkeypatch, "v1")
+    args = ("scan", "--storage-url", url, "--key", STORAGE_KEY, "--bucket", STORAGE_BUCKET,
+            "--list-api", "v1")  # fmt: skip
+    monkeypatch.delenv("LOADER_DEBUG", raising=False)
+    assert await run_main(*args) == 1
+    err = capsys.readouterr().err
+    assert "internal error" in err and "Traceback" not in err and "failed folder" not in err
+    monkeypatch.setenv("LOADER_DEBUG", "1")
+    assert await run_main(*args) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError: 'a bug'" in err
+
+
+async def test_a_failed_storage_objects_query_fails_its_folder_with_its_cause(
+    db: asyncpg.Connection, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalogue = sample_catalogue()
+    await load_storage_objects(db, catalogue, STORAGE_BUCKET)
+    real_sql = listing.sql
+    failing = "SELECT name FROM storage.objects WHERE bucket_id = $1 AND $2 < $3 AND 1 / 0 = 1"
+    monkeypatch.setattr(listing, "sql", lambda name: failing if name == "storage_db_objects_under"
+                        else real_sql(name))  # fmt: skip
+    opts = SourceOptions(bucket=STORAGE_BUCKET, source="db", storage_database_url=db_url)
+    report = await scan(opts)
+    assert report.failures and not report.folders
+    assert {f.reason for f in report.failures} == {"database error: division by zero"}
+    async with open_source(opts) as opened:
+        with pytest.raises(DatabaseError) as info:
+            async for _ in opened.source.walk_folder(opened.top.folders[0]):
+                pass
+    assert isinstance(info.value.__cause__, asyncpg.DivisionByZeroError)
+
+
+def malformed_server_middleware(api: Api) -> Callable[..., Awaitable[object]]:
+    """Folder `bad` lists an entry without a name, folder `odd` one whose metadata is not an
+    object and whose created_at is a number."""
+    bad, odd = f"{PREFIX}bad/", f"{PREFIX}odd/"
+    answers: dict[tuple[Api, str], Any] = {
+        ("v1", bad): [{"id": "1", "metadata": None}],
+        ("v1", odd): [{"name": "c.jpg", "id": "2", "metadata": "none", "created_at": 5}],
+        ("v2", bad): {"hasNext": False, "objects": [{"id": "1", "metadata": None}]},
+        ("v2", odd): {"hasNext": False, "objects": [{"name": f"{odd}c.jpg", "metadata": "none",
+                                                     "created_at": 5}]},
+    }  # fmt: skip
+    route = "/object/list/" if api == "v1" else "/object/list-v2/"
+
+    @web.middleware
+    async def malformed(request: web.Request, handler: Callable[..., Awaitable]) -> object:
+        if route in request.path:
+            answer = answers.get((api, (await request.json())["prefix"]))
+            if answer is not None:
+                return web.json_response(answer)
+        return await handler(request)
+
+    return malformed
+
+
+@pytest.mark.parametrize("api", ["v1", "v2"])
+async def test_a_malformed_answer_fails_its_folder_and_odd_fields_read_as_unknown(
+    serve_storage_app: ServeStorageApp, api: Api
+) -> None:
+    names = [f"{PREFIX}good/a.jpg", f"{PREFIX}bad/b.jpg", f"{PREFIX}odd/c.jpg"]
+    app = build_app(catalogue_of(names), bucket=STORAGE_BUCKET, key=STORAGE_KEY)
+    app.middlewares.append(malformed_server_middleware(api))
+    url = await serve_storage_app(app)
+    opts = SourceOptions(bucket=STORAGE_BUCKET, storage_url=url, key=STORAGE_KEY, list_api=api,
+                         group_pages=0, retries=2)  # fmt: skip
+    seen: dict[str, ListedObject] = {}
+    report = await scan(opts, on_object=lambda obj, kind, mime: seen.setdefault(obj.path, obj))
+    assert [f.folder for f in report.failures] == ["bad"]
+    reason = report.failures[0].reason
+    assert f"{api} list answered an entry without a name: {{'id': '1', 'metadata': None}}" in reason
+    assert sorted(seen) == [f"{PREFIX}good/a.jpg", f"{PREFIX}odd/c.jpg"]
+    odd = seen[f"{PREFIX}odd/c.jpg"]
+    assert (odd.size, odd.mimetype, odd.created_at) == (None, None, None)

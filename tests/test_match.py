@@ -12,20 +12,9 @@ import pytest
 
 from loader.devtools import demo_library as demo
 from loader.errors import BadInputError
-from loader.match import (
-    Customer,
-    FolderMatch,
-    apply_decisions,
-    load_customers,
-    load_decisions,
-    match_folders,
-    normalize_folder,
-    read_review_csv,
-    revert_folder_names,
-    split_folder,
-    write_report,
-    write_review_csv,
-)
+from loader.match import Customer, FolderMatch, match_folders, normalize_folder, split_folder
+from loader.match_db import apply_decisions, load_customers, load_decisions, revert_folder_names
+from loader.match_files import read_review_csv, write_report, write_review_csv
 from tests.cli_helpers import migrate_args, run_loader
 from tests.sample import sample_catalogue
 from tests.storage_fixtures import StartStorage

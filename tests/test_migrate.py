@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from loader import match
+from loader import match_db
 from loader.db import connection
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
@@ -254,8 +254,10 @@ async def test_a_rerun_with_the_same_inputs_reuses_the_last_matching(
     url = await start_storage(sample_catalogue())
     opts = options(url, db_url, match="auto")
     matched = []
-    real = match.match_folders
-    monkeypatch.setattr(match, "match_folders", lambda *a, **k: matched.append(1) or real(*a, **k))
+    real = match_db.match_folders
+    monkeypatch.setattr(
+        match_db, "match_folders", lambda *a, **k: matched.append(1) or real(*a, **k)
+    )
 
     async def links(run_id: int | None) -> list[tuple[str, int | None]]:
         rows = await db.fetch(

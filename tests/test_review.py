@@ -26,7 +26,7 @@ from loader.devtools.pictures import png
 from loader.devtools.storage_server import Catalogue
 from loader.errors import ExitCode
 from loader.listing import SourceOptions
-from loader.match import match_with_database, revert_folder_names
+from loader.match_db import match_with_database, revert_folder_names
 from tests.cli_helpers import child_env, loader_argv, run_loader
 from tests.storage_fixtures import (
     STORAGE_ANON_KEY,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import aiohttp
 import pytest
 from aioresponses import aioresponses
 
@@ -19,12 +20,14 @@ from loader.storage_client import (
     ResolvedBase,
     StorageClient,
     StorageRequestError,
+    TransientStorageError,
     jwt_role,
     key_kind,
     public_url_base,
     resolve_base_url,
     url_forms,
 )
+from loader.storage_objects import MalformedPageError
 from tests.storage_fixtures import fake_jwt
 
 FAST = RetryPolicy(attempts=3, base_delay_s=0.001, max_delay_s=0.002)
@@ -156,6 +159,51 @@ async def test_v2_pages_off_the_typed_model_are_read_retried_or_reported() -> No
             with pytest.raises(StorageUnreachableError, match="without a name"):
                 await client.list_v2("media", "p/", cursor=None, limit=10, delimiter=False)
         assert StorageUnreachableError.exit_code == ExitCode.STORAGE_UNREACHABLE
+
+
+async def test_v1_entries_that_are_not_named_objects_are_retried_then_reported() -> None:
+    """Each v1 entry is an object with a name as text, or the page is not one Storage sends:
+    retried as a v2 page off its shape is, then reported saying what was wrong."""
+    url = re.compile(r"http://s/object/list/media")
+    cases = [
+        ([{"id": "1", "metadata": None}],
+         "v1 list answered an entry without a name: {'id': '1', 'metadata': None}"),
+        ([{"name": 7, "id": "1"}], "v1 list answered an entry whose name is not text: 7"),
+        (["a.jpg"], "v1 list answered an entry that is not an object: 'a.jpg'"),
+        ({"name": "a.jpg"}, "v1 list answered with something other than a list"),
+    ]  # fmt: skip
+    with aioresponses() as mocked:
+        for answer, message in cases:
+            for _ in range(FAST.attempts):
+                mocked.post(url, payload=answer)
+            async with StorageClient("http://s", "k", retry=FAST) as client:
+                with pytest.raises(StorageUnreachableError) as info:
+                    await client.list_v1("media", "p/", limit=10, offset=0)
+            assert str(info.value) == f"POST /object/list/media failed after 3 attempts: {message}"
+            assert isinstance(info.value.__cause__.__cause__, MalformedPageError)
+
+
+async def test_translated_errors_keep_their_cause() -> None:
+    """The one line the user reads is the loader's; the library's error stays attached as the
+    cause (`raise ... from`), for a traceback under LOADER_DEBUG=1."""
+    url = re.compile(r"http://s/object/list/media")
+    disconnected = aiohttp.ServerDisconnectedError()
+    with aioresponses() as mocked:
+        for _ in range(FAST.attempts):
+            mocked.post(url, exception=disconnected)
+        missing_bucket = {"statusCode": "404", "error": "not_found", "message": "nope"}
+        mocked.get("http://s/bucket/nope", status=400, payload=missing_bucket)
+        async with StorageClient("http://s", "k", retry=FAST) as client:
+            with pytest.raises(StorageUnreachableError) as unreachable:
+                await client.list_v1("media", "p/", limit=10, offset=0)
+            with pytest.raises(BucketNotFoundError) as missing:
+                await client.get_bucket("nope")
+    last = unreachable.value.__cause__
+    assert isinstance(last, TransientStorageError)
+    assert last.__cause__ is disconnected
+    assert str(unreachable.value).endswith(f"failed after 3 attempts: {last}")
+    assert isinstance(missing.value.__cause__, StorageRequestError)
+    assert str(missing.value) == "bucket 'nope' does not exist at http://s"
 
 
 async def test_other_4xx_is_a_request_error() -> None:

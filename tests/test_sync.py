@@ -28,7 +28,8 @@ from loader.db import connect, connection
 from loader.devtools.objects_table import WRITE_STYLES, ObjectsTable
 from loader.errors import ExitCode
 from loader.listing import SourceOptions
-from loader.match import Customer, apply_decisions, match_folders, record_links
+from loader.match import Customer, match_folders
+from loader.match_db import apply_decisions, record_links
 from loader.migrate import MigrateOptions, MigrateResult, migrate
 from loader.rows import WRITTEN_COLUMNS, CdnUrls, FolderRows
 from loader.storage_objects import from_metadata

@@ -20,7 +20,6 @@ from pathlib import Path
 import anyio
 
 from loader import db, embedded
-from loader.config import state_dir
 from loader.devtools import DEMO_PORT
 from loader.devtools.demo_library import (
     DemoLibrary,
@@ -34,10 +33,13 @@ from loader.devtools.demo_library import (
 )
 from loader.devtools.storage_server import Catalogue, running_server
 from loader.listing import SourceOptions, list_folders
-from loader.match import match_with_database, write_report, write_review_csv
+from loader.match_db import match_with_database
+from loader.match_files import write_report, write_review_csv
 from loader.migrate import MigrateOptions, MigrateResult, migrate
 from loader.redact import redact_url
+from loader.report import console, print_migrate_summary, print_verify_result
 from loader.sqlfiles import sql
+from loader.state_folder import state_dir
 from loader.verify import VerifyResult, verify
 
 DEMO_BUCKET = "blog-images"
@@ -141,6 +143,24 @@ async def run_demo(scale: int = 1, *, say: Callable[[str], None] = print) -> Dem
     finally:
         if not was_running:
             embedded.stop()
+
+
+def print_demo_outcome(outcome: DemoOutcome) -> None:
+    """The demo's story: match quality, the migration, verification, and the re-run."""
+    out = console()
+    q = outcome.quality
+    out.print(
+        f"\nmatch: {q.links} of {q.folders} folders tied to a customer "
+        f"(precision {q.precision:.3f}, recall {q.recall:.3f}, wrong links {q.wrong_links}); "
+        f"report {outcome.paths.match_report}, review list {outcome.paths.review_csv}"
+    )
+    print_migrate_summary(outcome.first)
+    print_verify_result(outcome.verified)
+    s = outcome.second.totals
+    out.print(
+        f"re-run (run {outcome.second.run_id}): {s.get('inserted', 0)} inserted, "
+        f"{s.get('updated', 0)} updated, {s.get('unchanged', 0):,} unchanged"
+    )
 
 
 def demo_environment(storage_url: str, database_url: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Where the loader keeps local state (redaction lives in `loader.redact`)."""
+"""Where the loader keeps local state: the state folder."""
 
 from __future__ import annotations
 
