@@ -90,10 +90,17 @@ async def list_backups(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(sql("backup_list"))]
 
 
+# Drop every backup but the newest $1; how many were dropped.
+PRUNE_SQL = """
+SELECT count(*) FILTER (WHERE loader.backup_drop(backup_id)) FROM loader.backups
+WHERE backup_id NOT IN (SELECT backup_id FROM loader.backups ORDER BY backup_id DESC LIMIT $1)
+"""
+
+
 async def prune_backups(conn: asyncpg.Connection, keep: int) -> int:
     """Drop all but the newest `keep` backups; returns how many were dropped."""
     async with conn.transaction():
-        return await conn.fetchval(sql("backup_prune"), keep)
+        return await conn.fetchval(PRUNE_SQL, keep)
 
 
 # What a run's backup says when its connection was lost after the run had changed rows.
@@ -254,6 +261,13 @@ class RunBackup:
 # -- in a file ----------------------------------------------------------------------------
 
 
+# Whether the customers table is there (its folder_name is backed up with image_assets).
+HAS_CUSTOMERS_SQL = "SELECT to_regclass('customers') IS NOT NULL"
+# What a backup file holds: every row and column of image_assets, customers' folder_name.
+DUMP_ASSETS_SQL = "SELECT * FROM image_assets"
+DUMP_CUSTOMERS_SQL = "SELECT id, folder_name FROM customers"
+
+
 async def backup_to_file(
     conn: asyncpg.Connection, path: Path, stats: LiveStats | None = None
 ) -> FileBackup:
@@ -274,18 +288,18 @@ async def backup_to_file(
                 "checksum": await conn.fetchval(sql("backup_checksum"), "image_assets", "*"),
                 "sha256": {},
             }
-            has_customers = await conn.fetchval(sql("backup_has_customers"))
+            has_customers = await conn.fetchval(HAS_CUSTOMERS_SQL)
             stats.begin(_rows(manifest["checksum"]))
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
                 manifest["sha256"][ASSETS_MEMBER] = await _dump(
-                    conn, zf, ASSETS_MEMBER, sql("backup_dump_assets"), stats
+                    conn, zf, ASSETS_MEMBER, DUMP_ASSETS_SQL, stats
                 )
                 if has_customers:
                     manifest["customers_checksum"] = await conn.fetchval(
                         sql("backup_checksum"), "customers", "id, folder_name"
                     )
                     manifest["sha256"][CUSTOMERS_MEMBER] = await _dump(
-                        conn, zf, CUSTOMERS_MEMBER, sql("backup_dump_customers")
+                        conn, zf, CUSTOMERS_MEMBER, DUMP_CUSTOMERS_SQL
                     )
                 manifest["rows"] = _rows(manifest["checksum"])
                 if has_customers:
@@ -380,6 +394,17 @@ async def _member_chunks(
 # -- restore ------------------------------------------------------------------------------
 
 
+# Runs not finished: running, or stopped midway (a restore under them would make their
+# journal lie).
+OPEN_RUNS_SQL = """
+SELECT coalesce(array_agg(run_id ORDER BY run_id), '{}') FROM loader.runs
+WHERE status IN ('running', 'aborted', 'interrupted')
+"""
+# Make image_assets (and customers.folder_name) equal to the tables $1 and $2 (regclass names;
+# $2 may be NULL); jsonb counts (see loader.backup_restore).
+RESTORE_SQL = "SELECT loader.backup_restore($1::regclass, $2::regclass)"
+
+
 async def restore(
     conn: asyncpg.Connection, target: str, stats: LiveStats | None = None
 ) -> RestoreResult:
@@ -399,7 +424,7 @@ async def restore(
     stats = stats or LiveStats(unit="rows", rates=())
     async with conn.transaction():
         await conn.execute(sql("backup_session"))
-        running = await conn.fetchval(sql("backup_open_runs"))
+        running = await conn.fetchval(OPEN_RUNS_SQL)
         if running:
             raise BadInputError(
                 f"run(s) {', '.join(map(str, running))} still marked running or stopped"
@@ -419,7 +444,7 @@ async def restore(
             expected = row["checksum"]
         await _same_columns(conn, assets, target)
         stats.step("restoring image_assets")
-        counts = await conn.fetchval(sql("backup_restore"), assets, customers)
+        counts = await conn.fetchval(RESTORE_SQL, assets, customers)
         if await conn.fetchval(sql("backup_checksum"), "image_assets", "*") != expected:
             raise SchemaError(
                 "the restored image_assets does not match the backup's checksum (a trigger on "
@@ -443,6 +468,18 @@ async def _same_columns(conn: asyncpg.Connection, backup_table: str, what: str) 
         )
 
 
+# The session tables a backup file is loaded into before it is checked and restored.
+FILE_ASSETS_TABLE_SQL = """
+DROP TABLE IF EXISTS pg_temp.restore_image_assets;
+CREATE TEMP TABLE restore_image_assets ON COMMIT DROP AS TABLE image_assets WITH NO DATA;
+"""
+FILE_CUSTOMERS_TABLE_SQL = """
+DROP TABLE IF EXISTS pg_temp.restore_customers;
+CREATE TEMP TABLE restore_customers ON COMMIT DROP AS
+    SELECT id, folder_name FROM customers WITH NO DATA;
+"""
+
+
 async def _load_file(
     conn: asyncpg.Connection, zf: zipfile.ZipFile, manifest: dict[str, Any], stats: LiveStats
 ) -> tuple[str, str | None, str]:
@@ -453,7 +490,7 @@ async def _load_file(
             f"image_assets columns differ from the backup file's: now {have}, "
             f"file {manifest['columns']}; restore by hand"
         )
-    await conn.execute(sql("backup_file_tables"))
+    await conn.execute(FILE_ASSETS_TABLE_SQL)
     sha = manifest["sha256"]
     rows = _member_chunks(zf, ASSETS_MEMBER, sha[ASSETS_MEMBER], stats)
     await conn.copy_to_table("restore_image_assets", source=rows)
@@ -462,7 +499,7 @@ async def _load_file(
         raise BadInputError("backup file damaged: its rows do not match its checksum")
     customers = None
     if CUSTOMERS_MEMBER in sha:
-        await conn.execute(sql("backup_file_customers"))
+        await conn.execute(FILE_CUSTOMERS_TABLE_SQL)
         rows = _member_chunks(zf, CUSTOMERS_MEMBER, sha[CUSTOMERS_MEMBER])
         await conn.copy_to_table("restore_customers", source=rows)
         checksum = await conn.fetchval(sql("backup_checksum"), "restore_customers", "*")

@@ -42,6 +42,7 @@ from loader.errors import (
     ExitCode,
     LoaderError,
     as_loader_error,
+    leaves,
 )
 from loader.listing import SOURCES, SourceOptions
 from loader.migrate import MigrateOptions, MigrateResult
@@ -196,6 +197,14 @@ def as_failure(exc: Exception) -> click.ClickException | None:
     return shown
 
 
+def _bug_line(exc: Exception) -> str:
+    """A bug as one line, naming the first exception inside a task group's ExceptionGroup
+    (every command runs in one, `_until_signal`): the group's own text, "unhandled errors in
+    a TaskGroup", says nothing of the bug."""
+    bug = leaves(exc)[0]
+    return f"internal error: {type(bug).__name__}: {bug}"
+
+
 def exit_on(exc: Exception) -> NoReturn:
     """Show an exception that left a command and exit with its code (`main` calls this for
     whatever `cli` raises). A bug is one `internal error` line and exit 1, or its traceback
@@ -205,8 +214,7 @@ def exit_on(exc: Exception) -> NoReturn:
         if os.environ.get("LOADER_DEBUG"):
             sys.stderr.write(traceback_text(exc))
         else:
-            click.echo(redact(f"internal error: {type(exc).__name__}: {exc} "
-                              "(LOADER_DEBUG=1 for details)"), err=True)  # fmt: skip
+            click.echo(redact(f"{_bug_line(exc)} (LOADER_DEBUG=1 for details)"), err=True)
         sys.exit(int(ExitCode.INTERNAL))
     # click's own messages may quote a value given on the command line: masked too.
     text = io.StringIO()
@@ -220,7 +228,7 @@ def exit_of(exc: Exception) -> tuple[int, str]:
     them."""
     shown = as_failure(exc)
     if shown is None:
-        return int(ExitCode.INTERNAL), f"internal error: {type(exc).__name__}: {exc}"
+        return int(ExitCode.INTERNAL), _bug_line(exc)
     return shown.exit_code, shown.format_message()
 
 
@@ -244,7 +252,7 @@ def check_output_file(path: Path) -> None:
     except FileNotFoundError:
         st = None
     except OSError as exc:
-        raise BadInputError(f"cannot use {path}: {exc.strerror}") from None
+        raise BadInputError(f"cannot use {path}: {exc.strerror}") from exc
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise BadInputError(f"{path} exists and is not a regular file: choose a file path")
     folder = path.resolve().parent
@@ -257,7 +265,7 @@ def check_output_file(path: Path) -> None:
             with path.open("ab"):
                 pass
     except OSError as exc:
-        raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise BadInputError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def _output_file(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
@@ -266,7 +274,7 @@ def _output_file(ctx: click.Context, param: click.Parameter, value: Path | None)
         try:
             check_output_file(value)
         except BadInputError as exc:
-            raise click.BadParameter(str(exc)) from None
+            raise click.BadParameter(str(exc)) from exc
     return value
 
 

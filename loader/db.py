@@ -150,13 +150,15 @@ async def require_session(url: str) -> None:
     _sessions_checked.add(url)
 
 
+BACKEND_PID_SQL = "SELECT pg_backend_pid()"
+
+
 async def _pooling_seen(first: asyncpg.Connection, second: asyncpg.Connection) -> str | None:
     """What shows that the two open connections do not each own a backend, or None."""
     pids: tuple[int, int] | None = None
     try:
         for _ in range(_PROBE_ROUNDS):
-            now = (await first.fetchval("SELECT pg_backend_pid()"),
-                   await second.fetchval("SELECT pg_backend_pid()"))  # fmt: skip
+            now = (await first.fetchval(BACKEND_PID_SQL), await second.fetchval(BACKEND_PID_SQL))
             if now[0] == now[1]:
                 return "two open connections were served by one server backend"
             if pids is not None and pids != now:
@@ -336,6 +338,9 @@ async def retrying_attempts(
 # checked this often, and counts as lost when its check takes longer than the timeout.
 HELD_CHECK_S = 1.0
 HELD_CHECK_TIMEOUT_S = 10.0
+# The check: its backend answers, so the session's advisory locks and open transaction are
+# still there.
+CONNECTION_ALIVE_SQL = "SELECT 1"
 
 
 async def until_lost(conn: asyncpg.Connection, *, every_s: float = HELD_CHECK_S) -> None:
@@ -357,7 +362,7 @@ async def until_lost(conn: asyncpg.Connection, *, every_s: float = HELD_CHECK_S)
                 return
             try:
                 with anyio.fail_after(HELD_CHECK_TIMEOUT_S):
-                    await conn.fetchval(sql("connection_alive"))
+                    await conn.fetchval(CONNECTION_ALIVE_SQL)
             except TRANSIENT_ERRORS:
                 return
     finally:

@@ -6,10 +6,11 @@ it).
 
 Library errors become a `LoaderError` once, where the library is called, chained to it
 (`raise ... from exc`): aiohttp's in `loader.storage_client`, a connection that cannot be
-opened or a call whose retries are used up in `loader.db`. `as_loader_error` is the last
-line, at the top: it unwraps anyio task groups and names what still arrives as it was raised
-(a query's asyncpg error on an open connection, an OS error of a file); anything it does not
-know stays a bug (exit 1), its traceback shown with `LOADER_DEBUG=1`.
+opened or a call whose retries are used up in `loader.db`, a failed `storage.objects` query in
+`loader.listing.DbSource`. `as_loader_error` is the last line, at the top: it unwraps anyio
+task groups and names what still arrives as it was raised (a query's asyncpg error on an open
+connection, an OS error of a file); anything it does not know stays a bug (exit 1), its
+traceback shown with `LOADER_DEBUG=1`.
 """
 
 from __future__ import annotations

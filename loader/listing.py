@@ -333,6 +333,10 @@ def v1_entries(level: str, entries: list[dict[str, Any]]) -> tuple[list[str], li
     return folders, objects
 
 
+# The bucket's public flag; no row: the bucket does not exist.
+BUCKET_PUBLIC_SQL = "SELECT public FROM storage.buckets WHERE id = $1"
+
+
 class DbSource:
     """Lists from Supabase's catalogue table `storage.objects` over a database connection:
     one streamed, server-side-cursor query per folder instead of many HTTP calls.
@@ -377,7 +381,7 @@ class DbSource:
         pool = await create_pool(url, max(1, min(opts.list_concurrency, 8)))
         try:
             async with pool.acquire() as conn:
-                public = await conn.fetchval(sql("storage_db_bucket_public"), opts.bucket)
+                public = await conn.fetchval(BUCKET_PUBLIC_SQL, opts.bucket)
             if public is None:
                 raise BucketNotFoundError(
                     f"bucket {opts.bucket!r} does not exist in storage.buckets"

@@ -29,10 +29,18 @@ class ApplySummary:
     skipped: list[str]  # folder_name writes left out, each with its reason
 
 
+# Every customer the matcher may link a folder to (it never creates any).
+LOAD_CUSTOMERS_SQL = "SELECT id, name, phone, folder_name FROM public.customers ORDER BY id"
+
+
 async def load_customers(conn: asyncpg.Connection) -> list[Customer]:
     """Every customer, in one query."""
-    rows = await conn.fetch(sql("match_load_customers"))
+    rows = await conn.fetch(LOAD_CUSTOMERS_SQL)
     return [Customer(r["id"], r["name"], r["phone"], r["folder_name"]) for r in rows]
+
+
+# customer_id NULL: the person decided "no customer".
+LOAD_DECISIONS_SQL = "SELECT folder, customer_id FROM loader.match_decisions ORDER BY folder"
 
 
 async def load_decisions(conn: asyncpg.Connection) -> dict[str, int | None]:
@@ -41,10 +49,14 @@ async def load_decisions(conn: asyncpg.Connection) -> dict[str, int | None]:
     A database the loader never wrote to (a first dry run) has no loader schema, hence none.
     """
     try:
-        records = await conn.fetch(sql("match_load_decisions"))
+        records = await conn.fetch(LOAD_DECISIONS_SQL)
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         return {}
     return {r["folder"]: r["customer_id"] for r in records}
+
+
+# The customer ids named in decisions ($1) that exist.
+EXISTING_CUSTOMERS_SQL = "SELECT id FROM public.customers WHERE id = ANY ($1::bigint[])"
 
 
 async def apply_decisions(
@@ -66,7 +78,7 @@ async def apply_decisions(
     ids = [decisions[f] for f in folders]
     wanted = sorted({i for i in ids if i is not None})
     async with conn.transaction():
-        found = {r["id"] for r in await conn.fetch(sql("match_existing_customers"), wanted)}
+        found = {r["id"] for r in await conn.fetch(EXISTING_CUSTOMERS_SQL, wanted)}
         unknown = [i for i in wanted if i not in found]
         if unknown:
             listed = ", ".join(map(str, unknown[:10]))
@@ -76,6 +88,12 @@ async def apply_decisions(
             await _write_folder_names(conn, decisions) if write_folder_name else (0, [])
         )
     return ApplySummary(len(folders), written, skipped)
+
+
+# The customers already holding the folder names ($1) about to be written.
+FOLDER_NAME_HOLDERS_SQL = """
+SELECT id, folder_name FROM public.customers WHERE folder_name = ANY ($1::text[])
+"""
 
 
 async def _write_folder_names(
@@ -92,7 +110,7 @@ async def _write_folder_names(
     ]
     targets = {cid: fs[0] for cid, fs in by_customer.items() if len(fs) == 1}
     holders: dict[str, list[int]] = defaultdict(list)
-    for row in await conn.fetch(sql("match_folder_name_holders"), list(targets.values())):
+    for row in await conn.fetch(FOLDER_NAME_HOLDERS_SQL, list(targets.values())):
         holders[row["folder_name"]].append(row["id"])
     for cid, folder in list(targets.items()):
         others = [h for h in holders.get(folder, ()) if h != cid]
@@ -139,6 +157,10 @@ async def match_with_database(
     return matches
 
 
+# The remembered links for the inputs digested as $1 (none: match again).
+MEMO_GET_SQL = "SELECT folders, customer_ids, summary FROM loader.match_memo WHERE key = $1"
+
+
 async def links_with_database(
     conn: asyncpg.Connection, folders: Sequence[str], *, remember: bool = True
 ) -> tuple[list[tuple[str, int | None]], dict[str, int]]:
@@ -153,7 +175,7 @@ async def links_with_database(
     customers, decisions = await _inputs(conn)
     key = _memo_key(folders, customers, decisions)
     try:
-        memo = await conn.fetchrow(sql("match_memo_get"), key) if key else None
+        memo = await conn.fetchrow(MEMO_GET_SQL, key) if key else None
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         memo = None  # a database the loader never wrote to (a first dry run)
     if memo is not None:
@@ -189,7 +211,7 @@ async def _inputs(
         raise SchemaError(
             f"cannot read customers (id, name, phone, folder_name): {exc}; "
             "migrate with --match none to register files without customer tags"
-        ) from None
+        ) from exc
     return customers, await load_decisions(conn)
 
 

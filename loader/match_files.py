@@ -171,9 +171,9 @@ def read_review_csv(path: Path) -> dict[str, int | None]:
                 decisions[folder] = value
     except csv.Error as exc:
         raise BadInputError(f"{path}:{line}: not valid CSV from this line on ({exc}; a quote"
-                            " that is never closed?)") from None  # fmt: skip
+                            " that is never closed?)") from exc  # fmt: skip
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: cannot read review file ({exc})") from None
+        raise BadInputError(f"{path}: cannot read review file ({exc})") from exc
     if not decisions:
         raise BadInputError(
             f"{path}: no decision filled in: put a customer id (one of the row's candidates)"
@@ -187,7 +187,7 @@ def read_folders_file(path: Path) -> list[str]:
     try:
         lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInputError(f"{path}: cannot read folder list ({exc})") from None
+        raise BadInputError(f"{path}: cannot read folder list ({exc})") from exc
     folders = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     if not folders:
         raise BadInputError(f"{path}: no folder names in it")

@@ -39,4 +39,4 @@ class OutageDetector:
                 f"the Storage server looks down: {self.in_a_row} folders in a row failed after"
                 f" all their retries, with nothing listed in between (last: {folder!r}: {error});"
                 " check the server and the network"
-            )
+            ) from error

@@ -27,6 +27,9 @@ REQUIRED_COLUMNS: dict[str, str] = {
     "updated_at": "",
 }
 
+# Named in the error when image_assets is not found: where the loader looked for it.
+SEARCH_PATH_SQL = "SHOW search_path"
+
 
 async def check_target(
     conn: asyncpg.Connection, *, create_unique_index: bool = False, dry_run: bool = False
@@ -37,7 +40,7 @@ async def check_target(
     if table is None:
         raise SchemaError(
             "table image_assets not found (search_path: "
-            f"{await conn.fetchval(sql('show_search_path'))}); create it, or for a local test "
+            f"{await conn.fetchval(SEARCH_PATH_SQL)}); create it, or for a local test "
             "database run `loader db init --demo-schema`"
         )
     types = dict(zip(table["columns"], table["types"], strict=True))
@@ -59,10 +62,23 @@ async def check_target(
     return []
 
 
+# How many file_paths occur more than once, and how many rows they hold.
+DUPLICATE_PATHS_SQL = """
+SELECT count(*) AS paths, coalesce(sum(n), 0) AS rows
+FROM (SELECT count(*) AS n FROM image_assets GROUP BY file_path HAVING count(*) > 1) AS d
+"""
+# Only after no duplicate file_path was found. CONCURRENTLY, so the user's application keeps
+# writing while it builds.
+CREATE_UNIQUE_INDEX_SQL = """
+CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS image_assets_file_path_key
+    ON image_assets (file_path)
+"""
+
+
 async def _unique_index_missing(
     conn: asyncpg.Connection, *, create: bool, dry_run: bool
 ) -> list[str]:
-    dup = await conn.fetchrow(sql("preflight_duplicates"))
+    dup = await conn.fetchrow(DUPLICATE_PATHS_SQL)
     if dup["paths"]:
         raise SchemaError(
             f"image_assets has no unique index on file_path, and {dup['paths']:,} file_path(s) "
@@ -77,5 +93,5 @@ async def _unique_index_missing(
         )
     if dry_run:
         return ["dry run: the unique index on image_assets.file_path would be created"]
-    await conn.execute(sql("create_unique_index"))
+    await conn.execute(CREATE_UNIQUE_INDEX_SQL)
     return []

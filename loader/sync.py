@@ -86,6 +86,21 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+# image_assets as the search path resolves it, schema-qualified and quoted for SQL text.
+TARGET_SQL = """
+SELECT format('%I.%I', n.nspname, c.relname) AS target
+FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.oid = to_regclass('image_assets')
+"""
+# The settings an upload is registered with right now (see loader.sync_config).
+CONFIG_SQL = """
+SELECT bucket, prefix, cdn_base, cdn_url, upload_source, match, run_id FROM loader.sync_config()
+"""
+# Write the trigger function for $1 (image_assets, schema-qualified) waiting at most $2 for a
+# lock, and put its triggers on storage.objects (see loader.sync_define).
+DEFINE_SQL = "SELECT loader.sync_define($1, $2)"
+
+
 async def install(conn: asyncpg.Connection, settings: SyncSettings) -> SyncStatus:
     """Install (or update) sync: check the privileges it needs first, then the table it
     writes, then in one transaction its tables, functions, settings, the bucket's links and
@@ -96,7 +111,7 @@ async def install(conn: asyncpg.Connection, settings: SyncSettings) -> SyncStatu
         # objects belong to whoever made them (an installing role need not own them).
         await init_schema(conn)
     await _check_target(conn)
-    target = await conn.fetchval(sql("sync_target"))
+    target = await conn.fetchval(TARGET_SQL)
     prefix = normalize_prefix(settings.prefix) if settings.prefix is not None else None
     async with conn.transaction():
         await conn.execute(sql("advisory_lock_init"))  # one install (or init) at a time
@@ -107,10 +122,10 @@ async def install(conn: asyncpg.Connection, settings: SyncSettings) -> SyncStatu
         await conn.execute(sql("sync_settings_put"), settings.bucket, prefix, settings.cdn_base,
                            settings.cdn_url, settings.upload_source, settings.match, target,
                            timeout)  # fmt: skip
-        config = await conn.fetchrow(sql("sync_config"))
+        config = await conn.fetchrow(CONFIG_SQL)
         _check_config(config)
         await _links(conn, config)
-        await conn.execute(sql("sync_define"), target, timeout)
+        await conn.execute(DEFINE_SQL, target, timeout)
     installed = await status(conn)
     if not granted["can_drop"]:
         installed.warnings.append(_removal_needs_owner(granted))
@@ -192,6 +207,13 @@ async def _check_privileges(conn: asyncpg.Connection) -> asyncpg.Record:
     return found
 
 
+# The $1 latest errors the trigger caught, for `loader sync status`.
+ERRORS_RECENT_SQL = """
+SELECT at, bucket_id, name, operation, sqlstate, message
+FROM loader.sync_errors ORDER BY at DESC LIMIT $1
+"""
+
+
 async def status(conn: asyncpg.Connection) -> SyncStatus:
     """Installed or not, the settings an upload gets now, what was registered, recent errors."""
     state = await conn.fetchrow(sql("sync_state"))
@@ -203,7 +225,7 @@ async def status(conn: asyncpg.Connection) -> SyncStatus:
     if not state["tables"]:
         return SyncStatus(installed=True, missing=missing)
     row = await conn.fetchrow(sql("sync_status"))
-    recent = await conn.fetch(sql("sync_errors_recent"), RECENT_ERRORS)
+    recent = await conn.fetch(ERRORS_RECENT_SQL, RECENT_ERRORS)
     return SyncStatus(
         installed=True,
         missing=missing,

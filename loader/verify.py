@@ -149,10 +149,18 @@ class VerifyResult:
         }
 
 
+# Folder -> customer of the latest run over bucket $1 and prefix $2 not rolled back.
+LATEST_RUN_FOLDERS_SQL = """
+SELECT folder, customer_id FROM loader.folders
+WHERE run_id = (SELECT max(run_id) FROM loader.runs
+                WHERE bucket = $1 AND prefix = $2 AND status <> 'rolled_back')
+"""
+
+
 async def _folder_customers(
     conn: asyncpg.Connection, opts: SourceOptions, prefix: str, folders: list[str]
 ) -> tuple[dict[str, int | None], str]:
-    rows = await conn.fetch(sql("latest_run_folders"), opts.bucket, prefix)
+    rows = await conn.fetch(LATEST_RUN_FOLDERS_SQL, opts.bucket, prefix)
     if rows:
         return {r["folder"]: r["customer_id"] for r in rows}, "latest run"
     from loader.match_db import match_with_database
@@ -180,6 +188,12 @@ async def _cdn_base(
         urlsplit(storage).path + "/" if storage and source.bucket_public is False else None
     )
     return base.rstrip("/"), private_route
+
+
+# A folder whose listing failed: its rows are neither checked nor called orphans.
+FOLDER_FAILED_SQL = "UPDATE verify_folders SET failed = true WHERE folder = $1"
+# Autovacuum never analyzes temporary tables: give the planner real row counts.
+ANALYZE_SQL = "ANALYZE verify_folders, verify_objects"
 
 
 async def verify(
@@ -246,7 +260,7 @@ async def verify(
                 result.failed_folders.append(event)
                 stats.errors += 1
                 stats.done += 1
-                await conn.execute(sql("verify_folder_failed"), event.folder)
+                await conn.execute(FOLDER_FAILED_SQL, event.folder)
                 return
             for obj in event.objects:
                 add(obj.path, event.folder, obj.mimetype)
@@ -261,7 +275,7 @@ async def verify(
         await flush()
         result.listing_s = time.monotonic() - started
         stats.step("comparing with image_assets")
-        await conn.execute(sql("verify_analyze"))
+        await conn.execute(ANALYZE_SQL)
         unique = await conn.fetchval(sql("preflight_unique_index"))
         await conn.execute(
             sql("verify_findings"), prefix, result.cdn_base, not unique, private_route

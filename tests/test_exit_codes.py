@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import loader
 from loader import db as dbmod
 from loader import embedded
+from loader.cli_runtime import exit_of, exit_on, run
 from loader.devtools.storage_server import Faults
 from loader.errors import MEANING, ExitCode, LoaderError
 from loader.redact import redact
@@ -63,6 +64,31 @@ def test_exit_codes_agree_with_the_readme_table() -> None:
     # Every failure code (3 and up) is what some error class, or a command's result, exits with.
     used = {c.exit_code for c in classes} | {ExitCode.INCOMPLETE}
     assert {c for c in ExitCode if c >= ExitCode.BAD_INPUT} <= used
+
+
+def test_a_bug_inside_a_task_group_is_named_in_one_line(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def step() -> None:
+        raise KeyError("x")
+
+    async def command() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(step)
+
+    with pytest.raises(ExceptionGroup) as raised:
+        run(command)
+    assert exit_of(raised.value) == (ExitCode.INTERNAL, "internal error: KeyError: 'x'")
+    monkeypatch.delenv("LOADER_DEBUG", raising=False)
+    with pytest.raises(SystemExit) as done:
+        exit_on(raised.value)
+    assert done.value.code == ExitCode.INTERNAL
+    assert capsys.readouterr().err == "internal error: KeyError: 'x' (LOADER_DEBUG=1 for details)\n"
+    monkeypatch.setenv("LOADER_DEBUG", "1")
+    with pytest.raises(SystemExit):
+        exit_on(raised.value)
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "KeyError: 'x'" in err
 
 
 # -- redaction ------------------------------------------------------------------------------

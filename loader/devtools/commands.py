@@ -123,7 +123,7 @@ def storage_serve(
         faults = Faults(latency_ms=latency_ms, jitter_ms=jitter_ms, fail_rate=fail_rate,
                         kinds=fault_kinds or FAULT_KINDS, seed=seed)  # fmt: skip
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--fault-kind") from None
+        raise click.BadParameter(str(exc), param_hint="--fault-kind") from exc
     if objects_url is not None:
         from loader.devtools.objects_table import ObjectsTable
 

@@ -59,7 +59,6 @@ from loader.devtools.storage_model import (
     write_manifest_row,
 )
 from loader.match import Customer, FolderMatch, normalize_folder, phone_suffix
-from loader.sqlfiles import sql
 
 DEFAULT_SEED = 20261126
 CUSTOMERS_PER_SCALE = 1000
@@ -909,6 +908,18 @@ _ASSET_COLUMNS = (
 )  # fmt: skip
 
 
+# Demo database only: every customer and image_assets row is demo data, replaced on re-seed
+# (rows a demo migration added included).
+CLEAR_TABLES_SQL = "TRUNCATE public.customers, public.image_assets"
+# Forget bucket $1's demo objects before they are copied in again.
+CLEAR_OBJECTS_SQL = "DELETE FROM storage.objects WHERE bucket_id = $1"
+# Bucket $1, public like the user's (cdn_url is its public object URL).
+UPSERT_BUCKET_SQL = """
+INSERT INTO storage.buckets (id, name, public) VALUES ($1, $1, true)
+    ON CONFLICT (id) DO UPDATE SET public = true, updated_at = now()
+"""
+
+
 async def seed_database(
     conn: asyncpg.Connection, library: DemoLibrary, *, bucket: str
 ) -> SeedCounts:
@@ -919,9 +930,9 @@ async def seed_database(
     demo database: it assumes every row of those tables is demo data.
     """
     async with conn.transaction():
-        await conn.execute(sql("demo_clear_tables"))
-        await conn.execute(sql("demo_clear_objects"), bucket)
-        await conn.execute(sql("demo_upsert_bucket"), bucket)
+        await conn.execute(CLEAR_TABLES_SQL)
+        await conn.execute(CLEAR_OBJECTS_SQL, bucket)
+        await conn.execute(UPSERT_BUCKET_SQL, bucket)
         await conn.copy_records_to_table(
             "customers",
             schema_name="public",

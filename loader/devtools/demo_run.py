@@ -38,7 +38,6 @@ from loader.match_files import write_report, write_review_csv
 from loader.migrate import MigrateOptions, MigrateResult, migrate
 from loader.redact import redact_url
 from loader.report import console, print_migrate_summary, print_verify_result
-from loader.sqlfiles import sql
 from loader.state_folder import state_dir
 from loader.verify import VerifyResult, verify
 
@@ -92,11 +91,16 @@ class DemoOutcome:
     paths: DemoPaths
 
 
+# `loader demo run` starts from a clean demo database (DEMO_DATABASE) on the embedded server.
+DROP_DEMO_DATABASE_SQL = "DROP DATABASE IF EXISTS loader_demo WITH (FORCE)"
+CREATE_DEMO_DATABASE_SQL = "CREATE DATABASE loader_demo"
+
+
 async def demo_database(server_url: str) -> str:
     """A fresh `loader_demo` database on the embedded server, with the demo schema."""
     async with db.connection(server_url) as admin:
-        await admin.execute(sql("demo_drop_database"))
-        await admin.execute(sql("demo_create_database"))
+        await admin.execute(DROP_DEMO_DATABASE_SQL)
+        await admin.execute(CREATE_DEMO_DATABASE_SQL)
     url = server_url.rsplit("/", 1)[0] + f"/{DEMO_DATABASE}"
     async with db.connection(url) as conn:
         await db.init_schema(conn, demo_schema=True)

@@ -41,6 +41,17 @@ class _Rollback(Exception):
     """Ends the permission check's transaction, as the real server's does."""
 
 
+# Bucket $1 in storage.buckets, public or not ($2), for the rows the server writes.
+BUCKET_SQL = """
+INSERT INTO storage.buckets (id, name, public) VALUES ($1, $1, $2) ON CONFLICT (id) DO NOTHING
+"""
+# The metadata of object $2 of bucket $1 once its file is stored ($3 metadata, $4 updated_at):
+# the second write of Supabase Storage before v0.35.
+OBJECT_METADATA_SQL = """
+UPDATE storage.objects SET metadata = $3, updated_at = $4 WHERE bucket_id = $1 AND name = $2
+"""
+
+
 @dataclass(slots=True)
 class ObjectsTable:
     """`storage.objects` of the database at `url`, written for bucket `bucket`."""
@@ -56,7 +67,7 @@ class ObjectsTable:
         """Ready to write: a small pool, and the bucket's row in storage.buckets."""
         self._pool = await create_pool(self.url, 2)
         try:
-            await self._pool.execute(sql("storage_server_bucket"), self.bucket, self.public)
+            await self._pool.execute(BUCKET_SQL, self.bucket, self.public)
             yield self
         finally:
             await self._pool.close()
@@ -80,7 +91,7 @@ class ObjectsTable:
         async with self._pool.acquire() as conn:
             if self.style == "insert-update":
                 await conn.execute(sql("storage_server_object_insert"), *args)
-                await conn.execute(sql("storage_server_object_metadata"), self.bucket, name,
+                await conn.execute(OBJECT_METADATA_SQL, self.bucket, name,
                                    metadata, updated)  # fmt: skip
                 return
             try:

@@ -91,4 +91,4 @@ def read_manifest(path: Path) -> Iterator[Record]:
                 name, size, mimetype = row["name"], row["size"], row["mimetype"]
                 yield name, size, mimetype, row["created_at"], row["updated_at"], row.get("id", "")
             except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                raise BadInputError(f"{path}:{number}: not a manifest row ({exc})") from None
+                raise BadInputError(f"{path}:{number}: not a manifest row ({exc})") from exc

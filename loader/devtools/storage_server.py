@@ -668,10 +668,10 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()
     try:
         body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
         raise _Rejected(
             _error("400", "Bad Request", "Body is not valid JSON", "InvalidRequest")
-        ) from None
+        ) from exc
     if not isinstance(body, dict):
         raise _invalid("body must be object")
     return body

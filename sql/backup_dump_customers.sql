@@ -1,2 +1,0 @@
--- What a backup file holds of customers.
-SELECT id, folder_name FROM customers

@@ -1,1 +1,0 @@
-SELECT public FROM storage.buckets WHERE id = $1;
