@@ -5,9 +5,9 @@ A statement lives in one of two places:
 - Inline, when it is short (about four lines or fewer, needing no long comment to be
   understood) and run by one function only: a module-level constant whose name ends in `_SQL`
   (`SEARCH_PATH_SQL = "SHOW search_path"`), just above that function (or its class), with
-  the comment that says why it is there beside it. Never a string literal inside the call: the drift test
-  finds inline statements by that naming convention, and fails on a literal passed straight
-  to a query method, which it could not check.
+  the comment that says why it is there beside it. Never a string literal inside the call:
+  the drift test finds inline statements by that naming convention, and fails on a literal
+  passed straight to a query method, which it could not check.
 - In `sql/NAME.sql`, loaded with `sql("NAME")`: the schema scripts, every longer statement,
   and every statement run from more than one place.
 
