@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import anyio
 import asyncpg
@@ -28,6 +29,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from loader import runs
 from loader.backup import RunBackup
+from loader.batcher import Batch, Batcher
 from loader.db import create_pool, init_schema, retrying
 from loader.errors import (
     BadInputError,
@@ -38,9 +40,9 @@ from loader.errors import (
     as_loader_error,
 )
 from loader.eventlog import EventLog
+from loader.ledger import FolderLedger
 from loader.listing import (
     FolderFailure,
-    ListedObject,
     ListingEvent,
     OpenedSource,
     SourceOptions,
@@ -50,10 +52,11 @@ from loader.listing import (
     open_source,
     walk,
 )
+from loader.plan import Plan, PlanSink
 from loader.preflight import check_target
 from loader.progress import LiveStats
 from loader.redact import redact_options
-from loader.rows import AssetRow, CdnUrls, FolderCheck, FolderRows, NoCdnUrls, folder_check
+from loader.rows import AssetRow, CdnUrls, NoCdnUrls
 from loader.sink import BatchOutcome, UpsertSink, merge_duplicates
 from loader.sqlfiles import sql
 from loader.storage_client import ClientStats
@@ -161,34 +164,6 @@ class MigrateResult:
         }
 
 
-@dataclass(slots=True)
-class _Folder:
-    """In-memory progress of one folder this worker holds."""
-
-    customer_id: int | None
-    counts: Counter[str] = field(default_factory=Counter)
-    listed: bool = False
-    failed: bool = False
-    finished: bool = False
-    lost: bool = False  # taken over by another worker (this one's lock was lost): not ours
-    outstanding: int = 0  # batches with its rows (or its check), not yet committed
-    rows: FolderRows | None = None  # built on its first page
-    # Its objects so far, while it may still be checked whole (see `_Worker.checking`).
-    held: list[ListedObject] | None = None
-
-
-@dataclass(slots=True)
-class _Batch:
-    rows: list[AssetRow]
-    folders: set[str]
-    checks: list[FolderCheck] = field(default_factory=list)  # or folders to check whole
-
-
-# A folder is held for a check while it has at most this many objects: enough for most
-# customer folders, little memory for the folders being listed at once.
-HOLD_OBJECTS = 2_000
-
-
 async def migrate(
     opts: MigrateOptions, *, stats: LiveStats | None = None, log: EventLog | None = None
 ) -> MigrateResult:
@@ -248,10 +223,24 @@ async def migrate(
                         )
             if opts.prepare_only:
                 return await _result(pool, opts, run_id, "prepared", match_summary, started)
-            worker = _Worker(pool, opened, opts, run_id, cdn, stats, log)
+            overwrite = opts.cdn_url == "overwrite"
+            plan = Plan(dict(folders)) if opts.dry_run else None
+            if plan is not None:
+                sink: _Sink = PlanSink(pool, overwrite)
+                record: _Record = plan
+            else:
+                assert run_id is not None
+                sink = UpsertSink(pool, run_id, opts.upload_source, overwrite)
+                record = _RunRecord(pool, run_id)
+            worker = _Worker(pool, opened, opts, cdn, stats, log, sink=sink, record=record)
             worker.on_change = backup.changed if backup is not None else None
             try:
-                status = await worker.run(folders if opts.dry_run else None)
+                if plan is not None:
+                    await worker.plan(folders)
+                    status = "planned"
+                else:
+                    assert run_id is not None
+                    status = await worker.run(run_id)
             except anyio.get_cancelled_exc_class():
                 # Interrupted (SIGINT/SIGTERM): record it if the database lets us, quickly.
                 with anyio.CancelScope(shield=True), anyio.move_on_after(5):
@@ -261,13 +250,13 @@ async def migrate(
                 error = as_loader_error(exc)
                 if error is None:
                     raise
-                raise await _aborted(pool, run_id, error, log) from None
+                raise await _aborted(pool, run_id, error, log) from exc
             warnings = opened.warnings + plan_notes
             requests = opened.source.request_counts()
         if backup is not None:
             warnings = [*warnings, *_backup_outcome(backup, log)]
-        if opts.dry_run:
-            planned = _planned_result(opts, worker, match_summary, warnings, started)
+        if plan is not None:
+            planned = _planned_result(opts, plan, match_summary, warnings, started)
             planned.loose_files = loose_files
             planned.requests = requests
             return planned
@@ -390,131 +379,149 @@ async def _analyze(pool: asyncpg.Pool, log: EventLog) -> None:
     log.emit("analyzed" if analyzed else "analyze_left_to_autovacuum")
 
 
+class _RunRecord:
+    """Where a worker records its folders done or failed: the run's rows in loader.folders,
+    only while this worker holds them (`worker_id` follows its lock)."""
+
+    def __init__(self, pool: asyncpg.Pool, run_id: int) -> None:
+        self.pool, self.run_id, self.worker_id = pool, run_id, ""
+
+    async def done(self, folders: list[tuple[str, Counter[str]]]) -> None:
+        await runs.finish_folders(self.pool, self.run_id, self.worker_id, folders)
+
+    async def failed(self, folder: str, reason: str, counts: Counter[str]) -> None:
+        await runs.fail_folder(self.pool, self.run_id, self.worker_id, folder, reason, counts)
+
+
+class _Sink(Protocol):
+    async def write(self, rows: Sequence[AssetRow]) -> BatchOutcome: ...
+
+
+class _Record(Protocol):
+    async def done(self, folders: list[tuple[str, Counter[str]]]) -> None: ...
+    async def failed(self, folder: str, reason: str, counts: Counter[str]) -> None: ...
+
+
 class _Worker:
-    """One process's share of a run: claim folders, list them, build rows, write batches."""
+    """One process's share of a run: the claim loop and the pipeline (listing → batcher →
+    writers). Which folder is done is the ledger's to say (loader.ledger); the worker only
+    records what the ledger hands out, through `record`, and writes through `sink` (a dry
+    run hands it a plan's sink and record: the worker never branches on it)."""
 
     def __init__(
         self,
         pool: asyncpg.Pool,
         opened: OpenedSource,
         opts: MigrateOptions,
-        run_id: int | None,
         cdn: CdnUrls,
         stats: LiveStats,
         log: EventLog,
+        *,
+        sink: _Sink,
+        record: _Record,
     ) -> None:
         self.pool = pool
         self.opened = opened
         self.opts = opts
-        self.run_id = run_id
-        self.cdn = cdn
         self.stats = stats
         self.log = log
-        self.worker_id = ""  # the worker's lock's: a new one after each loss (`_relock`)
-        self.sink = UpsertSink(
-            pool,
-            run_id=run_id,
-            upload_source=opts.upload_source,
-            overwrite_cdn=opts.cdn_url == "overwrite",
-            dry_run=opts.dry_run,
-        )
-        self.folders: dict[str, _Folder] = {}
+        self.sink = sink
+        self.record = record
+        self.ledger = FolderLedger()
+        self.batcher = Batcher(self.ledger, cdn, opened.source.prefix, opts.batch_size)
         self.grouping = opened.grouping()
-        self.open_rows: list[AssetRow] = []
-        self.open_folders: set[str] = set()
         self.rows_changed = 0  # inserted or updated, by this worker
+        self.claimed = 0  # folders claimed, by this worker
         # A re-run checks each folder listed whole in one query (sql/folders_unchanged.sql)
         # instead of building and probing its rows: from the start when the table has rows
         # under the prefix, while the last batch written found most of its rows unchanged,
         # and until checks mostly fail. So a first run, or one that changes most rows, holds
-        # nothing back. Not for --cdn-url overwrite (each URL must be compared) nor a dry run.
-        self.can_check = not opts.dry_run and opts.cdn_url != "overwrite"
-        self.checking = False
-        self.open_checks: list[FolderCheck] = []
-        self.open_check_media = 0
+        # nothing back. Only with the upsert, and not for --cdn-url overwrite (each URL must
+        # be compared).
+        self.checks: UpsertSink | None = (
+            sink if isinstance(sink, UpsertSink) and not sink.overwrite_cdn else None
+        )
         self.on_change: Callable[[], None] | None = None  # the run's backup: rows changed
 
-    async def run(self, planned: list[tuple[str, int | None]] | None) -> str:
-        """Work until no folder is left for a live worker, and return the run's status;
-        `planned` (dry run) replaces claiming."""
-        if planned is not None:
-            self.stats.begin(len(planned))
-            await self._pipeline(self._planned(planned))
-            return "planned"
-        assert self.run_id is not None
+    async def plan(self, planned: list[tuple[str, int | None]]) -> None:
+        """A dry run: the pipeline over `planned` folders, no claims."""
+        self.stats.begin(len(planned))
+        for folder, customer_id in planned:
+            self.ledger.add(folder, customer_id)
+        feed = folder_chunks([f for f, _ in planned], self.grouping, self._list_concurrency)
+        await self._pipeline(feed)
+
+    async def run(self, run_id: int) -> str:
+        """Work until no folder is left for a live worker, and return the run's status."""
         prefix = self.opened.source.prefix
-        if self.can_check and prefix:
-            self.checking = await self.sink.has_rows_under(prefix)
-        async with runs.worker_lock(self.opts.database_url, self.run_id) as lock:
+        if self.checks is not None and prefix:
+            self.batcher.checking = await self.checks.has_rows_under(prefix)
+        async with runs.worker_lock(self.opts.database_url, run_id) as lock:
             self._locked(lock)
             # The bar covers the run's folders: a resumed run starts with those done before.
-            done, total = await runs.folder_counts(self.pool, self.run_id)
+            done, total = await runs.folder_counts(self.pool, run_id)
             self.stats.begin(total, done)
             # A worker leaves only when no folder of the run is left for a live worker: while
             # others still hold folders it waits, and takes over those of any that dies.
             idle_rounds = 0
             while True:
-                known = len(self.folders)
+                claimed_before = self.claimed
                 # Cancelled as soon as the lock's connection is lost: nothing is claimed,
                 # listed or written without the lock (see loader.runs).
                 async with lock.guard():
-                    await self._pipeline(self._claimed())
-                    status = await runs.finalize_run(self.pool, self.run_id)
+                    await self._pipeline(self._claimed(run_id, lock))
+                    status = await runs.finalize_run(self.pool, run_id)
                     if status != "running":
                         return status
-                    holders, live = await runs.other_holders(self.pool, self.run_id, self.worker_id)
+                    holders, live = await runs.other_holders(self.pool, run_id, lock.worker_id)
                     # Folders of a dead worker keep it trying: the claim that takes them over
                     # can miss them for a moment (another survivor checking that worker holds
                     # its lock for an instant), which must not end this worker as "not done".
-                    busy = live or holders or len(self.folders) > known
+                    busy = live or holders or self.claimed > claimed_before
                     idle_rounds = 0 if busy else idle_rounds + 1
                     if idle_rounds >= 2 or (
-                        not holders and not await runs.has_open_folders(self.pool, self.run_id)
+                        not holders and not await runs.has_open_folders(self.pool, run_id)
                     ):
                         # Closed by another worker meanwhile, or (defensively) folders left
                         # that no one can claim: 'running' then fails the command as resumable.
-                        return await runs.finalize_run(self.pool, self.run_id)
-                    self.log.emit("waiting_for_workers", run_id=self.run_id, live=live)
+                        return await runs.finalize_run(self.pool, run_id)
+                    self.log.emit("waiting_for_workers", run_id=run_id, live=live)
                     await anyio.sleep(self.opts.takeover_poll_s)
                 if lock.lost:
                     await self._relock(lock)
                     idle_rounds = 0
 
     def _locked(self, lock: runs.WorkerLock) -> None:
-        self.worker_id = self.sink.worker_id = lock.worker_id
-        self.log.emit("worker_started", run_id=self.run_id, worker=self.worker_id)
+        assert isinstance(self.record, _RunRecord) and isinstance(self.sink, UpsertSink)
+        self.record.worker_id = self.sink.worker_id = lock.worker_id
+        self.log.emit("worker_started", run_id=lock.run_id, worker=lock.worker_id)
 
     async def _relock(self, lock: runs.WorkerLock) -> None:
         """The lock's connection was lost and the pipeline stopped: other workers may be
         taking this one's folders over. The folders in flight are forgotten (their committed
         batches stand; the rest is redone by whoever claims them, idempotently), the lock is
         taken again under a new id, and only then does claiming start again."""
-        self.log.emit("worker_lock_lost", run_id=self.run_id, worker=self.worker_id)
-        self.folders = {f: state for f, state in self.folders.items() if state.finished}
-        self.open_rows, self.open_folders = [], set()
-        self.open_checks, self.open_check_media = [], 0
+        self.log.emit("worker_lock_lost", run_id=lock.run_id, worker=lock.worker_id)
+        self.ledger.forget_all()
+        self.batcher.forget_all()
         await lock.retake()
         self._locked(lock)
 
-    def _planned(self, planned: list[tuple[str, int | None]]) -> AsyncIterator[list[str]]:
-        for folder, customer_id in planned:
-            self.folders[folder] = _Folder(customer_id)
-        return folder_chunks([f for f, _ in planned], self.grouping, self._list_concurrency)
-
-    async def _claimed(self) -> AsyncIterator[list[str]]:
-        """Chunks of claimed folders: one group's worth per list worker at a time."""
-        assert self.run_id is not None
+    async def _claimed(self, run_id: int, lock: runs.WorkerLock) -> AsyncIterator[list[str]]:
+        """Chunks of claimed folders: one group's worth per list worker at a time. Only the
+        folders in flight are held in memory; the run's others live in loader.folders."""
         while True:
             chunk = self._list_concurrency * self.grouping.size
-            claimed = await runs.claim_folders(self.pool, self.run_id, self.worker_id, chunk)
+            claimed = await runs.claim_folders(self.pool, run_id, lock.worker_id, chunk)
             # A claim also returns the folders this worker already holds (see folders_claim):
-            # the ones it knows are in flight; any other is one whose claim reply was lost.
-            fresh = [(f, c) for f, c in claimed if f not in self.folders]
+            # the ones in flight are known; any other is one whose claim reply was lost.
+            fresh = [(f, c) for f, c in claimed if f not in self.ledger]
             if not fresh:
                 return
             for folder, customer_id in fresh:
-                self.folders[folder] = _Folder(customer_id)
+                self.ledger.add(folder, customer_id)
                 self.log.emit("folder_claimed", folder=folder, customer_id=customer_id)
+            self.claimed += len(fresh)
             yield [folder for folder, _ in fresh]
 
     @property
@@ -526,7 +533,7 @@ class _Worker:
         events_send, events_receive = anyio.create_memory_object_stream[ListingEvent](
             concurrency * 2
         )
-        batch_send, batch_receive = anyio.create_memory_object_stream[_Batch](
+        batch_send, batch_receive = anyio.create_memory_object_stream[Batch](
             self.opts.db_concurrency
         )
         async with anyio.create_task_group() as tg:
@@ -542,8 +549,9 @@ class _Worker:
     # -- rows stage -------------------------------------------------------------------
 
     async def _consume(
-        self, events: ObjectReceiveStream[ListingEvent], batches: ObjectSendStream[_Batch]
+        self, events: ObjectReceiveStream[ListingEvent], batches: ObjectSendStream[Batch]
     ) -> None:
+        batcher = self.batcher
         async with events, batches:
             while True:
                 event = None
@@ -559,173 +567,95 @@ class _Worker:
                 except anyio.EndOfStream:
                     break
                 if event is None:
-                    await self._flush(batches)
+                    full = batcher.flush()
                 elif isinstance(event, FolderFailure):
                     await self._folder_failed(event)
+                    full = []
                 else:
-                    await self._add_page(event.folder, event.objects, batches)
+                    self.stats.objects += len(event.objects)
+                    full = batcher.page(event.folder, event.objects)
                     if event.last:
-                        await self._listed(event.folder, batches)
+                        full += batcher.listed(event.folder)
+                for batch in full:
+                    await batches.send(batch)
+                if event is None:
+                    # Folders listed whole whose rows were all committed: recorded with the
+                    # next batch's commit, or here when the listing is quiet.
+                    await self._finish_ready()
                 self._update_stats()
-            await self._flush(batches)
-
-    async def _add_page(
-        self, folder: str, objects: list[ListedObject], batches: ObjectSendStream[_Batch]
-    ) -> None:
-        state = self.folders[folder]
-        self.stats.objects += len(objects)
-        if state.rows is None:
-            state.rows = FolderRows(folder, state.customer_id, self.cdn)
-            state.held = [] if self.checking else None
-        if state.held is not None:
-            if self.checking and len(state.held) + len(objects) <= HOLD_OBJECTS:
-                state.held.extend(objects)
-                return
-            # Too large to hold, or checks stopped: its rows as usual from here.
-            objects, state.held = state.held + objects, None
-        await self._add_rows(folder, objects, batches)
-
-    async def _listed(self, folder: str, batches: ObjectSendStream[_Batch]) -> None:
-        """`folder` is listed whole: check it if it was held, else it is finished with the
-        open batch, when that commits (or by the next flush if it holds no rows): one call
-        for many folders, never a commit per folder holding up the listing."""
-        state = self.folders[folder]
-        state.listed = True
-        held, state.held = state.held, None
-        if held is None:
-            self.open_folders.add(folder)
-            return
-        assert state.rows is not None
-        kinds: Counter[str] = Counter()
-        prefix = f"{self.opened.source.prefix}{folder}/"
-        check = folder_check(state.rows, prefix, held, kinds) if self.checking else None
-        if check is None:
-            await self._add_rows(folder, held, batches)
-            self.open_folders.add(folder)
-            return
-        state.counts.update(kinds)
-        if not check.media:
-            self.open_folders.add(folder)  # nothing to write
-            return
-        state.outstanding += 1
-        self.open_checks.append(check)
-        self.open_check_media += check.media
-        if self.open_check_media >= self.opts.batch_size:
-            await self._flush_checks(batches)
-
-    async def _flush_checks(self, batches: ObjectSendStream[_Batch]) -> None:
-        if self.open_checks:
-            checks, self.open_checks, self.open_check_media = self.open_checks, [], 0
-            await batches.send(_Batch([], {c.folder for c in checks}, checks))
-
-    async def _add_rows(
-        self, folder: str, objects: list[ListedObject], batches: ObjectSendStream[_Batch]
-    ) -> None:
-        state = self.folders[folder]
-        assert state.rows is not None
-        rows: list[AssetRow] = []
-        state.rows.add_page(objects, rows, state.counts)
-        size = self.opts.batch_size
-        start = 0
-        while start < len(rows):
-            chunk = rows[start : start + size - len(self.open_rows)]
-            self.open_rows.extend(chunk)
-            self.open_folders.add(folder)
-            start += len(chunk)
-            if len(self.open_rows) >= size:
-                await self._flush(batches)
-
-    async def _flush(self, batches: ObjectSendStream[_Batch]) -> None:
-        await self._flush_checks(batches)
-        if not self.open_rows:
-            # Folders listed whole whose rows (if any) were all sent in earlier batches.
-            folders, self.open_folders = self.open_folders, set()
-            await self._finish_ready(folders)
-            return
-        batch = _Batch(merge_duplicates(self.open_rows), self.open_folders)
-        self.open_rows, self.open_folders = [], set()
-        for folder in batch.folders:
-            self.folders[folder].outstanding += 1
-        await batches.send(batch)
+            for batch in batcher.flush():
+                await batches.send(batch)
+        await self._finish_ready()
 
     async def _folder_failed(self, event: FolderFailure) -> None:
-        state = self.folders[event.folder]
-        state.failed = True
-        state.held = None
+        self.batcher.failed(event.folder)
+        counts = self.ledger.failed(event.folder)
+        if counts is None:
+            return  # lost: another worker holds it now
         self.stats.errors += 1
         self.stats.failed[event.folder] = event.reason
         self.log.emit("folder_failed", folder=event.folder, reason=event.reason)
-        if self.run_id is not None:
-            await runs.fail_folder(self.pool, self.run_id, self.worker_id, event.folder,
-                                   event.reason, state.counts)  # fmt: skip
+        await self.record.failed(event.folder, event.reason, counts)
 
     # -- sink stage -------------------------------------------------------------------
 
-    async def _write_batches(self, batches: ObjectReceiveStream[_Batch]) -> None:
+    async def _write_batches(self, batches: ObjectReceiveStream[Batch]) -> None:
         async with batches:
             async for batch in batches:
                 if batch.checks:
-                    outcome = await self._check_folders(batch.checks)
+                    outcome = await self._check_folders(batch)
                 else:
                     outcome = await self.sink.write(batch.rows)
-                    unchanged = sum(c["unchanged"] for c in outcome.per_folder.values())
-                    self.checking = self.can_check and unchanged * 2 >= len(batch.rows)
+                    if self.checks is not None:
+                        unchanged = sum(c["unchanged"] for c in outcome.per_folder.values())
+                        self.batcher.checking = unchanged * 2 >= len(batch.rows)
                 changed = sum(c["inserted"] + c["updated"] for c in outcome.per_folder.values())
                 self.rows_changed += changed
                 if changed and self.on_change is not None:
                     self.on_change()
-                for folder in batch.folders:
-                    state = self.folders[folder]
-                    state.outstanding -= 1
-                    state.counts.update(outcome.per_folder.get(folder, Counter()))
                 for folder in outcome.lost:
-                    if not self.folders[folder].lost:
-                        self.folders[folder].lost = True
-                        self.log.emit("folder_lost", folder=folder, worker=self.worker_id)
+                    if self.ledger.lost(folder):
+                        self.log.emit("folder_lost", folder=folder)
+                for folder in batch.folders:
+                    self.ledger.committed(folder, outcome.per_folder.get(folder))
                 for row, reason in outcome.failures:
                     self.log.emit("row_failed", file_path=row.file_path, reason=reason)
                 self.stats.rows_written += len(batch.rows) + sum(c.media for c in batch.checks)
                 self.stats.errors += len(outcome.failures)
                 self.log.emit("batch_written", rows=len(batch.rows), retries=outcome.retries,
                               failed=len(outcome.failures))  # fmt: skip
-                await self._finish_ready(batch.folders)
+                await self._finish_ready()
 
-    async def _check_folders(self, checks: list[FolderCheck]) -> BatchOutcome:
+    async def _check_folders(self, batch: Batch) -> BatchOutcome:
         """Folders listed whole: those whose rows are all in place count as unchanged, the
         others are written row by row."""
-        same = await self.sink.unchanged_folders(checks)
+        assert self.checks is not None
+        same = await self.checks.unchanged_folders(batch.checks)
         outcome = BatchOutcome()
         rows: list[AssetRow] = []
-        for check, unchanged in zip(checks, same, strict=True):
+        for check, unchanged in zip(batch.checks, same, strict=True):
             if unchanged:
                 outcome.per_folder[check.folder] = Counter(unchanged=check.media)
             else:
-                builder = self.folders[check.folder].rows
-                assert builder is not None
-                builder.add_page(check.objects, rows, Counter())  # kinds counted already
+                # kinds were counted with the check
+                batch.builders[check.folder].add_page(check.objects, rows, Counter())
         rows = merge_duplicates(rows)
         for start in range(0, len(rows), self.opts.batch_size):
             outcome.add(await self.sink.write(rows[start : start + self.opts.batch_size]))
         # Checks that mostly fail (a first run, or a run changing most rows) cost a query
         # each for nothing: from now on folders go straight to rows.
         if sum(same) * 2 < len(same):
-            self.checking = False
+            self.batcher.checking = False
         return outcome
 
-    async def _finish_ready(self, candidates: Any) -> None:
-        """Mark done the folders that are fully listed and fully committed."""
-        ready = []
-        for folder in candidates:
-            state = self.folders[folder]
-            if (state.listed and not state.failed and not state.finished and not state.lost
-                    and state.outstanding == 0 and folder not in self.open_folders):  # fmt: skip
-                state.finished = True
-                ready.append((folder, state.counts))
+    async def _finish_ready(self) -> None:
+        """Record done the folders the ledger says are listed whole and committed whole."""
+        ready = self.ledger.take_ready()
         if not ready:
             return
+        await self.record.done(ready)
+        self.ledger.finished([folder for folder, _ in ready])
         self.stats.done += len(ready)
-        if self.run_id is not None:
-            await runs.finish_folders(self.pool, self.run_id, self.worker_id, ready)
         for folder, counts in ready:
             self.log.emit("folder_done", folder=folder, **counts)
 
@@ -798,25 +728,21 @@ async def stopped_report(opts: MigrateOptions, run_id: int, stats: LiveStats) ->
 
 def _planned_result(
     opts: MigrateOptions,
-    worker: _Worker,
+    plan: Plan,
     match_summary: dict[str, int],
     warnings: list[str],
     started: float,
 ) -> MigrateResult:
     totals: Counter[str] = Counter()
-    folders = []
-    for name, state in worker.folders.items():
-        totals.update(state.counts)
-        state_name = "failed" if state.failed else "planned"
-        folders.append({"folder": name, "customer_id": state.customer_id, "state": state_name,
-                        "counts": dict(state.counts)})  # fmt: skip
-    totals["folders"] = len(worker.folders)
-    totals["folders_failed"] = sum(1 for s in worker.folders.values() if s.failed)
+    for folder in plan.folders:
+        totals.update(folder["counts"])
+    totals["folders"] = len(plan.folders)
+    totals["folders_failed"] = sum(1 for f in plan.folders if f["state"] == "failed")
     return MigrateResult(
         run_id=None,
         status="planned",
         totals=dict(totals),
-        folders=folders,
+        folders=sorted(plan.folders, key=itemgetter("folder")),
         failed_rows=[],
         settings=opts.recorded(),
         match_summary=match_summary,

@@ -21,22 +21,46 @@ Format facts relied on (PostgreSQL docs, "COPY", binary format, and the types' s
   dimension int32 length and int32 lower bound (1), then per element int32 length and its
   UTF-8 bytes, -1 for a NULL element.
 
-Values that cannot be encoded raise the errors the sink treats as data errors (it isolates
-the row by splitting the batch): ValueError for a malformed timestamp, OverflowError for a
-file_size outside bigint.
+A value that cannot be encoded (a malformed timestamp, a lone surrogate, a file_size outside
+bigint) raises `UnencodableValue`, which the sink treats as a data error of that row (it
+isolates the row by splitting the batch); any other exception here is a bug.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import ParamSpec
 
 from loader.rows import AssetRow
+
+P = ParamSpec("P")
 
 HEADER = b"PGCOPY\n\377\r\n\0" + struct.pack(">ii", 0, 0)
 TRAILER = struct.pack(">h", -1)
 TEXT_OID = 25
+
+
+class UnencodableValue(Exception):
+    """A row value binary COPY cannot carry: a data error of that row, not a bug."""
+
+
+def _values_checked(encode: Callable[P, bytes]) -> Callable[P, bytes]:
+    """`encode`, with the ValueErrors of the values it encodes (a timestamp that is not ISO
+    8601, a lone surrogate) raised as `UnencodableValue`: the encoders do nothing else that
+    could raise one, and a ValueError elsewhere in the sink stays a bug."""
+
+    @functools.wraps(encode)
+    def checked(*args: P.args, **kwargs: P.kwargs) -> bytes:
+        try:
+            return encode(*args, **kwargs)
+        except ValueError as exc:
+            raise UnencodableValue(str(exc)) from exc
+
+    return checked
+
 
 _NULL = struct.pack(">i", -1)
 _pack_i = struct.Struct(">i").pack
@@ -87,13 +111,13 @@ def _text_array(tags: Sequence[str | None]) -> bytes:
 
 
 def _bigint(value: int | None) -> bytes:
-    """One bigint field; OverflowError (a data error) outside the bigint range."""
+    """One bigint field; `UnencodableValue` outside the bigint range."""
     if value is None:
         return _NULL
     try:
         return _pack_iq(8, value)
-    except struct.error:
-        raise OverflowError(f"file_size {value} is out of range for type bigint") from None
+    except struct.error as exc:
+        raise UnencodableValue(f"file_size {value} is out of range for type bigint") from exc
 
 
 def _literal(data: bytes) -> bytes:
@@ -101,6 +125,7 @@ def _literal(data: bytes) -> bytes:
     return data.replace(b"%", b"%%")
 
 
+@_values_checked
 def new_rows(rows: Sequence[AssetRow], upload_source: str, now: datetime) -> bytes:
     """The binary COPY stream of `rows` as `WRITTEN_COLUMNS` (into image_assets).
 
@@ -166,6 +191,7 @@ def new_rows(rows: Sequence[AssetRow], upload_source: str, now: datetime) -> byt
     return b"".join(pieces)
 
 
+@_values_checked
 def staged_rows(rows: Sequence[AssetRow]) -> bytes:
     """The binary COPY stream of `rows` as `STAGED_COLUMNS` (into pg_temp.loader_stage),
     values as `AssetRow.staged()`: created_at stays text (NULL when None)."""

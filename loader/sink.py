@@ -55,9 +55,9 @@ DATA_ERRORS: tuple[type[BaseException], ...] = (
     pgexc.CardinalityViolationError,
     pgexc.ProgramLimitExceededError,
     # Caught before the wire: a value binary COPY cannot encode (an integer out of bigint
-    # range), or a Storage timestamp that is not ISO 8601.
-    OverflowError,
-    ValueError,
+    # range, a Storage timestamp that is not ISO 8601). A ValueError or KeyError of our own
+    # code is not among these: it is a bug, and stops the run (exit 1).
+    pgcopy.UnencodableValue,
 )
 # The table is not what preflight saw (dropped or altered mid-run): stop the run.
 SCHEMA_ERRORS: tuple[type[BaseException], ...] = (
@@ -115,13 +115,12 @@ def merge_duplicates(rows: Sequence[AssetRow]) -> list[AssetRow]:
 
 @dataclass(slots=True)
 class UpsertSink:
-    """Writes batches for one run (or plans them, with `dry_run`)."""
+    """Writes batches for one run (`--dry-run` plans them with `loader.plan.PlanSink`)."""
 
     pool: asyncpg.Pool
     run_id: int | None
     upload_source: str
     overwrite_cdn: bool
-    dry_run: bool = False
     # The worker whose folders these rows are (each transaction checks it still holds them);
     # None: rows written outside a worker's claims (a benchmark).
     worker_id: str | None = None
@@ -217,15 +216,13 @@ class UpsertSink:
 
     async def _write_with_retry(self, rows: Sequence[AssetRow]) -> BatchOutcome:
         outcome = BatchOutcome()
-        if self.copy_fast_path is None and not self.dry_run:
+        if self.copy_fast_path is None:
             await self._prepare()
 
         def count_retry(_: BaseException) -> None:
             outcome.retries += 1
 
         async def write(conn: asyncpg.Connection) -> list[tuple[str, int, int, int]]:
-            if self.dry_run:
-                return await conn.fetch(sql("plan_batch"), _plan_payload(rows), self.overwrite_cdn)
             if self.copy_fast_path:
                 try:
                     return await self._copy_new_rows(conn, rows, outcome.lost)
@@ -241,7 +238,7 @@ class UpsertSink:
                 on_retry=count_retry,
             )  # fmt: skip
         except SCHEMA_ERRORS as exc:
-            raise SchemaError(f"cannot write image_assets: {exc}") from None
+            raise SchemaError(f"cannot write image_assets: {exc}") from exc
         for folder, inserted, updated, unchanged in records:
             counts = outcome.per_folder.setdefault(folder, Counter())
             counts.update(inserted=inserted, updated=updated, unchanged=unchanged)
@@ -344,7 +341,7 @@ class UpsertSink:
         return [tuple(r) for r in records]
 
     async def _record_failure(self, row: AssetRow, reason: str) -> None:
-        if self.dry_run or self.run_id is None:
+        if self.run_id is None:
             return
         await retrying(
             self.pool,
@@ -367,8 +364,8 @@ async def _stream(data: bytes) -> AsyncIterator[bytes]:
 
 def _reason(exc: BaseException) -> str:
     """One line saying why a row could not be written."""
-    if isinstance(exc, OverflowError):
-        return f"value out of range for its column ({exc})"
+    if isinstance(exc, pgcopy.UnencodableValue):
+        return f"a value cannot be written ({exc})"
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
@@ -401,11 +398,3 @@ def _journal_groups(
         names.extend(row.file_path[len(base) :] for row in rows[start:end])
         start = end
     return folders, bases, names, firsts, sizes
-
-
-def _plan_payload(rows: Sequence[AssetRow]) -> list[dict[str, object]]:
-    """What plan_batch.sql reads (--dry-run only: nothing is staged, nothing is written)."""
-    return [
-        {"file_path": r.file_path, "folder": r.folder, "tags": r.tags, "cdn_url": r.cdn_url}
-        for r in rows
-    ]
