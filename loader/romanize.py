@@ -33,6 +33,10 @@ from itertools import islice
 from operator import itemgetter
 
 MAX_SPELLINGS = 64
+# Entries of each cache holding a name's spellings (up to MAX_SPELLINGS strings each): on the
+# demo library of 100,000 customers, 32,768 kept the hit rate and CPU time of 200,000 with
+# 112 MB less memory; 16,384 cost ~45% more CPU (benchmarks: docs/performance.md).
+SPELLINGS_CACHE = 32_768
 # Extra cost of the given-name-first order (`jongchulkim`) over the same spelling surname-first.
 REVERSED_COST = 2
 # A syllable's informal spellings beyond this total cost are too far-fetched to be worth a slot.
@@ -250,11 +254,21 @@ def letter_fold(spelled: str) -> str:
     return _DOUBLED.sub(r"\1", text)
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=SPELLINGS_CACHE)
 def letter_folded(spellings: tuple[str, ...]) -> tuple[str, ...]:
     """`letter_fold` of each spelling, cached per tuple (a customer's spellings)."""
     # One pass over all of them: the folds never cross the line breaks.
     return tuple(letter_fold("\n".join(spellings)).split("\n"))
+
+
+def clear_caches() -> None:
+    """Free what matching cached (a match is once per run; its caches would otherwise stay
+    for the hours the run takes)."""
+    for cached in (letter_folded, split_name, _spellings, _spellings_with, _surname_fit,
+                   name_key):  # fmt: skip
+        cached.cache_clear()
+    _PREFIX_OPTIONS.clear()
+    _PREFIX_OPTIONS[""] = (("", 0),)
 
 
 def _clean(name: str) -> str:
@@ -355,26 +369,29 @@ def _surname_options(surname: str) -> Options:
     return tuple(options.items())
 
 
-# The options of every name prefix seen: names share their first syllables (a given name's
-# first syllable, or the 고객 of `고객123`), and the options of a prefix are the same whatever
-# follows, so a new name costs only its new syllables. Bounded like the lru_caches here.
+# The options of every proper prefix of a given name seen: names share their first
+# syllables (a given name's first syllable, or the 객 of `고객123`), and the options of a
+# prefix are the same whatever follows, so a new name costs only its last syllable. Whole
+# given names are not kept: most are seen once per match (`_spellings_with` keeps the ones
+# that repeat), and keeping them cost ~1.5 KB per customer name (137 MB at 90,000 distinct
+# names, measured). Bounded like the lru_caches here.
 _PREFIX_OPTIONS: dict[str, Options] = {"": (("", 0),)}
 
 
 def _given_options(given: str) -> Options:
     """The left fold of `_combine` over the syllables, resumed from the longest known prefix."""
-    known = len(given)
+    known = max(0, len(given) - 1)
     while given[:known] not in _PREFIX_OPTIONS:
         known -= 1
     options = _PREFIX_OPTIONS[given[:known]]
     for end in range(known + 1, len(given) + 1):
         options = _combine(options, _syllable_options(given[end - 1]), MAX_SPELLINGS)
-        if len(_PREFIX_OPTIONS) < 200_000:
+        if end < len(given) and len(_PREFIX_OPTIONS) < 200_000:
             _PREFIX_OPTIONS[given[:end]] = options
     return options
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=SPELLINGS_CACHE)
 def _spellings(name: str) -> tuple[str, ...]:
     surname, given = split_name(name)
     if not surname:
@@ -395,7 +412,7 @@ def _spellings(name: str) -> tuple[str, ...]:
     return tuple(islice(dict.fromkeys(text for text, _ in ranked), MAX_SPELLINGS))
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=SPELLINGS_CACHE)
 def _spellings_with(
     given: str, prefixes: tuple[str, ...], suffixes: tuple[str, ...]
 ) -> tuple[str, ...]:
@@ -426,7 +443,7 @@ def spellings(hangul_name: str, like: str | None = None) -> tuple[str, ...]:
     return _spellings(name)
 
 
-@lru_cache(maxsize=200_000)
+@lru_cache(maxsize=SPELLINGS_CACHE)
 def _surname_fit(surname: str, like: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The spellings of `surname` that `like` starts with and ends with (a folder is compared
     with many customers sharing a surname: worked out once per folder and surname)."""
