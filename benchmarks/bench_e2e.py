@@ -40,7 +40,8 @@ Steps depend on each other: `rerun` and `tag` need the first run in the same dat
 `--steps rollback` runs first, tag and rollback, and says so in one line; an unknown name or
 an empty list is refused. `--steps first` alone is the first run and nothing else (what
 bench_scaling.py runs). The JSON has the keys of the steps that ran and no others: `wall_s`,
-`first_run` (first); `rerun_wall_s`, `rerun`, `rerun_rows_written` (rerun); `tag_run_wall_s`,
+`first_run` (first); `rerun_wall_s`, `rerun`, `rerun_rows_written`, `rerun_bookkeeping_rows`
+(the loader's own rows), `rerun_wal_mb` (the WAL the re-run wrote) (rerun); `tag_run_wall_s`,
 `tag_run` (tag); `rollback_tag_run_s`, `rollback_first_run_s` (rollback); `naive_sample`,
 `naive_extrapolated_s`, `loader_vs_naive` (naive); `sink_vs_copy`, `upsert_vs_copy`,
 `copy_connections` (copy); `listing`, `listing_vs_ideal` (listing); `peak_rss_mb` (the most
@@ -93,6 +94,8 @@ TAG_RUN_ID_OFFSET = 10_000_000  # customers of the +1-tag run
 STEPS = ("first", "rerun", "tag", "rollback", "naive", "copy", "listing")
 REQUIRES = {"rerun": ("first",), "tag": ("first",), "rollback": ("tag",)}
 MIGRATE_STEPS = {"first run": "first_run", "no-change re-run": "rerun", "+1-tag run": "tag_run"}
+# The loader's own bookkeeping, which a no-change re-run still writes.
+BOOKKEEPING_TABLES = ("loader.runs", "loader.folders", "loader.match_memo")
 WRITE_TABLES = ("public.image_assets", "public.customers", "loader.journal_inserts",
                 "loader.journal_updates", "loader.backups", "loader.rollbacks")  # fmt: skip
 
@@ -230,15 +233,17 @@ async def seed_customers(url: str, folders: int, id_offset: int = 0) -> None:
         )  # fmt: skip
 
 
-async def table_writes(url: str) -> dict[str, int]:
-    """Rows inserted + updated + deleted so far per table (cumulative statistics)."""
+async def table_writes(url: str) -> tuple[dict[str, int], int]:
+    """Rows inserted + updated + deleted so far per table (cumulative statistics), and the
+    WAL position in bytes (the whole cluster's: the benchmark is its only writer)."""
     await anyio.sleep(1.2)  # backends flush their statistics at most once a second
     async with db.connection(url) as conn:
         rows = await conn.fetch(
             "SELECT schemaname || '.' || relname AS t, n_tup_ins + n_tup_upd + n_tup_del AS n"
             " FROM pg_stat_user_tables"
         )
-    return {r["t"]: r["n"] for r in rows if r["t"] in WRITE_TABLES}
+        wal = await conn.fetchval("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
+    return {r["t"]: r["n"] for r in rows}, wal
 
 
 async def timed_rollback(url: str, run_id: int) -> float:
@@ -493,10 +498,14 @@ async def migrate_steps(
         out.update(stall_rate=args.stall_rate, stalled_first_run=stalled,
                    stall_vs_clean=ratio)  # fmt: skip
     if "rerun" in steps:
-        before = await table_writes(database_url)
+        before, wal_before = await table_writes(database_url)
         out["rerun"] = await anyio.to_thread.run_sync(step, "no-change re-run")
-        after = await table_writes(database_url)
+        after, wal_after = await table_writes(database_url)
         out["rerun_rows_written"] = {t: after.get(t, 0) - before.get(t, 0) for t in WRITE_TABLES}
+        out["rerun_bookkeeping_rows"] = {
+            t: after.get(t, 0) - before.get(t, 0) for t in BOOKKEEPING_TABLES
+        }
+        out["rerun_wal_mb"] = round((wal_after - wal_before) / 2**20, 1)
     if "tag" in steps:
         await seed_customers(database_url, shape.folders, TAG_RUN_ID_OFFSET)
         out["tag_run"] = await anyio.to_thread.run_sync(step, "+1-tag run")
@@ -528,6 +537,8 @@ def print_table(out: dict[str, Any]) -> None:
               "cores; CPU others = the rest of the machine over the step")  # fmt: skip
     if "rerun_rows_written" in out:
         print(f"re-run rows written outside the run's bookkeeping: {out['rerun_rows_written']}")
+        print(f"re-run bookkeeping rows written: {out['rerun_bookkeeping_rows']}, WAL "
+              f"{out['rerun_wal_mb']} MB")  # fmt: skip
     if "rollback_tag_run_s" in out:
         print(f"rollback: +1-tag run {out['rollback_tag_run_s']} s, first run "
               f"{out['rollback_first_run_s']} s")  # fmt: skip
