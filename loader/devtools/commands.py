@@ -169,14 +169,18 @@ def demo_group() -> None:
     """
 
 
-@demo_group.command(name="run")
-@click.option(
+# Every demo command takes the same size.
+scale_option = click.option(
     "--scale",
     type=click.IntRange(1, 100),
     default=1,
     show_default=True,
-    help="Multiplies customers, folders and files.",
+    help="Multiplies customers, folders and files (100: 10,000 folders).",
 )
+
+
+@demo_group.command(name="run")
+@scale_option
 def demo_run(scale: int) -> None:
     """Seed a demo library and run the whole migration on it (what `make demo` runs).
 
@@ -194,13 +198,7 @@ def demo_run(scale: int) -> None:
 
 
 @demo_group.command(name="seed")
-@click.option(
-    "--scale",
-    type=click.IntRange(1, 100),
-    default=1,
-    show_default=True,
-    help="Multiplies customers, folders and files (100: 10,000 folders).",
-)
+@scale_option
 def demo_seed(scale: int) -> None:
     """Write a demo library: a Storage manifest, and the demo database with customers,
     existing image_assets rows and storage.objects.
@@ -228,13 +226,7 @@ def demo_seed(scale: int) -> None:
 
 
 @demo_group.command(name="serve")
-@click.option(
-    "--scale",
-    type=click.IntRange(1, 100),
-    default=1,
-    show_default=True,
-    help="Multiplies customers, folders and files.",
-)
+@scale_option
 @click.option(
     "--port",
     type=click.IntRange(1, 65535),
