@@ -14,6 +14,7 @@ development ones `loader.devtools.commands`).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.util
 import io
@@ -450,7 +451,8 @@ def with_source(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(**params: Any) -> Any:
         opts = source_options(params)
         if opts.source == "db" and not opts.storage_database_url:
-            opts.storage_database_url = target_database(params.get("database_url"))
+            database_url = target_database(params.get("database_url"))
+            opts = dataclasses.replace(opts, storage_database_url=database_url)
         return fn(opts=opts, **params)
 
     return wrapper

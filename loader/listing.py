@@ -32,7 +32,7 @@ from loader.errors import (
 )
 from loader.folder_groups import PAGES_PER_GROUP, FolderGroup, Grouping
 from loader.outage import OutageDetector
-from loader.redact import redact
+from loader.redact import RECORDED, redact
 from loader.retry import ATTEMPTS, RetryPolicy
 from loader.sqlfiles import sql
 from loader.storage_client import (
@@ -580,19 +580,22 @@ async def for_each_event(
                 await handle(event)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class SourceOptions:
-    """Where to list from and how hard to push (every knob is a CLI flag)."""
+    """Where to list from and how hard to push (every knob is a CLI flag). Immutable: a run
+    works with the options it started with (a resumed run's come from the run, by `replace`).
+    The fields marked RECORDED are stored with the run and shown in its reports."""
 
-    bucket: str = "blog-images"
-    prefix: str = "originals/customers/"
-    source: str = "rest"  # a key of SOURCES
-    storage_url: str | None = None
-    key: str | None = None
-    list_api: ListApi = "auto"
-    list_concurrency: int = 32
-    page_size: int = 1000
-    group_pages: int = PAGES_PER_GROUP  # 0: every folder listed by calls of its own
+    bucket: str = field(default="blog-images", metadata=RECORDED)
+    prefix: str = field(default="originals/customers/", metadata=RECORDED)
+    source: str = field(default="rest", metadata=RECORDED)  # a key of SOURCES
+    storage_url: str | None = field(default=None, metadata=RECORDED)
+    key: str | None = field(default=None, metadata=RECORDED)  # recorded masked
+    list_api: ListApi = field(default="auto", metadata=RECORDED)
+    list_concurrency: int = field(default=32, metadata=RECORDED)
+    page_size: int = field(default=1000, metadata=RECORDED)
+    # 0: every folder listed by calls of its own
+    group_pages: int = field(default=PAGES_PER_GROUP, metadata=RECORDED)
     max_rps: float | None = None
     request_timeout_s: float = 30.0
     stall_factor: float | None = STALL_FACTOR  # None: only the request timeout cuts

@@ -18,7 +18,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -55,7 +55,7 @@ from loader.listing import (
 from loader.plan import Plan, PlanSink
 from loader.preflight import check_target
 from loader.progress import LiveStats
-from loader.redact import redact_options
+from loader.redact import RECORDED, recorded_options
 from loader.rows import AssetRow, CdnUrls, NoCdnUrls
 from loader.sink import BatchOutcome, UpsertSink, merge_duplicates
 from loader.sqlfiles import sql
@@ -64,19 +64,24 @@ from loader.storage_client import ClientStats
 MatchMode = Literal["auto", "none"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, frozen=True)
 class MigrateOptions:
+    """A run's options. Immutable once the run starts: a resume or join works with the run's
+    own (`_adopted`), and the cdn_url base the run settles on is a new value (`replace`).
+    The fields marked RECORDED (and the source's) are stored with the run and its reports."""
+
     source: SourceOptions
     database_url: str
-    batch_size: int = 10_000  # the sweep's best (README, docs/performance.md)
-    db_concurrency: int = 2
-    upload_source: str = "customer-migration"
-    cdn_url: Literal["fill", "overwrite", "keep"] = "fill"
-    cdn_base: str | None = None
+    # the sweep's best (README, docs/performance.md)
+    batch_size: int = field(default=10_000, metadata=RECORDED)
+    db_concurrency: int = field(default=2, metadata=RECORDED)
+    upload_source: str = field(default="customer-migration", metadata=RECORDED)
+    cdn_url: Literal["fill", "overwrite", "keep"] = field(default="fill", metadata=RECORDED)
+    cdn_base: str | None = field(default=None, metadata=RECORDED)
     # Where this run's cdn_urls point; stored with the run so a resume or join writes the same.
-    public_url_base: str | None = None
-    match: MatchMode = "auto"
-    dry_run: bool = False
+    public_url_base: str | None = field(default=None, metadata=RECORDED)
+    match: MatchMode = field(default="auto", metadata=RECORDED)
+    dry_run: bool = field(default=False, metadata=RECORDED)
     resume: int | None = None
     prepare_only: bool = False
     create_unique_index: bool = False
@@ -89,28 +94,7 @@ class MigrateOptions:
 
     def recorded(self) -> dict[str, Any]:
         """The options stored with the run and in reports: no secrets."""
-        src = self.source
-        return redact_options(
-            {
-                "bucket": src.bucket,
-                "prefix": src.prefix,
-                "source": src.source,
-                "storage_url": src.storage_url,
-                "key": src.key,
-                "list_api": src.list_api,
-                "list_concurrency": src.list_concurrency,
-                "group_pages": src.group_pages,
-                "page_size": src.page_size,
-                "batch_size": self.batch_size,
-                "db_concurrency": self.db_concurrency,
-                "upload_source": self.upload_source,
-                "cdn_url": self.cdn_url,
-                "cdn_base": self.cdn_base,
-                "public_url_base": self.public_url_base,
-                "match": self.match,
-                "dry_run": self.dry_run,
-            }
-        )
+        return recorded_options(self.source, self)
 
 
 @dataclass(slots=True)
@@ -187,7 +171,7 @@ async def migrate(
             )
         run_id = None
         if opts.resume is not None:
-            run_id = await _adopt_run(pool, opts)
+            run_id, opts = await _adopted(pool, opts)
             stats.run_id = run_id
         backup: RunBackup | None = None
         stats.step("listing the top level")
@@ -196,6 +180,8 @@ async def migrate(
             if (loose_warning := loose_media_warning(loose_files)) is not None:
                 opened.warnings.append(loose_warning)
             cdn = _cdn_urls(opts, opened)
+            if cdn.base:
+                opts = replace(opts, public_url_base=cdn.base)
             match_summary: dict[str, int] = {}
             folders: list[tuple[str, int | None]] = []
             if run_id is None:
@@ -308,21 +294,27 @@ async def _aborted(
     return LoaderError(f"run {run_id} stopped: {exc}. Nothing is lost", exit_code=code)
 
 
-async def _adopt_run(pool: asyncpg.Pool, opts: MigrateOptions) -> int:
-    """Resume/join: the run's own bucket, prefix and data options win over the flags."""
+async def _adopted(pool: asyncpg.Pool, opts: MigrateOptions) -> tuple[int, MigrateOptions]:
+    """Resume/join: the run's id, and the options to work with: the run's own bucket, prefix
+    and data options win over the flags."""
     assert opts.resume is not None
     info = await runs.adopt_run(pool, opts.resume)
-    opts.source.bucket, opts.source.prefix = info.bucket, info.prefix
-    opts.upload_source = info.options.get("upload_source", opts.upload_source)
-    opts.cdn_url = info.options.get("cdn_url", opts.cdn_url)
-    opts.cdn_base = info.options.get("cdn_base", opts.cdn_base)
-    opts.public_url_base = info.options.get("public_url_base")
-    return info.run_id
+    own = info.options
+    adopted = replace(
+        opts,
+        source=replace(opts.source, bucket=info.bucket, prefix=info.prefix),
+        upload_source=own.get("upload_source", opts.upload_source),
+        cdn_url=own.get("cdn_url", opts.cdn_url),
+        cdn_base=own.get("cdn_base", opts.cdn_base),
+        public_url_base=own.get("public_url_base"),
+    )
+    return info.run_id, adopted
 
 
 def _cdn_urls(opts: MigrateOptions, opened: OpenedSource) -> CdnUrls:
     """Where cdn_urls point: a resumed or joined run's own base, else `--cdn-base`, else the
-    bucket's public URLs on the Storage API root that answered.
+    bucket's public URLs on the Storage API root that answered (the run records it as its
+    `public_url_base`).
 
     A private bucket's public URLs never work (the server answers "Bucket not found"), so
     writing them is refused unless a CDN or proxy is given (`--cdn-base`) or cdn_url is left
@@ -342,7 +334,6 @@ def _cdn_urls(opts: MigrateOptions, opened: OpenedSource) -> CdnUrls:
         base = source.public_url_base
     if base is None:
         raise BadInputError("--source db needs --storage-url or --cdn-base to build cdn_url")
-    opts.public_url_base = base
     return CdnUrls(base)
 
 

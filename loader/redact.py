@@ -54,6 +54,7 @@ The rules, exactly:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import re
@@ -277,6 +278,21 @@ def redact_value(value: object) -> object:
 
 
 _SECRET_OPTION = re.compile(r"(key|password|secret|token)", re.IGNORECASE)
+
+
+# Field metadata of an option stored with a run and shown in its reports (`recorded_options`):
+# `field(default=..., metadata=RECORDED)`, so the option says it, in one place.
+RECORDED = {"recorded": True}
+
+
+def recorded_options(*options: object) -> dict[str, object]:
+    """The fields marked RECORDED of each options dataclass, in order, secrets masked."""
+    return redact_options({
+        f.name: getattr(opts, f.name)
+        for opts in options
+        for f in dataclasses.fields(opts)  # type: ignore[arg-type]
+        if f.metadata.get("recorded")
+    })  # fmt: skip
 
 
 def redact_options(options: dict[str, object]) -> dict[str, object]:

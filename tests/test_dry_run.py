@@ -3,6 +3,7 @@ index it would create, not a row. Checked on a database the loader never touched
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -104,8 +105,7 @@ async def test_plan_counts_what_the_upsert_then_does(
         )
     options = MigrateOptions(source=source, database_url=db_url, dry_run=True)
     plan = await migrate(options)
-    options.dry_run = False
-    done = await migrate(options)
+    done = await migrate(dataclasses.replace(options, dry_run=False))
     for action in ("inserted", "updated", "unchanged"):
         assert plan.totals[action] == done.totals[action], action
     assert (plan.totals["unchanged"], plan.totals["updated"]) == (2, 1)  # 'x' is refreshed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -167,8 +168,7 @@ async def test_small_folders_listed_in_groups_are_each_written_and_done(
     names = [*media, *(f"{PREFIX}{f}/notes.txt" for f in folders), f"{PREFIX}cust-01.jpg"]
     url = await start_storage(catalogue_of(names))
     opts = options(url, db_url)
-    opts.source.list_concurrency = 2
-    result = await migrate(opts)
+    result = await migrate(replace(opts, source=replace(opts.source, list_concurrency=2)))
     assert result.status == "succeeded"
     assert sorted(await db.fetchval("SELECT array_agg(file_path) FROM image_assets")) == sorted(
         media
