@@ -12,11 +12,26 @@
 --               added removed, cdn_url restored if still the run's); what others wrote stays
 --   gone        the row no longer exists: nothing to do
 -- A row the run inserted and then changed again is undone as an insert (its first entry).
+--
+-- Built in one pass of hash joins, in the order it is applied in (rollback_apply_*.sql, by
+-- ranges of seq): by action, then by where the row lies in image_assets (ctid). Each action
+-- is one range of seq, and applying it walks the table's pages in order, each page once. In
+-- hash order, restoring 900,000 rows came back to every page again and again, writing it
+-- out each time and to the WAL as a full page after each checkpoint: 41 s and 4.2 GB of
+-- WAL, against 15 s and 1.0 GB in order. The same sort keeps each row's first journal
+-- entry (DISTINCT ON): the entries of one row share its action and ctid; gone rows (no
+-- ctid) differ by path or id.
+-- A row's own journal entry names the transaction that wrote it (ia.xmin = its xid, the
+-- common case); the run's other transactions (xids) and the rows a later rollback restored
+-- are small sets, looked up by hash (DISTINCT keeps the estimate of xids small: estimated
+-- at every journal row, it was scanned once per row).
 INSERT INTO pg_temp.loader_rollback_plan
+    (action, file_path, asset_id, prev_ai_tags, prev_cdn_url, prev_updated_at, new_ai_tags,
+     new_cdn_url)
 WITH xids AS (
-    SELECT xid FROM loader.journal_inserts WHERE run_id = $1
+    SELECT DISTINCT xid FROM loader.journal_inserts WHERE run_id = $1
     UNION
-    SELECT xid FROM loader.journal_updates WHERE run_id = $1
+    SELECT DISTINCT xid FROM loader.journal_updates WHERE run_id = $1
 ),
 restored_by_later AS (
     SELECT u.asset_id
@@ -30,31 +45,45 @@ restored_by_later AS (
       AND ia.cdn_url IS NOT DISTINCT FROM u.prev_cdn_url
 ),
 inserted AS (
-    SELECT DISTINCT i.base || n.name AS file_path
+    SELECT i.base || n.name AS file_path, i.xid
     FROM loader.journal_inserts AS i
     CROSS JOIN LATERAL unnest(i.names) AS n(name)
     WHERE i.run_id = $1
 ),
-updated AS (
-    SELECT DISTINCT ON (u.asset_id) u.*
-    FROM loader.journal_updates AS u
-    WHERE u.run_id = $1
-      AND NOT EXISTS (SELECT 1 FROM inserted WHERE inserted.file_path = u.file_path)
-    ORDER BY u.asset_id, u.at
+deletes AS (
+    SELECT DISTINCT ON (action, row_ctid, file_path) action, file_path, asset_id
+    FROM (
+        SELECT CASE WHEN ia.id IS NULL THEN 'gone'
+                    WHEN $2 OR ia.xmin = i.xid OR ia.xmin IN (SELECT xid FROM xids)
+                         OR ia.id IN (SELECT asset_id FROM restored_by_later) THEN 'delete'
+                    ELSE 'kept' END AS action,
+               i.file_path, ia.id AS asset_id, ia.ctid AS row_ctid
+        FROM inserted AS i
+        LEFT JOIN image_assets AS ia USING (file_path)
+    ) AS d
+    ORDER BY action, row_ctid, file_path
+),
+restores AS (
+    -- What the run wrote is read by undo_tags alone: left out elsewhere, the rows to sort
+    -- and store are a third smaller.
+    SELECT DISTINCT ON (action, row_ctid, asset_id)
+           action, file_path, asset_id, prev_ai_tags, prev_cdn_url, prev_updated_at,
+           CASE WHEN action = 'undo_tags' THEN new_ai_tags END,
+           CASE WHEN action = 'undo_tags' THEN new_cdn_url END
+    FROM (
+        SELECT CASE WHEN ia.id IS NULL THEN 'gone'
+                    WHEN $2 OR ia.xmin = u.xid OR ia.xmin IN (SELECT xid FROM xids)
+                         OR ia.id IN (SELECT asset_id FROM restored_by_later) THEN 'restore'
+                    ELSE 'undo_tags' END AS action,
+               u.file_path, u.asset_id, u.prev_ai_tags, u.prev_cdn_url, u.prev_updated_at,
+               u.new_ai_tags, u.new_cdn_url, u.at, ia.ctid AS row_ctid
+        FROM loader.journal_updates AS u
+        LEFT JOIN image_assets AS ia ON ia.id = u.asset_id
+        WHERE u.run_id = $1
+          AND NOT EXISTS (SELECT 1 FROM inserted WHERE inserted.file_path = u.file_path)
+    ) AS r
+    ORDER BY action, row_ctid, asset_id, at
 )
-SELECT CASE WHEN ia.id IS NULL THEN 'gone'
-            WHEN $2 OR ia.xmin IN (SELECT xid FROM xids)
-                 OR ia.id IN (SELECT asset_id FROM restored_by_later) THEN 'delete'
-            ELSE 'kept' END,
-       i.file_path, ia.id, NULL, NULL, NULL, NULL, NULL
-FROM inserted AS i
-LEFT JOIN image_assets AS ia USING (file_path)
+SELECT action, file_path, asset_id, NULL, NULL, NULL, NULL, NULL FROM deletes
 UNION ALL
-SELECT CASE WHEN ia.id IS NULL THEN 'gone'
-            WHEN $2 OR ia.xmin IN (SELECT xid FROM xids)
-                 OR ia.id IN (SELECT asset_id FROM restored_by_later) THEN 'restore'
-            ELSE 'undo_tags' END,
-       u.file_path, u.asset_id, u.prev_ai_tags, u.prev_cdn_url, u.prev_updated_at,
-       u.new_ai_tags, u.new_cdn_url
-FROM updated AS u
-LEFT JOIN image_assets AS ia ON ia.id = u.asset_id;
+SELECT * FROM restores;

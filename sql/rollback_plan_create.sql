@@ -9,6 +9,7 @@ CREATE TEMP TABLE IF NOT EXISTS loader_rollback_plan (
     prev_updated_at timestamptz,
     new_ai_tags     text[],
     new_cdn_url     text,
-    -- The plan is applied in chunks by seq (rollback_apply.sql), so progress can be shown.
+    -- The order the plan is applied in, by ranges (rollback_apply_*.sql), so progress can be
+    -- shown: each action takes one range of it (rollback_plan.sql).
     seq             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY
 ) ON COMMIT DROP;

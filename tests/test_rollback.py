@@ -10,10 +10,13 @@ import asyncpg
 import pytest
 from click.testing import CliRunner
 
+from loader import rollback as rollback_module
 from loader.cli import cli
 from loader.errors import BadInputError
 from loader.migrate import migrate
+from loader.progress import LiveStats
 from loader.rollback import rollback
+from loader.sqlfiles import sql
 from tests.sample import PREFIX, sample_catalogue
 from tests.storage_fixtures import StartStorage
 from tests.test_migrate import KEPT, options
@@ -249,3 +252,144 @@ async def test_rolling_back_two_runs_latest_first_gives_back_the_table(
         first.totals["inserted"], 0, 0,
     )  # fmt: skip
     assert await dump(db) == before
+
+
+# -- the plan and its application in chunks ----------------------------------------------------
+
+
+async def test_every_action_applied_in_small_chunks(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Each action's range of the plan goes in chunks of its own statement: deleted, kept,
+    restored, partly restored and gone rows side by side, each counted once."""
+    monkeypatch.setattr(rollback_module, "APPLY_CHUNK", 2)
+    await seed_odd_tags(db)
+    before = {r["file_path"]: tuple(r) for r in await db.fetch("SELECT * FROM image_assets")}
+    url = await start_storage(sample_catalogue())
+    result = await migrate(options(url, db_url, match="auto"))
+    kept, changed = f"{FOLDER}/IMG_0004.jpg", f"{FOLDER}/IMG_0001.jpg"
+    gone_inserted, gone_updated = f"{FOLDER}/2024-05-01/clip.MOV", f"{FOLDER}/IMG_0002.jpg"
+    await db.execute("UPDATE image_assets SET alt_text = 'edited' WHERE file_path = $1", kept)
+    await db.execute(
+        "UPDATE image_assets SET ai_tags = ai_tags || 'by-app'::text WHERE file_path = $1", changed
+    )
+    await db.execute(
+        "DELETE FROM image_assets WHERE file_path = ANY($1)", [gone_inserted, gone_updated]
+    )
+
+    stats = LiveStats(unit="rows", rates=())
+    undone = await rollback(db, result.run_id, stats=stats)
+    inserted = result.totals["inserted"]
+    counts = await db.fetchval("SELECT counts FROM loader.rollbacks")
+    assert counts == {"delete": inserted - 2, "kept": 1, "gone": 2, "restore": 2, "undo_tags": 1}
+    assert (undone.deleted, undone.restored, undone.partly_restored) == (inserted - 2, 3, 1)
+    assert (undone.kept_changed, undone.gone) == (1, 2)
+    assert stats.done == stats.total == sum(counts.values())
+    after = {r["file_path"]: r for r in await db.fetch("SELECT * FROM image_assets")}
+    assert set(after) == {"elsewhere/a.jpg", f"{FOLDER}/IMG_0000.jpg", changed,
+                          f"{FOLDER}/IMG_0003.jpg", kept}  # fmt: skip
+    for path in ("elsewhere/a.jpg", f"{FOLDER}/IMG_0000.jpg", f"{FOLDER}/IMG_0003.jpg"):
+        assert tuple(after[path]) == before[path]
+    assert (after[changed]["ai_tags"], after[changed]["cdn_url"]) == (["by-app"], None)
+    assert after[kept]["alt_text"] == "edited"
+    # The join settings of the application end with its transaction.
+    assert await db.fetchval("SHOW enable_hashjoin") == "on"
+
+
+async def test_a_row_the_run_changed_twice_gets_its_first_before_image_back(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    await seed_odd_tags(db)
+    before = await dump(db)
+    url = await start_storage(sample_catalogue())
+    result = await migrate(options(url, db_url, match="auto"))
+    twice = f"{FOLDER}/IMG_0000.jpg"  # ai_tags NULL before the run
+    async with db.transaction():  # a second change by the run, journaled as the sink does
+        await db.execute(
+            "INSERT INTO loader.journal_updates (run_id, xid, asset_id, file_path, folder,"
+            " prev_ai_tags, prev_cdn_url, prev_updated_at, prev_xmin, new_ai_tags, new_cdn_url)"
+            " SELECT $1, pg_current_xact_id()::xid, id, file_path, 'kimminsu01-6601', ai_tags,"
+            " cdn_url, updated_at, xmin, ai_tags || 'again'::text, cdn_url"
+            " FROM image_assets WHERE file_path = $2",
+            result.run_id, twice,
+        )  # fmt: skip
+        await db.execute(
+            "UPDATE image_assets SET ai_tags = ai_tags || 'again'::text, updated_at = now()"
+            " WHERE file_path = $1",
+            twice,
+        )
+    undone = await rollback(db, result.run_id)
+    assert (undone.restored, undone.partly_restored) == (len(PREVIOUS), 0)
+    assert await dump(db) == before
+
+
+async def test_the_plan_takes_each_action_as_one_range_in_table_order(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    """What applying by ranges relies on: each action's rows are one range of seq, in the
+    order the rows lie in image_assets."""
+    await seed_odd_tags(db)
+    url = await start_storage(sample_catalogue())
+    result = await migrate(options(url, db_url, match="auto"))
+    # Rows in another physical order than their paths and ids: rewritten, last path first.
+    await db.execute(
+        "UPDATE image_assets SET alt_text = alt_text WHERE file_path IN"
+        " (SELECT file_path FROM image_assets ORDER BY file_path DESC LIMIT 6)"
+    )
+    async with db.transaction():
+        await db.execute(sql("rollback_plan_create"))
+        await db.execute(sql("rollback_plan"), result.run_id, True)
+        plan = await db.fetch(
+            "SELECT p.action, p.seq, ia.ctid FROM pg_temp.loader_rollback_plan AS p"
+            " JOIN image_assets AS ia ON ia.id = p.asset_id ORDER BY p.seq"
+        )
+    actions = [r["action"] for r in plan]
+    assert sorted(set(actions)) == ["delete", "restore"]
+    assert actions == sorted(actions)  # one range per action
+    assert [r["seq"] for r in plan] == list(range(1, len(plan) + 1))
+    for action in ("delete", "restore"):
+        ctids = [r["ctid"] for r in plan if r["action"] == action]
+        assert ctids == sorted(ctids)
+
+
+async def test_a_table_without_an_index_on_id_rolls_back_all_the_same(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The nested loop over id is chosen only where an index makes it one lookup a row."""
+    monkeypatch.setattr(rollback_module, "APPLY_CHUNK", 3)
+    await seed_odd_tags(db)
+
+    async def nested_loop_forced() -> bool:
+        async with db.transaction():
+            await db.execute(sql("rollback_apply_join"))
+            return await db.fetchval("SHOW enable_hashjoin") == "off"
+
+    assert await nested_loop_forced()
+    await db.execute("ALTER TABLE image_assets DROP CONSTRAINT image_assets_pkey")
+    assert not await nested_loop_forced()
+    before = await dump(db)
+    url = await start_storage(sample_catalogue())
+    result = await migrate(options(url, db_url, match="auto"))
+    undone = await rollback(db, result.run_id)
+    assert (undone.deleted, undone.restored) == (result.totals["inserted"], len(PREVIOUS))
+    assert await dump(db) == before
+
+
+async def test_a_journal_changed_past_autovacuums_threshold_is_analyzed_before_planning(
+    db: asyncpg.Connection,
+) -> None:
+    """Right after a run, before autovacuum's next round, the plan's statistics are fresh."""
+    stats_of = "SELECT count(*) FROM pg_stats WHERE schemaname = 'loader' AND tablename = $1"
+    await db.execute(sql("rollback_analyze_journal"))  # nothing changed: nothing analyzed
+    assert await db.fetchval(stats_of, "journal_updates") == 0
+    await db.execute(
+        "INSERT INTO loader.journal_updates (run_id, xid, asset_id, file_path, folder)"
+        " SELECT 1, '1'::xid, gen_random_uuid(), 'p' || g, 'f' FROM generate_series(1, 200) AS g"
+    )
+    await db.execute("SELECT pg_stat_force_next_flush()")  # the activity counters, now
+    await db.execute(sql("rollback_analyze_journal"))
+    # The columns the plan filters and joins on; journal_inserts did not change.
+    assert await db.fetchval(stats_of, "journal_updates") == 5
+    assert await db.fetchval(stats_of, "journal_inserts") == 0
