@@ -58,6 +58,7 @@ class RunInfo:
     bucket: str
     prefix: str
     options: dict[str, Any]
+    registering: bool = False  # its folders were still being registered (see create_run)
 
 
 def new_worker_id() -> str:
@@ -72,21 +73,48 @@ async def create_run(
     prefix: str,
     options: dict[str, Any],
     folders: Sequence[tuple[str, int | None]],
+    registering: bool = False,
 ) -> int:
-    """Record a new run and its folders (with their customers) in one transaction."""
+    """Record a new run and its folders (with their customers) in one transaction. With
+    `registering`, these are its first folders only: workers may start on them while the
+    rest are added (`register_folders`); the run is not closed before the last are."""
 
     async def create(conn: asyncpg.Connection) -> int:
         async with conn.transaction():
-            run_id: int = await conn.fetchval(sql("run_create"), bucket, prefix, options)
-            await conn.execute(
-                sql("run_add_folders"),
-                run_id,
-                [f for f, _ in folders],
-                [c for _, c in folders],
+            run_id: int = await conn.fetchval(
+                sql("run_create"), bucket, prefix, options, registering
             )
+            await _add_folders(conn, run_id, folders)
             return run_id
 
     return await retrying(pool, create, what="creating the run")
+
+
+# The last of a run's folders are registered: it may be closed once they are all done.
+REGISTERED_SQL = "UPDATE loader.runs SET registering = false WHERE run_id = $1"
+
+
+async def register_folders(
+    pool: asyncpg.Pool, run_id: int, folders: Sequence[tuple[str, int | None]], *, last: bool
+) -> None:
+    """Add folders to a run created `registering` (those it has already are kept as they
+    are); with `last`, in the same transaction, its registration is complete."""
+
+    async def register(conn: asyncpg.Connection) -> None:
+        async with conn.transaction():
+            await _add_folders(conn, run_id, folders)
+            if last:
+                await conn.execute(REGISTERED_SQL, run_id)
+
+    await retrying(pool, register, what="registering the run's folders")
+
+
+async def _add_folders(
+    conn: asyncpg.Connection, run_id: int, folders: Sequence[tuple[str, int | None]]
+) -> None:
+    await conn.execute(
+        sql("run_add_folders"), run_id, [f for f, _ in folders], [c for _, c in folders]
+    )
 
 
 def _check_status(run_id: int, status: str | None) -> None:
@@ -104,7 +132,9 @@ async def adopt_run(pool: asyncpg.Pool, run_id: int) -> RunInfo:
         pool, lambda conn: conn.fetchrow(sql("run_get"), run_id), what="reading the run"
     )
     _check_status(run_id, row and row["status"])
-    return RunInfo(run_id, row["status"], row["bucket"], row["prefix"], row["options"])
+    return RunInfo(
+        run_id, row["status"], row["bucket"], row["prefix"], row["options"], row["registering"]
+    )
 
 
 async def mark_interrupted(conn: asyncpg.Connection) -> list[int]:

@@ -306,7 +306,7 @@ async def _delete_orphans(
     deleted row is kept whole in loader.deleted_rows under that run."""
     options = {"action": "delete_orphans", "bucket": opts.bucket, "prefix": prefix}
     async with conn.transaction():
-        run_id = await conn.fetchval(sql("run_create"), opts.bucket, prefix, options)
+        run_id = await conn.fetchval(sql("run_create"), opts.bucket, prefix, options, False)
         result.orphans_deleted = await conn.fetchval(sql("orphans_delete"), run_id)
         await conn.fetchval(sql("run_finalize"), run_id)
     result.orphan_run_id = run_id

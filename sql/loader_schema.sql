@@ -21,6 +21,21 @@ CREATE TABLE IF NOT EXISTS loader.runs (
     options     jsonb NOT NULL DEFAULT '{}',
     counts      jsonb NOT NULL DEFAULT '{}'
 );
+-- A new run's folder rows are written in chunks while its first worker already works on the
+-- first ones (the serial start overlapped): `registering` until the last chunk commits. Such a
+-- run is never closed (run_finalize.sql), and one whose registration a crash cut short is
+-- completed by its resume (loader.migrate).
+-- Added only when missing: even with IF NOT EXISTS, ALTER TABLE first takes an exclusive lock,
+-- which would queue every command behind a live worker's batch.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                   WHERE attrelid = 'loader.runs'::regclass AND attname = 'registering'
+                     AND NOT attisdropped) THEN
+        ALTER TABLE loader.runs ADD COLUMN registering boolean NOT NULL DEFAULT false;
+    END IF;
+END
+$$;
 -- 'interrupted' (no live worker, recorded by the first command that sees it) is newer than
 -- the table: an older schema's check is widened, once.
 DO $$

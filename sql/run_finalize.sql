@@ -10,6 +10,7 @@ WITH closed AS (
         finished_at = now(),
         counts = loader.run_counts($1)
     WHERE r.run_id = $1 AND r.status IN ('running', 'aborted', 'interrupted')
+      AND NOT r.registering  -- folders not registered yet are not done
       AND NOT EXISTS (SELECT 1 FROM loader.folders
                       WHERE run_id = $1 AND state IN ('pending', 'claimed'))
     RETURNING r.status

@@ -1,2 +1,2 @@
-SELECT run_id, status, bucket, prefix, options, started_at, finished_at
+SELECT run_id, status, bucket, prefix, options, started_at, finished_at, registering
 FROM loader.runs WHERE run_id = $1;

@@ -9,8 +9,9 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from loader import match_db
-from loader.db import connection
+from loader import match_db, runs
+from loader import migrate as migrate_module
+from loader.db import connection, create_pool, init_schema
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
 from loader.sink import UpsertSink
@@ -308,3 +309,50 @@ async def test_a_run_analyzes_the_table_only_when_autovacuum_will_not(
     assert await analyze_count(db) == before + (1 if autovacuum else 2)
     await migrate(options(url, db_url))  # nothing changed: no statistics to refresh
     assert await analyze_count(db) == before + (1 if autovacuum else 2)
+
+
+async def test_folders_registered_behind_the_first_claims_are_all_done(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str, monkeypatch: Any
+) -> None:
+    """The run's first folders are written with it and the rest by chunks while the worker
+    already works (the serial start overlapped): every folder is still done, and the run is
+    closed only once the last chunk is in."""
+    monkeypatch.setattr(migrate_module, "REGISTER_FIRST", 3)
+    monkeypatch.setattr(migrate_module, "REGISTER_CHUNK", 5)
+    folders = [f"cust-{i:03d}" for i in range(23)]
+    media = [f"{PREFIX}{f}/{n}" for f in folders for n in ("a.jpg", "2024/b.mp4")]
+    url = await start_storage(catalogue_of(media))
+    result = await migrate(options(url, db_url))
+    assert result.status == "succeeded"
+    assert result.totals["folders_done"] == 23 and result.totals["media"] == len(media)
+    assert await db.fetchval("SELECT count(*) FROM image_assets") == len(media)
+    assert await db.fetchval("SELECT bool_or(registering) FROM loader.runs") is False
+
+
+async def test_a_run_whose_registration_was_cut_short_is_completed_by_its_resume(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    """A crash between the first folders and the last leaves the run registering with part of
+    its folders: it is never closed as done, and its resume registers the rest first."""
+    folders = [f"cust-{i:03d}" for i in range(12)]
+    media = [f"{PREFIX}{f}/a.jpg" for f in folders]
+    url = await start_storage(catalogue_of(media))
+    pool = await create_pool(db_url, 2)
+    try:
+        async with pool.acquire() as conn:
+            await init_schema(conn)
+        run_id = await runs.create_run(
+            pool, bucket=STORAGE_BUCKET, prefix=PREFIX, options={"match": "none"},
+            folders=[(f, None) for f in folders[:4]], registering=True,
+        )  # fmt: skip
+        # Its first folders done, the rest never registered: still nothing to close.
+        await db.execute("UPDATE loader.folders SET state = 'done' WHERE run_id = $1", run_id)
+        assert await runs.finalize_run(pool, run_id) == "running"
+        assert await runs.has_open_folders(pool, run_id)
+    finally:
+        await pool.close()
+    result = await migrate(options(url, db_url, resume=run_id))
+    assert result.status == "succeeded"
+    assert result.totals["folders"] == 12 and result.totals["folders_done"] == 12
+    paths = await db.fetchval("SELECT array_agg(file_path ORDER BY file_path) FROM image_assets")
+    assert paths == sorted(media[4:])  # the first four were marked done without their rows
