@@ -306,15 +306,22 @@ async def _runs_status(db_url: str, run_id: int) -> str:
     return row
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-async def test_a_signal_names_the_run_and_its_resume_command(
-    signum: signal.Signals, start_storage: StartStorage, db: asyncpg.Connection, db_url: str
-) -> None:
+async def _slow_run(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> tuple[str, anyio.abc.Process, int]:
+    """A migrate child slow enough to be stopped midway: the Storage URL, it, its run."""
     url = await start_storage(catalogue_of(names(40)), faults=Faults(latency_ms=60))
     args = migrate_args(url, db_url, *FAST, "--list-concurrency", "2", "--batch-size", "2")
     child = await anyio.open_process(loader_argv(*args), env=child_env(),
                                      stdin=subprocess.DEVNULL)  # fmt: skip
-    run_id = await _wait_for_run(db, child)
+    return url, child, await _wait_for_run(db, child)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_a_signal_names_the_run_and_its_resume_command(
+    signum: signal.Signals, start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    url, child, run_id = await _slow_run(start_storage, db, db_url)
     child.send_signal(signum)
     with anyio.fail_after(30):
         await child.wait()
@@ -331,11 +338,7 @@ async def test_a_signal_names_the_run_and_its_resume_command(
 async def test_an_interrupted_run_rolls_back_without_force(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
-    url = await start_storage(catalogue_of(names(40)), faults=Faults(latency_ms=60))
-    args = migrate_args(url, db_url, *FAST, "--list-concurrency", "2", "--batch-size", "2")
-    child = await anyio.open_process(loader_argv(*args), env=child_env(),
-                                     stdin=subprocess.DEVNULL)  # fmt: skip
-    run_id = await _wait_for_run(db, child)
+    _, child, run_id = await _slow_run(start_storage, db, db_url)
     child.send_signal(signal.SIGKILL)  # no chance to mark anything: still 'running'
     await child.wait()
     assert await db.fetchval("SELECT status FROM loader.runs WHERE run_id = $1", run_id) in (
@@ -350,11 +353,7 @@ async def test_an_interrupted_run_rolls_back_without_force(
 async def test_database_lost_mid_run_then_resumed_to_the_same_table(
     start_storage: StartStorage, pg_server_url: str, db: asyncpg.Connection, db_url: str
 ) -> None:
-    url = await start_storage(catalogue_of(names(40)), faults=Faults(latency_ms=60))
-    args = migrate_args(url, db_url, *FAST, "--list-concurrency", "2", "--batch-size", "2")
-    child = await anyio.open_process(loader_argv(*args), env=child_env(),
-                                     stdin=subprocess.DEVNULL)  # fmt: skip
-    run_id = await _wait_for_run(db, child)
+    url, child, run_id = await _slow_run(start_storage, db, db_url)
     name = db_url.rsplit("/", 1)[1]
     admin = await asyncpg.connect(pg_server_url)
     try:

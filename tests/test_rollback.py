@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from loader import rollback as rollback_module
 from loader.cli import cli
 from loader.errors import BadInputError
-from loader.migrate import migrate
+from loader.migrate import MigrateResult, migrate
 from loader.progress import LiveStats
 from loader.rollback import rollback
 from loader.sqlfiles import sql
@@ -104,6 +104,16 @@ PREVIOUS = {
 }
 
 
+async def seeded_run(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> tuple[bytes, MigrateResult]:
+    """The odd tags seeded, the table as it then is, and a run over the sample bucket."""
+    await seed_odd_tags(db)
+    before = await dump(db)
+    url = await start_storage(sample_catalogue())
+    return before, await migrate(options(url, db_url, match="auto"))
+
+
 async def seed_odd_tags(db: asyncpg.Connection) -> None:
     # The user's table may allow a NULL ai_tags (the demo schema does not).
     await db.execute("ALTER TABLE image_assets ALTER COLUMN ai_tags DROP NOT NULL")
@@ -138,10 +148,7 @@ async def dump(db: asyncpg.Connection) -> bytes:
 async def test_rollback_gives_back_the_table_byte_for_byte(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
-    await seed_odd_tags(db)
-    before = await dump(db)
-    url = await start_storage(sample_catalogue())
-    result = await migrate(options(url, db_url, match="auto"))
+    before, result = await seeded_run(start_storage, db, db_url)
     assert result.totals["updated"] == len(PREVIOUS)
     tags = await db.fetch(
         "SELECT file_path, ai_tags FROM image_assets WHERE file_path = ANY($1) ORDER BY 1",
@@ -167,9 +174,7 @@ async def test_rollback_gives_back_the_table_byte_for_byte(
 async def test_dry_run_reports_and_changes_nothing(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
-    await seed_odd_tags(db)
-    url = await start_storage(sample_catalogue())
-    result = await migrate(options(url, db_url, match="auto"))
+    _, result = await seeded_run(start_storage, db, db_url)
     after_migrate = await dump(db)
     planned = await rollback(db, result.run_id, dry_run=True)
     assert planned.dry_run
@@ -193,9 +198,7 @@ async def test_dry_run_reports_and_changes_nothing(
 async def test_rows_changed_since_are_reported_and_force_decides(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
-    await seed_odd_tags(db)
-    url = await start_storage(sample_catalogue())
-    result = await migrate(options(url, db_url, match="auto"))
+    _, result = await seeded_run(start_storage, db, db_url)
     inserted = f"{FOLDER}/IMG_0004.jpg"
     changed = f"{FOLDER}/IMG_0001.jpg"
     # another writer changes one inserted and one updated row after the run
@@ -222,10 +225,7 @@ async def test_rows_changed_since_are_reported_and_force_decides(
 async def test_force_restores_the_exact_before_image_over_later_changes(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
-    await seed_odd_tags(db)
-    before = await dump(db)
-    url = await start_storage(sample_catalogue())
-    result = await migrate(options(url, db_url, match="auto"))
+    before, result = await seeded_run(start_storage, db, db_url)
     await db.execute(
         "UPDATE image_assets SET ai_tags = ai_tags || 'by-app'::text WHERE file_path LIKE $1",
         f"{FOLDER}/%",
@@ -300,10 +300,7 @@ async def test_every_action_applied_in_small_chunks(
 async def test_a_row_the_run_changed_twice_gets_its_first_before_image_back(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
-    await seed_odd_tags(db)
-    before = await dump(db)
-    url = await start_storage(sample_catalogue())
-    result = await migrate(options(url, db_url, match="auto"))
+    before, result = await seeded_run(start_storage, db, db_url)
     twice = f"{FOLDER}/IMG_0000.jpg"  # ai_tags NULL before the run
     async with db.transaction():  # a second change by the run, journaled as the sink does
         await db.execute(
@@ -329,9 +326,7 @@ async def test_the_plan_takes_each_action_as_one_range_in_table_order(
 ) -> None:
     """What applying by ranges relies on: each action's rows are one range of seq, in the
     order the rows lie in image_assets."""
-    await seed_odd_tags(db)
-    url = await start_storage(sample_catalogue())
-    result = await migrate(options(url, db_url, match="auto"))
+    _, result = await seeded_run(start_storage, db, db_url)
     # Rows in another physical order than their paths and ids: rewritten, last path first.
     await db.execute(
         "UPDATE image_assets SET alt_text = alt_text WHERE file_path IN"
