@@ -17,7 +17,7 @@ import asyncpg
 
 from loader.db import retrying
 from loader.rows import AssetRow
-from loader.sink import NUL_REASON, BatchOutcome
+from loader.sink import BatchOutcome, storable_rows
 from loader.sqlfiles import sql
 
 
@@ -30,13 +30,7 @@ class PlanSink:
 
     async def write(self, rows: Sequence[AssetRow]) -> BatchOutcome:
         outcome = BatchOutcome()
-        storable = []
-        for row in rows:
-            if "\x00" in row.file_path:  # as the upsert: a failed row, not a failed batch
-                outcome.failures.append((row, NUL_REASON))
-                outcome.per_folder.setdefault(row.folder, Counter())["failed"] += 1
-            else:
-                storable.append(row)
+        storable = storable_rows(rows, outcome)  # as the upsert
         if not storable:
             return outcome
         # json_to_recordset's input (the pool encodes it): only what the plan reads.

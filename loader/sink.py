@@ -93,6 +93,18 @@ class BatchOutcome:
         self.lost |= other.lost
 
 
+def storable_rows(rows: Sequence[AssetRow], outcome: BatchOutcome) -> Sequence[AssetRow]:
+    """The rows Postgres can store: text cannot hold NUL, so a name with one is a failed row
+    (added to `outcome`), not a failed batch. `rows` itself in the usual case."""
+    if not any("\x00" in row.file_path for row in rows):
+        return rows
+    for row in rows:
+        if "\x00" in row.file_path:
+            outcome.failures.append((row, NUL_REASON))
+            outcome.per_folder.setdefault(row.folder, Counter())["failed"] += 1
+    return [row for row in rows if "\x00" not in row.file_path]
+
+
 def merge_duplicates(rows: Sequence[AssetRow]) -> list[AssetRow]:
     """One row per file_path, tags united in first-seen order, sorted by file_path.
 
@@ -135,19 +147,11 @@ class UpsertSink:
     async def write(self, rows: Sequence[AssetRow]) -> BatchOutcome:
         """Write `rows` (already merged by file_path); never raises for bad rows."""
         outcome = BatchOutcome()
-        # Postgres text cannot hold NUL: such a name is a failed row, not a failed batch.
-        if any("\x00" in row.file_path for row in rows):
-            storable = []
-            for row in rows:
-                if "\x00" not in row.file_path:
-                    storable.append(row)
-                    continue
-                await self._record_failure(row, NUL_REASON)
-                outcome.failures.append((row, NUL_REASON))
-                outcome.per_folder.setdefault(row.folder, Counter())["failed"] += 1
-            outcome.add(await self._write_split(storable))
-            return outcome
-        return await self._write_split(rows)
+        storable = storable_rows(rows, outcome)
+        for row, reason in outcome.failures:
+            await self._record_failure(row, reason)
+        outcome.add(await self._write_split(storable))
+        return outcome
 
     async def has_rows_under(self, prefix: str) -> bool:
         """Whether image_assets has any row whose path starts with `prefix` (not empty)."""
