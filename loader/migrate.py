@@ -221,6 +221,7 @@ async def migrate(
                 return await _result(pool, opts, run_id, "prepared", match_summary, started)
             overwrite = opts.cdn_url == "overwrite"
             plan = Plan(dict(folders)) if opts.dry_run else None
+            checks: UpsertSink | None = None
             if plan is not None:
                 sink: _Sink = PlanSink(pool, overwrite)
                 record: _Record = plan
@@ -228,7 +229,11 @@ async def migrate(
                 assert run_id is not None
                 sink = UpsertSink(pool, run_id, opts.upload_source, overwrite)
                 record = _RunRecord(pool, run_id)
-            worker = _Worker(pool, opened, opts, cdn, stats, log, sink=sink, record=record)
+                # A check cannot tell whether each cdn_url is the new one: not for overwrite.
+                checks = None if overwrite else sink
+            worker = _Worker(
+                pool, opened, opts, cdn, stats, log, sink=sink, record=record, checks=checks
+            )
             worker.on_change = backup.changed if backup is not None else None
             try:
                 if plan is not None:
@@ -442,6 +447,7 @@ class _Worker:
         *,
         sink: _Sink,
         record: _Record,
+        checks: UpsertSink | None,
     ) -> None:
         self.pool = pool
         self.opened = opened
@@ -459,11 +465,9 @@ class _Worker:
         # instead of building and probing its rows: from the start when the table has rows
         # under the prefix, while the last batch written found most of its rows unchanged,
         # and until checks mostly fail. So a first run, or one that changes most rows, holds
-        # nothing back. Only with the upsert, and not for --cdn-url overwrite (each URL must
-        # be compared).
-        self.checks: UpsertSink | None = (
-            sink if isinstance(sink, UpsertSink) and not sink.overwrite_cdn else None
-        )
+        # nothing back. `checks` is the sink that answers them (None: no checks, as for a
+        # plan or --cdn-url overwrite).
+        self.checks = checks
         self.on_change: Callable[[], None] | None = None  # the run's backup: rows changed
 
     async def plan(self, planned: list[tuple[str, int | None]]) -> None:
