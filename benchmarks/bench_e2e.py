@@ -41,11 +41,13 @@ Steps depend on each other: `rerun` and `tag` need the first run in the same dat
 an empty list is refused. `--steps first` alone is the first run and nothing else (what
 bench_scaling.py runs). The JSON has the keys of the steps that ran and no others: `wall_s`,
 `first_run` (first); `rerun_wall_s`, `rerun`, `rerun_rows_written`, `rerun_bookkeeping_rows`
-(the loader's own rows), `rerun_wal_mb` (the WAL the re-run wrote) (rerun); `tag_run_wall_s`,
-`tag_run` (tag); `rollback_tag_run_s`, `rollback_first_run_s` (rollback); `naive_sample`,
-`naive_extrapolated_s`, `loader_vs_naive` (naive); `sink_vs_copy`, `upsert_vs_copy`,
-`copy_connections` (copy); `listing`, `listing_vs_ideal` (listing); `peak_rss_mb` (the most
-of the migrate runs), `steps`, `objects`, `cores`, `settings`, `versions` always.
+(the loader's own rows), `rerun_wal_mb` (the WAL the re-run wrote; image_assets is vacuumed
+before the step, so that autovacuum's first pass over the first run's rows falls outside it)
+(rerun); `tag_run_wall_s`, `tag_run` (tag); `rollback_tag_run_s`, `rollback_first_run_s`
+(rollback); `naive_sample`, `naive_extrapolated_s`, `loader_vs_naive` (naive);
+`sink_vs_copy`, `upsert_vs_copy`, `copy_connections` (copy); `listing`, `listing_vs_ideal`
+(listing); `peak_rss_mb` (the most of the migrate runs), `steps`, `objects`, `cores`,
+`settings`, `versions` always.
 
 Backups are off in these runs (`backup=False`): they are measured by their own benchmark.
 Prints a table and writes `bench-results/bench_e2e[.quick].json` (untracked;
@@ -54,6 +56,10 @@ Prints a table and writes `bench-results/bench_e2e[.quick].json` (untracked;
 hedge-after=off,2,3, stall-factor=off,4,8, or the constant stall-floor-s=0.25,0.5,1) times
 first runs over the grid instead and writes a CSV, and a PNG when matplotlib is installed;
 with `--stall-rate` each point is timed against both servers.
+
+`--match none` runs the migrations without matching folders to customers (the pipeline's own
+cost per folder). With the environment variable `BENCH_PROFILE=PATH`, each migrate child runs
+under cProfile and writes its statistics to `PATH.<pid>` (read with `python -m pstats`).
 """
 
 from __future__ import annotations
@@ -95,7 +101,7 @@ STEPS = ("first", "rerun", "tag", "rollback", "naive", "copy", "listing")
 REQUIRES = {"rerun": ("first",), "tag": ("first",), "rollback": ("tag",)}
 MIGRATE_STEPS = {"first run": "first_run", "no-change re-run": "rerun", "+1-tag run": "tag_run"}
 # The loader's own bookkeeping, which a no-change re-run still writes.
-BOOKKEEPING_TABLES = ("loader.runs", "loader.folders", "loader.match_memo")
+BOOKKEEPING_TABLES = ("loader.runs", "loader.chunks", "loader.match_memo")
 WRITE_TABLES = ("public.image_assets", "public.customers", "loader.journal_inserts",
                 "loader.journal_updates", "loader.backups", "loader.rollbacks")  # fmt: skip
 
@@ -138,11 +144,19 @@ def child_migrate(spec: str) -> None:
     )  # fmt: skip
     opts = MigrateOptions(
         source=source, database_url=args["database_url"], batch_size=args["batch_size"],
-        db_concurrency=args["db_concurrency"], match="auto", backup=False,
+        db_concurrency=args["db_concurrency"], match=args["match"], backup=False,
     )  # fmt: skip
     from loader.cli_runtime import run
 
-    result = run(lambda: migrate(opts))  # as the command runs it (uvloop when installed)
+    if profile := os.environ.get("BENCH_PROFILE"):
+        # Where a run's time goes: cProfile's statistics, for `python -m pstats`.
+        import cProfile
+
+        with cProfile.Profile() as profiler:
+            result = run(lambda: migrate(opts))
+        profiler.dump_stats(f"{profile}.{os.getpid()}")
+    else:
+        result = run(lambda: migrate(opts))  # as the command runs it (uvloop when installed)
     print(json.dumps({"run_id": result.run_id, "totals": result.totals, "status": result.status,
                       "requests": result.as_report()["storage_requests"]}))  # fmt: skip
 
@@ -244,6 +258,12 @@ async def table_writes(url: str) -> tuple[dict[str, int], int]:
         )
         wal = await conn.fetchval("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")
     return {r["t"]: r["n"] for r in rows}, wal
+
+
+async def vacuum_assets(url: str) -> None:
+    """VACUUM image_assets: the work autovacuum owes the rows just written, done now."""
+    async with db.connection(url) as conn:
+        await conn.execute("VACUUM image_assets")
 
 
 async def timed_rollback(url: str, run_id: int) -> float:
@@ -396,7 +416,8 @@ def run_settings(args: Any) -> dict[str, Any]:
     """The loader settings of every measured run (a sweep varies some of them)."""
     return {"list_concurrency": args.list_concurrency, "batch_size": args.batch_size,
             "db_concurrency": args.db_concurrency, "group_pages": args.group_pages,
-            "hedge_after": args.hedge_after, "stall_factor": args.stall_factor}  # fmt: skip
+            "hedge_after": args.hedge_after, "stall_factor": args.stall_factor,
+            "match": args.match}  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -498,6 +519,7 @@ async def migrate_steps(
         out.update(stall_rate=args.stall_rate, stalled_first_run=stalled,
                    stall_vs_clean=ratio)  # fmt: skip
     if "rerun" in steps:
+        await vacuum_assets(database_url)
         before, wal_before = await table_writes(database_url)
         out["rerun"] = await anyio.to_thread.run_sync(step, "no-change re-run")
         after, wal_after = await table_writes(database_url)
@@ -699,6 +721,12 @@ def main() -> None:
         "--steps",
         help=f"comma list of {','.join(STEPS)} (default all); a step brings the steps it needs"
         " (rerun, tag: first; rollback: tag)",
+    )
+    parser.add_argument(
+        "--match",
+        choices=("auto", "none"),
+        default="auto",
+        help="none: the pipeline without matching (where folders cost)",
     )
     parser.add_argument("--output", type=Path, help="write the JSON here instead of bench-results/")
     args = parser.parse_args()

@@ -1,9 +1,10 @@
 """The folder ledger: each folder a worker has in flight, and the rule that says it is done.
 
-A folder is the unit of progress (loader.folders), and marking it done is the promise a
-resume relies on: every row of it is committed. So the rule lives here, in one place, with
-no I/O, and every event that does not fit a folder's state raises `IllegalTransition` (a
-bug in the loader, never a data problem) instead of being ignored:
+A folder is the unit of progress (recorded with its chunk, loader.runs.RunRecord), and
+marking it done is the promise a resume relies on: every row of it is committed. So the rule
+lives here, in one place, with no I/O, and every event that does not fit a folder's state
+raises `IllegalTransition` (a bug in the loader, never a data problem) instead of being
+ignored:
 
     add ──> listing ──(listed)──> listed ──(outstanding = 0)──> finishing ──(finished)──> gone
                │   ╲                  │
@@ -118,7 +119,7 @@ class FolderLedger:
         """Another worker holds the folder now (this one's lock was lost): never done here.
         False when it was known lost already."""
         entry = self._entries.get(folder)
-        # A failed folder is no longer held in the database either (folders_failed.sql).
+        # A failed folder was recorded failed already: its later batches change nothing.
         if entry is None or entry.state in ("lost", "failed"):
             return False
         if entry.state not in ("listing", "listed"):

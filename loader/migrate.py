@@ -6,10 +6,11 @@
 Every stage runs at once in one anyio task group, connected by bounded memory streams, so a
 slow database slows the listing down (backpressure) instead of filling memory.
 
-A folder is the unit of progress: it is marked done in loader.folders only when it was
-listed to the end and every batch holding its rows is committed. A killed run is resumed
-(`--resume RUN_ID`) by redoing unfinished folders, which is idempotent: the upsert skips
-rows that already match, and the journal keeps the first "before" of each row.
+A folder is the unit of progress: it is done only when it was listed to the end and every
+batch holding its rows is committed, and its chunk of folders (loader.chunks) is recorded
+once all of them are. A killed run is resumed (`--resume RUN_ID`) by redoing the chunks not
+recorded, which is idempotent: the upsert skips rows that already match, and the journal
+keeps the first "before" of each row.
 """
 
 from __future__ import annotations
@@ -196,7 +197,9 @@ async def migrate(
                         pool, opened, opts.match, dry_run=opts.dry_run
                     )
                 if run_id is not None:
-                    await runs.register_folders(pool, run_id, folders, last=True)
+                    await runs.register_folders(
+                        pool, run_id, folders, chunk=runs.chunk_size(len(folders)), last=True
+                    )
                     log.emit("run_registered", run_id=run_id, folders=len(folders))
                 elif not opts.dry_run:
                     first = folders
@@ -208,6 +211,7 @@ async def migrate(
                         prefix=opened.source.prefix,
                         options=opts.recorded(),
                         folders=first,
+                        chunk=runs.chunk_size(len(folders)),
                         registering=bool(later),
                     )
                     stats.run_id = run_id
@@ -228,7 +232,7 @@ async def migrate(
             else:
                 assert run_id is not None
                 sink = UpsertSink(pool, run_id, opts.upload_source, overwrite)
-                record = _RunRecord(pool, run_id)
+                record = runs.RunRecord(pool, run_id)
                 # A check cannot tell whether each cdn_url is the new one: not for overwrite.
                 checks = None if overwrite else sink
             worker = _Worker(
@@ -243,7 +247,14 @@ async def migrate(
                     assert run_id is not None
                     registered = anyio.Event()
                     async with anyio.create_task_group() as tg:
-                        tg.start_soon(_register_later, pool, run_id, later, registered)
+                        tg.start_soon(
+                            _register_later,
+                            pool,
+                            run_id,
+                            later,
+                            runs.chunk_size(len(folders)),
+                            registered,
+                        )
                         status = await worker.run(run_id, registered, len(folders))
             except anyio.get_cancelled_exc_class():
                 # Interrupted (SIGINT/SIGTERM): record it if the database lets us, quickly.
@@ -288,12 +299,17 @@ REGISTER_CHUNK = 10_000
 
 
 async def _register_later(
-    pool: asyncpg.Pool, run_id: int, later: list[tuple[str, int | None]], done: anyio.Event
+    pool: asyncpg.Pool,
+    run_id: int,
+    later: list[tuple[str, int | None]],
+    chunk: int,
+    done: anyio.Event,
 ) -> None:
     """Register a new run's folders after its first ones, then say so (`done`)."""
     for start in range(0, len(later), REGISTER_CHUNK):
         last = start + REGISTER_CHUNK >= len(later)
-        await runs.register_folders(pool, run_id, later[start : start + REGISTER_CHUNK], last=last)
+        folders = later[start : start + REGISTER_CHUNK]
+        await runs.register_folders(pool, run_id, folders, chunk=chunk, last=last)
     done.set()
 
 
@@ -407,20 +423,6 @@ async def _analyze(pool: asyncpg.Pool, log: EventLog) -> None:
     log.emit("analyzed" if analyzed else "analyze_left_to_autovacuum")
 
 
-class _RunRecord:
-    """Where a worker records its folders done or failed: the run's rows in loader.folders,
-    only while this worker holds them (`worker_id` follows its lock)."""
-
-    def __init__(self, pool: asyncpg.Pool, run_id: int) -> None:
-        self.pool, self.run_id, self.worker_id = pool, run_id, ""
-
-    async def done(self, folders: list[tuple[str, Counter[str]]]) -> None:
-        await runs.finish_folders(self.pool, self.run_id, self.worker_id, folders)
-
-    async def failed(self, folder: str, reason: str, counts: Counter[str]) -> None:
-        await runs.fail_folder(self.pool, self.run_id, self.worker_id, folder, reason, counts)
-
-
 class _Sink(Protocol):
     async def write(self, rows: Sequence[AssetRow]) -> BatchOutcome: ...
 
@@ -428,6 +430,7 @@ class _Sink(Protocol):
 class _Record(Protocol):
     async def done(self, folders: list[tuple[str, Counter[str]]]) -> None: ...
     async def failed(self, folder: str, reason: str, counts: Counter[str]) -> None: ...
+    def lost(self, folder: str) -> None: ...
 
 
 class _Worker:
@@ -521,9 +524,14 @@ class _Worker:
                     await self._relock(lock)
                     idle_rounds = 0
 
+    @property
+    def _run_record(self) -> runs.RunRecord:
+        assert isinstance(self.record, runs.RunRecord)  # a plan never claims
+        return self.record
+
     def _locked(self, lock: runs.WorkerLock) -> None:
-        assert isinstance(self.record, _RunRecord) and isinstance(self.sink, UpsertSink)
-        self.record.worker_id = self.sink.worker_id = lock.worker_id
+        assert isinstance(self.sink, UpsertSink)
+        self._run_record.worker_id = self.sink.worker_id = lock.worker_id
         self.log.emit("worker_started", run_id=lock.run_id, worker=lock.worker_id)
 
     async def _relock(self, lock: runs.WorkerLock) -> None:
@@ -534,18 +542,25 @@ class _Worker:
         self.log.emit("worker_lock_lost", run_id=lock.run_id, worker=lock.worker_id)
         self.ledger.forget_all()
         self.batcher.forget_all()
+        self._run_record.forget_all()
         await lock.retake()
         self._locked(lock)
 
     async def _claimed(self, run_id: int, lock: runs.WorkerLock) -> AsyncIterator[list[str]]:
-        """Chunks of claimed folders: one group's worth per list worker at a time. Only the
-        folders in flight are held in memory; the run's others live in loader.folders."""
+        """Claimed folders, a chunk or more at a time: at least one group's worth per list
+        worker. Only the chunks in flight are held in memory; the run's others live in
+        loader.chunks."""
         while True:
-            chunk = self._list_concurrency * self.grouping.size
-            claimed = await runs.claim_folders(self.pool, run_id, lock.worker_id, chunk)
-            # A claim also returns the folders this worker already holds (see folders_claim):
+            wanted = self._list_concurrency * self.grouping.size
+            claimed = await runs.claim_chunks(self.pool, run_id, lock.worker_id, wanted)
+            # A claim also returns the chunks this worker already holds (see chunks_claim):
             # the ones in flight are known; any other is one whose claim reply was lost.
-            fresh = [(f, c) for f, c in claimed if f not in self.ledger]
+            fresh = [
+                pair
+                for chunk_id, folders in claimed
+                if self._run_record.claimed(chunk_id, folders)
+                for pair in folders
+            ]
             if not fresh:
                 return
             for folder, customer_id in fresh:
@@ -645,6 +660,7 @@ class _Worker:
                     self.on_change()
                 for folder in outcome.lost:
                     if self.ledger.lost(folder):
+                        self.record.lost(folder)
                         self.log.emit("folder_lost", folder=folder)
                 for folder in batch.folders:
                     self.ledger.committed(folder, outcome.per_folder.get(folder))

@@ -64,6 +64,9 @@ class Plan:
     async def failed(self, folder: str, reason: str, counts: Counter[str]) -> None:
         self._add(folder, "failed", counts, error=reason)
 
+    def lost(self, folder: str) -> None:
+        raise AssertionError(f"a plan claims nothing, yet {folder!r} was taken over")
+
     def _add(self, folder: str, state: str, counts: Counter[str], **more: Any) -> None:
         self.folders.append({"folder": folder, "customer_id": self.customers[folder],
                              "state": state, "counts": dict(counts), **more})  # fmt: skip

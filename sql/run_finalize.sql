@@ -4,14 +4,14 @@
 WITH closed AS (
     UPDATE loader.runs AS r
     SET status = CASE
-            WHEN EXISTS (SELECT 1 FROM loader.folders WHERE run_id = $1 AND state = 'failed')
+            WHEN EXISTS (SELECT 1 FROM loader.chunks WHERE run_id = $1 AND state = 'failed')
               OR EXISTS (SELECT 1 FROM loader.row_failures WHERE run_id = $1)
             THEN 'incomplete' ELSE 'succeeded' END,
         finished_at = now(),
         counts = loader.run_counts($1)
     WHERE r.run_id = $1 AND r.status IN ('running', 'aborted', 'interrupted')
       AND NOT r.registering  -- folders not registered yet are not done
-      AND NOT EXISTS (SELECT 1 FROM loader.folders
+      AND NOT EXISTS (SELECT 1 FROM loader.chunks
                       WHERE run_id = $1 AND state IN ('pending', 'claimed'))
     RETURNING r.status
 )

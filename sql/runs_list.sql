@@ -10,9 +10,10 @@ SELECT r.run_id,
                       THEN 'interrupted' ELSE 'running' END
             ELSE r.status END AS status,
        r.bucket, r.prefix, r.started_at, r.finished_at, r.counts,
-       (SELECT count(*) FROM loader.folders f WHERE f.run_id = r.run_id) AS folders,
-       (SELECT count(*) FROM loader.folders f WHERE f.run_id = r.run_id AND f.state = 'done')
-           AS folders_done
+       (SELECT coalesce(sum(cardinality(c.folders)), 0) FROM loader.chunks AS c
+        WHERE c.run_id = r.run_id) AS folders,
+       (SELECT coalesce(sum(cardinality(c.folders)), 0) FROM loader.chunks AS c
+        WHERE c.run_id = r.run_id AND c.state = 'done') AS folders_done
 FROM loader.runs AS r
 ORDER BY r.run_id DESC
 LIMIT $1;

@@ -53,9 +53,9 @@ def worker_options(url: str, db_url: str, **kw: object) -> MigrateOptions:
                           **kw)  # type: ignore[arg-type]  # fmt: skip
 
 
-# Who claimed each folder (worker id, and the application_name of the claiming connection),
-# and who wrote each row of image_assets (application_name) while which worker held its
-# folder, as committed at that moment. Each worker's pool connects with its own
+# Who claimed each folder (with its chunk: worker id, and the application_name of the claiming
+# connection), and who wrote each row of image_assets (application_name) while which worker
+# held its folder, as committed at that moment. Each worker's pool connects with its own
 # application_name, so a write names its worker.
 RECORD_CLAIMS_AND_WRITES = """
 CREATE TABLE public.claim_log (n bigserial, folder text, worker text, app text,
@@ -65,11 +65,12 @@ CREATE FUNCTION public.log_claim() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.state = 'claimed' AND NEW.attempts <> OLD.attempts THEN
         INSERT INTO public.claim_log (folder, worker, app)
-        VALUES (NEW.folder, NEW.claimed_by, current_setting('application_name'));
+        SELECT folder, NEW.claimed_by, current_setting('application_name')
+        FROM unnest(NEW.folders) AS folder;
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER log_claim AFTER UPDATE ON loader.folders
+CREATE TRIGGER log_claim AFTER UPDATE ON loader.chunks
     FOR EACH ROW EXECUTE FUNCTION public.log_claim();
 CREATE FUNCTION public.log_write() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

@@ -343,10 +343,10 @@ async def test_a_run_whose_registration_was_cut_short_is_completed_by_its_resume
             await init_schema(conn)
         run_id = await runs.create_run(
             pool, bucket=STORAGE_BUCKET, prefix=PREFIX, options={"match": "none"},
-            folders=[(f, None) for f in folders[:4]], registering=True,
+            folders=[(f, None) for f in folders[:4]], chunk=1, registering=True,
         )  # fmt: skip
         # Its first folders done, the rest never registered: still nothing to close.
-        await db.execute("UPDATE loader.folders SET state = 'done' WHERE run_id = $1", run_id)
+        await db.execute("UPDATE loader.chunks SET state = 'done' WHERE run_id = $1", run_id)
         assert await runs.finalize_run(pool, run_id) == "running"
         assert await runs.has_open_folders(pool, run_id)
     finally:
