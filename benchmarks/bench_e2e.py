@@ -59,7 +59,9 @@ with `--stall-rate` each point is timed against both servers.
 
 `--match none` runs the migrations without matching folders to customers (the pipeline's own
 cost per folder). With the environment variable `BENCH_PROFILE=PATH`, each migrate child runs
-under cProfile and writes its statistics to `PATH.<pid>` (read with `python -m pstats`).
+under cProfile and writes its statistics to `PATH.<pid>` (read with `python -m pstats`); with
+`BENCH_EVENTS=PATH`, each writes its event log (as `--log-file`) to `PATH.<pid>`, with the
+process's start first (`process_started`): the serial start and the tail, event by event.
 """
 
 from __future__ import annotations
@@ -147,16 +149,22 @@ def child_migrate(spec: str) -> None:
         db_concurrency=args["db_concurrency"], match=args["match"], backup=False,
     )  # fmt: skip
     from loader.cli_runtime import run
+    from loader.eventlog import EventLog
 
+    events = os.environ.get("BENCH_EVENTS")
+    log = EventLog(Path(f"{events}.{os.getpid()}") if events else None)
+    if events:  # the events' clock starts with the process, imports included
+        started = common.dt.datetime.fromtimestamp(psutil.Process().create_time(), common.dt.UTC)
+        log.emit("process_started", at=started.isoformat())
     if profile := os.environ.get("BENCH_PROFILE"):
         # Where a run's time goes: cProfile's statistics, for `python -m pstats`.
         import cProfile
 
         with cProfile.Profile() as profiler:
-            result = run(lambda: migrate(opts))
+            result = run(lambda: migrate(opts, log=log))
         profiler.dump_stats(f"{profile}.{os.getpid()}")
-    else:
-        result = run(lambda: migrate(opts))  # as the command runs it (uvloop when installed)
+    else:  # as the command runs it (uvloop when installed)
+        result = run(lambda: migrate(opts, log=log))
     print(json.dumps({"run_id": result.run_id, "totals": result.totals, "status": result.status,
                       "requests": result.as_report()["storage_requests"]}))  # fmt: skip
 

@@ -547,12 +547,16 @@ class _Worker:
         self._locked(lock)
 
     async def _claimed(self, run_id: int, lock: runs.WorkerLock) -> AsyncIterator[list[str]]:
-        """Claimed folders, a chunk or more at a time: at least one group's worth per list
-        worker. Only the chunks in flight are held in memory; the run's others live in
-        loader.chunks."""
+        """Claimed folders, one group's worth per list worker at a time (the group size grows
+        as folders are listed, so each slice is cut when the walk asks for it). Folders are
+        claimed by whole chunks: as many as make up that many folders, at least one. Only
+        the chunks in flight are held in memory; the run's others live in loader.chunks."""
+        chunk_len = 0  # the most folders a chunk of the run held so far (0: none seen yet)
         while True:
             wanted = self._list_concurrency * self.grouping.size
-            claimed = await runs.claim_chunks(self.pool, run_id, lock.worker_id, wanted)
+            chunks = max(1, wanted // chunk_len) if chunk_len else 1
+            claimed = await runs.claim_chunks(self.pool, run_id, lock.worker_id, chunks)
+            chunk_len = max([chunk_len, *(len(folders) for _, folders in claimed)])
             # A claim also returns the chunks this worker already holds (see chunks_claim):
             # the ones in flight are known; any other is one whose claim reply was lost.
             fresh = [
@@ -567,7 +571,11 @@ class _Worker:
                 self.ledger.add(folder, customer_id)
                 self.log.emit("folder_claimed", folder=folder, customer_id=customer_id)
             self.claimed += len(fresh)
-            yield [folder for folder, _ in fresh]
+            at = 0
+            while at < len(fresh):
+                size = self._list_concurrency * self.grouping.size
+                yield [folder for folder, _ in fresh[at : at + size]]
+                at += size
 
     @property
     def _list_concurrency(self) -> int:

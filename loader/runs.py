@@ -252,13 +252,13 @@ Folders = list[tuple[str, int | None]]  # folder names with their customer ids
 
 
 async def claim_chunks(
-    pool: asyncpg.Pool, run_id: int, worker_id: str, folders: int
+    pool: asyncpg.Pool, run_id: int, worker_id: str, chunks: int
 ) -> list[tuple[int, Folders]]:
-    """Chunks of the run for this worker, each with its folders and their customer ids: as
-    many as make up `folders` folders (at least one chunk), and the ones it holds already."""
+    """Up to `chunks` chunks of the run for this worker, each with its folders and their
+    customer ids, and the chunks it holds already."""
     rows = await retrying(
         pool,
-        lambda conn: conn.fetch(sql("chunks_claim"), run_id, worker_id, folders),
+        lambda conn: conn.fetch(sql("chunks_claim"), run_id, worker_id, chunks),
         what="claiming folders",
     )
     return [

@@ -147,6 +147,30 @@ async def test_a_failed_folder_is_split_off_and_retried_alone(
     assert second.totals["folders"] == second.totals["folders_done"] == len(names)
 
 
+async def test_a_claim_takes_the_chunks_asked_for_and_returns_those_held_already(
+    db: asyncpg.Connection, db_url: str
+) -> None:
+    pool = await create_pool(db_url, 2)
+    try:
+        async with pool.acquire() as conn:
+            await init_schema(conn)
+        folders = [(f"c{i:03d}", i) for i in range(40)]
+        run_id = await runs.create_run(
+            pool, bucket=STORAGE_BUCKET, prefix=PREFIX, options={}, folders=folders, chunk=4
+        )
+        async with runs.worker_lock(db_url, run_id) as lock:
+            first = await runs.claim_chunks(pool, run_id, lock.worker_id, 3)
+            assert [f for _, chunk in first for f in chunk] == folders[:12]
+            again = await runs.claim_chunks(pool, run_id, lock.worker_id, 2)
+            # Two more, with the three held already (as for a claim whose reply was lost), in
+            # the order of the chunks.
+            assert [f for _, chunk in again for f in chunk] == folders[:20]
+        # A worker whose lock is gone gets nothing, not even what it held.
+        assert await runs.claim_chunks(pool, run_id, lock.worker_id, 2) == []
+    finally:
+        await pool.close()
+
+
 async def test_a_run_of_many_folders_writes_a_row_per_chunk_not_per_folder(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
