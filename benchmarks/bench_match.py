@@ -16,17 +16,38 @@ machine). `--quick` stops at scale 10 (speed timed there).
 `--sweep` prints recall and wrong links for a grid of accept/margin values on the scale 1
 and 10 libraries: how the defaults were chosen.
 
+`--links` measures instead what a migration's matching costs (`match_folders(...,
+links_only=True)`, as `match_db.links_with_database` calls it) on the benchmark shape (the
+folders and customers of `bench_e2e.py`: 10,000 and 100,000 folders, 90% with a customer
+whose folder_name is the folder) and on the demo library at scale 100: CPU seconds
+(`time.process_time`, comparable on a shared machine), wall seconds, and the growth of peak
+memory: the process's peak RSS (`ru_maxrss`) after matching less its RSS just before (the
+inputs already built). Each case runs in a fresh process, so that one case's peak is not
+another's. `--quick` leaves out the 100,000 folders.
+
 Results go to `bench-results/` (untracked), never over tracked files.
 """
 
 from __future__ import annotations
 
+import gc
+import json
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
-from common import base_parser, describe_machine, machine, write_result  # first: sys.path
+from common import (  # first: sys.path
+    base_parser,
+    describe_machine,
+    folder_name,
+    machine,
+    write_result,
+)
 
 from loader import match
 from loader.devtools import demo_library as demo
@@ -80,12 +101,89 @@ def summed(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+LINKS_CASES = ("bench:10000", "bench:100000", "demo:100")
+
+
+def links_inputs(case: str) -> tuple[list[str], list[match.Customer]]:
+    """The folders and customers of a `--links` case (`bench:<folders>` or `demo:<scale>`)."""
+    kind, size = case.split(":")
+    if kind == "demo":
+        library = demo.generate_library(int(size), 1)
+        return [f.name for f in library.folders], library.customers
+    count = int(size)
+    customers = [
+        match.Customer(i + 1, f"고객{i}", f"010-{i:08d}", folder_name(i))
+        for i in range(count)
+        if i % 10 < 9
+    ]
+    return [folder_name(i) for i in range(count)], customers
+
+
+def rss_mb() -> float:
+    """This process's resident memory now."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def measure_links(case: str) -> dict[str, Any]:
+    """One `--links` case, in this process (a fresh one: see `links_costs`)."""
+    folders, customers = links_inputs(case)
+    gc.collect()
+    before = rss_mb()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    links, summary = match.match_folders(folders, customers, links_only=True)
+    cpu = time.process_time() - cpu_started
+    wall = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "folders": len(folders),
+        "customers": len(customers),
+        "cpu_seconds": round(cpu, 2),
+        "wall_seconds": round(wall, 2),
+        "rss_before_mb": round(before, 1),
+        "peak_growth_mb": round(peak - before, 1),
+        "linked": sum(customer_id is not None for _, customer_id in links),
+        "summary": summary,
+    }
+
+
+def links_costs(quick: bool) -> dict[str, Any]:
+    """Every `--links` case, each in a child process running this script with `--links-case`."""
+    results = {}
+    for case in LINKS_CASES:
+        if quick and case == "bench:100000":
+            continue
+        child = subprocess.run(
+            [sys.executable, __file__, "--links-case", case],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        result = results[case] = json.loads(child.stdout)
+        print(
+            f"{case}: {result['folders']:,} folders x {result['customers']:,} customers: "
+            f"{result['cpu_seconds']:.2f} s CPU, {result['wall_seconds']:.2f} s wall, "
+            f"peak RSS +{result['peak_growth_mb']:.0f} MB over {result['rss_before_mb']:.0f} MB"
+        )
+    return results
+
+
 def main() -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of the speed test")
     parser.add_argument("--sweep", action="store_true", help="also print an accept/margin grid")
+    parser.add_argument("--links", action="store_true", help="a migration's matching costs")
+    parser.add_argument("--links-case", help="(internal) measure one --links case, print JSON")
     parser.add_argument("--label", default="bench_match", help="name of the result file")
     args = parser.parse_args()
+    if args.links_case:
+        print(json.dumps(measure_links(args.links_case)))
+        return
+    if args.links:
+        print(describe_machine(machine()))
+        data = {"links": links_costs(args.quick)}
+        print("wrote", write_result(f"{args.label}_links", args, data))
+        return
     scales = [1, 10] if args.quick else [1, 10, 100]
     print(describe_machine(machine()))
 

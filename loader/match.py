@@ -48,15 +48,16 @@ from __future__ import annotations
 
 import heapq
 import re
+import sys
 import unicodedata
 from array import array
 from bisect import bisect_left
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
-from typing import TypeGuard
+from typing import Literal, TypeGuard, overload
 
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
@@ -190,13 +191,15 @@ class _Probe:
 
 
 class _Index:
-    """Every lookup structure over the customers, built once per `match_folders` call."""
+    """Every lookup structure over the customers, built once per `match_folders` call.
+
+    Sized for ~100,000 customers in a process that holds little else: a single customer is
+    held as itself, not in a list of one, and repeated strings (suffixes, folder_name letters)
+    are shared."""
 
     __slots__ = (
-        "by_folder_name",
         "by_id",
         "by_name",
-        "by_norm",
         "by_suffix",
         "elsewhere",
         "letters_names",
@@ -204,19 +207,26 @@ class _Index:
         "name_scores",
         "names",
         "own_letters",
+        "owners",
         "suffixes",
         "variants",
     )
 
-    def __init__(self, customers: Sequence[Customer], folders: Iterable[str]) -> None:
+    def __init__(
+        self, customers: Sequence[Customer], folders: Iterable[str], decided: Iterable[int | None]
+    ) -> None:
         bucket = {normalize_folder(f) for f in folders}
-        self.by_id = {c.id: c for c in customers}
-        self.by_folder_name: dict[str, list[Customer]] = defaultdict(list)
-        self.by_norm: dict[str, list[Customer]] = defaultdict(list)
+        # customer id -> customer, for the ids a person decided on
+        wanted = set(decided)
+        self.by_id = {c.id: c for c in customers if c.id in wanted}
+        # normalized folder_name -> its customer, or its customers in order when several
+        # share it (the exact rule's owners are among them: equal names normalize equally)
+        self.owners: dict[str, Customer | tuple[Customer, ...]] = {}
         self.by_suffix: dict[str, list[Customer]] = defaultdict(list)
-        # name -> (customers with a phone, customers without), so a popular name costs the
-        # scorer a few customers per folder, not all of them (they would tie anyway).
-        self.by_name: dict[str, tuple[list[Customer], list[Customer]]] = {}
+        # name -> its customer (with a phone), or (customers with a phone, customers without),
+        # so a popular name costs the scorer a few customers per folder, not all of them
+        # (they would tie anyway).
+        self.by_name: dict[str, Customer | tuple[list[Customer], list[Customer]]] = {}
         self.suffixes: dict[int, str | None] = {}
         # customer id -> its folder_name, normalized, when that is a folder of the bucket:
         # such a customer most likely has that folder, not another one.
@@ -226,23 +236,38 @@ class _Index:
         for c in customers:
             if c.folder_name:
                 norm = normalize_folder(c.folder_name)
-                self.by_folder_name[c.folder_name].append(c)
-                self.by_norm[norm].append(c)
+                if norm == c.folder_name:
+                    norm = c.folder_name  # the customer's own string, not a copy
+                held = self.owners.get(norm)
+                self.owners[norm] = (
+                    c if held is None else (*held, c) if isinstance(held, tuple) else (held, c)
+                )
                 if norm in bucket:
                     self.elsewhere[c.id] = norm
             suffix = phone_suffix(c.phone)
+            if suffix:
+                suffix = sys.intern(suffix)  # ~10 customers share each
             self.suffixes[c.id] = suffix
             if not _named(c.name):
                 continue  # nothing to score a name against
             if suffix:
                 self.by_suffix[suffix].append(c)
-            self.by_name.setdefault(c.name, ([], []))[0 if suffix else 1].append(c)
-        for with_phone, without_phone in self.by_name.values():
-            # The per-name cap keeps customers not known to have another folder first.
-            with_phone.sort(key=lambda c: (c.id in self.elsewhere, c.id))
-            without_phone.sort(key=lambda c: (c.id in self.elsewhere, c.id))
+            held_name = self.by_name.get(c.name)
+            if held_name is None and suffix:
+                self.by_name[c.name] = c
+                continue
+            if held_name is None:
+                held_name = self.by_name[c.name] = ([], [])
+            elif isinstance(held_name, Customer):
+                held_name = self.by_name[c.name] = ([held_name], [])
+            held_name[0 if suffix else 1].append(c)
+        for held_name in self.by_name.values():
+            if isinstance(held_name, tuple):
+                # The per-name cap keeps customers not known to have another folder first.
+                for group in held_name:
+                    group.sort(key=lambda c: (c.id in self.elsewhere, c.id))
         self.letters_names: dict[str, set[str]] = {}
-        self.name_scores: dict[tuple[str, str], tuple[str, float]] = {}
+        self.name_scores: dict[tuple[str, tuple[str, ...]], tuple[str, float]] = {}
         # Each name key's one-letter deletions, as one sorted array of 8-byte entries: the
         # variant's hash in the high bits, the name's number in the low `name_bits`. A dict
         # from each variant to its names cost ~1 KB per customer name (~100 MB at 90,000
@@ -250,14 +275,25 @@ class _Index:
         # add a name, which `names_near` checks against the name's own key.
         self.names = list(self.by_name)
         self.name_bits = max(1, len(self.names).bit_length())
-        self.variants = array(
-            "Q",
-            sorted(
-                _variant_hash(variant, self.name_bits) | number
-                for number, name in enumerate(self.names)
-                for variant in _deletions(romanize.name_key(name))
-            ),
-        )
+        # Sorted a 256th at a time (by the top byte): sorting all entries at once held them
+        # as Python ints, ~45 bytes each (~20 MB at 90,000 names).
+        parts = [array("Q") for _ in range(256)]
+        for number, name in enumerate(self.names):
+            for variant in _deletions(romanize.name_key(name)):
+                entry = _variant_hash(variant, self.name_bits) | number
+                parts[entry >> 56].append(entry)
+        self.variants = array("Q")
+        for part in parts:
+            self.variants.extend(sorted(part))
+            del part[:]
+
+    def folder_name_owners(self, folder: str, norm: str) -> tuple[str, tuple[Customer, ...]]:
+        """('exact', customers whose folder_name is `folder`) when there are some, else
+        ('normalized', customers whose folder_name normalizes to `norm`, the folder's)."""
+        held = self.owners.get(norm)
+        owners = () if held is None else held if isinstance(held, tuple) else (held,)
+        exact = tuple(c for c in owners if c.folder_name == folder)
+        return ("exact", exact) if exact else ("normalized", owners)
 
     def candidates(self, probe: _Probe) -> list[Candidate]:
         """The best `TOP_CANDIDATES + 1` customers for a folder, best first: those with its
@@ -265,7 +301,8 @@ class _Index:
         digits = probe.digits
         found = [self.score(c, probe) for c in self.by_suffix.get(digits, ())] if digits else []
         for name in self.names_near(probe.letters):
-            with_phone, without_phone = self.by_name[name]
+            held = self.by_name[name]
+            with_phone, without_phone = ([held], []) if isinstance(held, Customer) else held
             others = (c for c in with_phone if self.suffixes[c.id] != digits)
             found.extend(self.score(c, probe) for c in islice(others, TOP_CANDIDATES + 1))
             found.extend(self.score(c, probe) for c in without_phone[: TOP_CANDIDATES + 1])
@@ -286,19 +323,23 @@ class _Index:
                     at = bisect_left(variants, wanted)
                     while at < len(variants) and variants[at] & ~numbers == wanted:
                         name = self.names[variants[at] & numbers]
-                        if variant in _deletions(romanize.name_key(name)):
+                        if variant in _deletions(_name_key(name)):
                             names.add(name)
                         at += 1
         return names
 
     def name_score(self, letters: str, name: str) -> tuple[str, float]:
-        """`_name_score`, memoized (a pure function of its arguments): folders sharing their
-        letters score the same names. Emptied when full, so memory stays bounded."""
-        scored = self.name_scores.get((letters, name))
+        """`_name_score`, memoized by the name's spellings (it depends on the name through
+        them alone): folders sharing their letters score the same names, and names spelled
+        alike (`고객1`, `고객2`) score alike. Emptied when full, so memory stays bounded."""
+        if not letters:
+            return "", 0.0
+        choices = romanize.spellings(name, like=letters)
+        scored = self.name_scores.get((letters, choices))
         if scored is None:
             if len(self.name_scores) >= NAME_SCORES_KEPT:
                 self.name_scores.clear()
-            scored = self.name_scores[letters, name] = _name_score(letters, name)
+            scored = self.name_scores[letters, choices] = _name_score(letters, choices)
         return scored
 
     def rank(self, candidates: Iterable[Candidate], n: int, probe: _Probe) -> list[Candidate]:
@@ -341,9 +382,12 @@ class _Index:
 
     def folder_name_letters(self, c: Customer) -> str:
         """The name part of `c.folder_name` as `split_folder` sees it ("" without one)."""
-        if c.id not in self.own_letters:
-            self.own_letters[c.id] = split_folder(c.folder_name)[0] if c.folder_name else ""
-        return self.own_letters[c.id]
+        letters = self.own_letters.get(c.id)
+        if letters is None:
+            letters = split_folder(c.folder_name)[0] if c.folder_name else ""
+            # shared: customers' folder names often share their name part
+            letters = self.own_letters[c.id] = sys.intern(letters)
+        return letters
 
 
 def _named(name: str | None) -> TypeGuard[str]:
@@ -353,14 +397,16 @@ def _named(name: str | None) -> TypeGuard[str]:
 
 # A folder's letters are scored against every candidate name: folded once, not per name.
 _letters_folded = lru_cache(maxsize=200_000)(romanize.letter_fold)
+# The keys of the names a folder's keys hit, checked again and again for popular names
+# (uncached, the demo library of 100,000 customers took ~40% more CPU); bounded, unlike a
+# cache of every customer's key (~25 MB at 90,000 names).
+_name_key = lru_cache(maxsize=romanize.SPELLINGS_CACHE)(romanize.name_key)
 
 
-def _name_score(letters: str, name: str) -> tuple[str, float]:
-    """The customer's spelling closest to `letters` and its similarity in [0, 1]: the better
-    of the spellings as typed and after `romanize.letter_fold` of both (less FOLDED_DISCOUNT)."""
-    if not letters:
-        return "", 0.0
-    choices = romanize.spellings(name, like=letters)
+def _name_score(letters: str, choices: tuple[str, ...]) -> tuple[str, float]:
+    """The spelling among `choices` (a customer's, `romanize.spellings`) closest to `letters`
+    and its similarity in [0, 1]: the better of the spellings as typed and after
+    `romanize.letter_fold` of both (less FOLDED_DISCOUNT)."""
     best = process.extractOne(letters, choices, scorer=fuzz.ratio, processor=None)
     if not best:
         return "", 0.0
@@ -392,7 +438,8 @@ def _match_one(
     accept: float,
     margin: float,
 ) -> FolderMatch:
-    probe = _Probe(normalize_folder(folder), *split_folder(folder))
+    norm = normalize_folder(folder)
+    probe = _Probe(norm, *split_folder(folder))
     ranked = index.candidates(probe)
 
     if folder in decisions:
@@ -412,12 +459,8 @@ def _match_one(
             raise BadInputError(f"decision for folder {folder!r} names unknown customer {decided}")
         return _linked(folder, "decided", c, ranked, index.score(c, probe))
 
-    for status, owners in (
-        ("exact", index.by_folder_name.get(folder, [])),
-        ("normalized", index.by_norm.get(normalize_folder(folder), [])),
-    ):
-        if not owners:
-            continue
+    status, owners = index.folder_name_owners(folder, norm)
+    if owners:
         if len(owners) > 1:
             ids = ", ".join(str(c.id) for c in owners)
             reason = f"{status} folder_name match with several customers: {ids}"
@@ -507,22 +550,45 @@ def _scored(
     return FolderMatch(folder, "review", None, None, best.confidence, top3, reason)
 
 
-def _resolve_claims(matches: list[FolderMatch]) -> None:
-    """Turn weaker or tied claims on one customer into conflicts (see module docstring)."""
-    claims: dict[int, list[FolderMatch]] = defaultdict(list)
-    for m in matches:
-        if m.status in LINKED and m.customer_id is not None:
-            claims[m.customer_id].append(m)
-    for customer_id, group in claims.items():
-        if len(group) < 2:
+def _contested(
+    statuses: Sequence[str], customer_ids: Sequence[int | None]
+) -> Iterator[tuple[int, list[int], int | None]]:
+    """Each customer linked from several folders: (its id, the positions of those folders,
+    the claim rank that keeps its link, None when the strongest claims tie)."""
+    first: dict[int, int] = {}  # the position of each customer's first claim
+    groups: dict[int, list[int]] = {}  # customers claimed more than once: every position
+    for at, (status, customer_id) in enumerate(zip(statuses, customer_ids, strict=True)):
+        if status not in LINKED or customer_id is None:
             continue
-        ranks = sorted((_CLAIM_RANK[m.status] for m in group), reverse=True)
+        if customer_id in groups:
+            groups[customer_id].append(at)
+        elif customer_id in first:
+            groups[customer_id] = [first[customer_id], at]
+        else:
+            first[customer_id] = at
+    del first
+    for customer_id, group in groups.items():
+        ranks = sorted((_CLAIM_RANK[statuses[at]] for at in group), reverse=True)
         winner_rank = (
             ranks[0] if ranks[0] == _CLAIM_RANK["decided"] or ranks[0] > ranks[1] else None
         )
+        yield customer_id, group, winner_rank
+
+
+def _loses(status: str, winner_rank: int | None) -> bool:
+    """Whether a claim of `status` turns into a conflict (decided folders never change)."""
+    return status != "decided" and _CLAIM_RANK[status] != winner_rank
+
+
+def _resolve_claims(matches: list[FolderMatch]) -> None:
+    """Turn weaker or tied claims on one customer into conflicts (see module docstring)."""
+    statuses = [m.status for m in matches]
+    customer_ids = [m.customer_id for m in matches]
+    for customer_id, positions, winner_rank in _contested(statuses, customer_ids):
+        group = [matches[at] for at in positions]
         holders = ", ".join(repr(m.folder) for m in group if _CLAIM_RANK[m.status] == winner_rank)
         for m in group:
-            if m.status == "decided" or _CLAIM_RANK[m.status] == winner_rank:
+            if not _loses(m.status, winner_rank):
                 continue
             others = ", ".join(repr(o.folder) for o in group if o is not m)
             m.reason = (
@@ -533,6 +599,33 @@ def _resolve_claims(matches: list[FolderMatch]) -> None:
             m.status, m.customer_id, m.customer_name = "conflict", None, None
 
 
+Link = tuple[str, int | None]  # a folder and its linked customer (None: none)
+
+
+@overload
+def match_folders(
+    folders: Sequence[str],
+    customers: Sequence[Customer],
+    *,
+    decisions: Mapping[str, int | None] | None = ...,
+    accept: float = ...,
+    margin: float = ...,
+    links_only: Literal[False] = ...,
+) -> list[FolderMatch]: ...
+
+
+@overload
+def match_folders(
+    folders: Sequence[str],
+    customers: Sequence[Customer],
+    *,
+    decisions: Mapping[str, int | None] | None = ...,
+    accept: float = ...,
+    margin: float = ...,
+    links_only: Literal[True],
+) -> tuple[list[Link], dict[str, int]]: ...
+
+
 def match_folders(
     folders: Sequence[str],
     customers: Sequence[Customer],
@@ -540,26 +633,48 @@ def match_folders(
     decisions: Mapping[str, int | None] | None = None,
     accept: float = ACCEPT,
     margin: float = MARGIN,
-) -> list[FolderMatch]:
+    links_only: bool = False,
+) -> list[FolderMatch] | tuple[list[Link], dict[str, int]]:
     """Match every folder to at most one customer; results in the order of `folders`.
 
     `decisions` maps folder -> customer id (or None for "no customer") and wins over
     everything; a decision naming an unknown customer raises BadInputError. See the module
     docstring for the statuses and the conflict rules.
+
+    `links_only`: instead of a FolderMatch per folder, (each folder's link, the count of
+    folders per status in order of first appearance): the same decisions without the
+    candidates and reasons, which took ~50 MB at 100,000 folders.
     """
     if not 0 < accept <= 1 or not 0 < margin < 1:
         # A margin of 0 would let one of two equally likely customers win by tie-breaking.
         raise BadInputError(
             f"accept must be in (0, 1] and margin in (0, 1), not {accept}, {margin}"
         )
-    index = _Index(customers, folders)
     chosen = decisions or {}
-    matches = [_match_one(folder, index, chosen, accept, margin) for folder in folders]
-    _resolve_claims(matches)
-    # What this match cached is of no use to the hours of run that follow it.
-    romanize.clear_caches()
-    _letters_folded.cache_clear()
-    return matches
+    # One process: a child forked after the index, matching half of 100,000 folders, took
+    # 4.6 of 11 CPU-seconds but peaked at 110 MB RSS beside the parent's 120 MB (it touches
+    # every page it inherits), twice the memory for at most half the wall time on 2 cores.
+    index = _Index(customers, folders, chosen.values())
+    try:
+        if not links_only:
+            matches = [_match_one(folder, index, chosen, accept, margin) for folder in folders]
+            _resolve_claims(matches)
+            return matches
+        statuses, customer_ids = [], []
+        for folder in folders:
+            found = _match_one(folder, index, chosen, accept, margin)
+            statuses.append(found.status)
+            customer_ids.append(found.customer_id)
+        for _, positions, winner_rank in _contested(statuses, customer_ids):
+            for at in positions:
+                if _loses(statuses[at], winner_rank):
+                    statuses[at], customer_ids[at] = "conflict", None
+        return list(zip(folders, customer_ids, strict=True)), dict(Counter(statuses))
+    finally:
+        # What this match cached is of no use to the hours of run that follow it.
+        romanize.clear_caches()
+        _letters_folded.cache_clear()
+        _name_key.cache_clear()
 
 
 def summarize(matches: Sequence[FolderMatch]) -> dict[str, int]:

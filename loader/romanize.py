@@ -264,8 +264,8 @@ def letter_folded(spellings: tuple[str, ...]) -> tuple[str, ...]:
 def clear_caches() -> None:
     """Free what matching cached (a match is once per run; its caches would otherwise stay
     for the hours the run takes)."""
-    for cached in (letter_folded, split_name, _spellings, _spellings_with, _surname_fit,
-                   name_key):  # fmt: skip
+    for cached in (letter_folded, split_name, _spellings, _word_spellings, _spellings_with,
+                   _surname_fit):  # fmt: skip
         cached.cache_clear()
     _PREFIX_OPTIONS.clear()
     _PREFIX_OPTIONS[""] = (("", 0),)
@@ -347,8 +347,7 @@ def _combine(left: Options, right: Options, limit: int) -> Options:
     return tuple(out.items())
 
 
-@lru_cache(maxsize=200_000)
-def split_name(name: str) -> tuple[str, str]:
+def _split_name(name: str) -> tuple[str, str]:
     """(surname, given name) of a Hangul name; double-syllable surnames are recognized.
 
     A name that is not Hangul, or a single syllable, has an empty surname.
@@ -359,6 +358,10 @@ def split_name(name: str) -> tuple[str, str]:
     if len(name) >= 3 and name[:2] in _COMPOUND_SURNAMES:
         return name[:2], name[2:]
     return name[0], name[1:]
+
+
+# Cached for `spellings`, which sees a name once per folder it is scored for.
+split_name = lru_cache(maxsize=SPELLINGS_CACHE)(_split_name)
 
 
 @cache
@@ -399,7 +402,7 @@ def _spellings(name: str) -> tuple[str, ...]:
         if len(words) > 1:
             # A Latin-script name: as written, and with the last word first (`John Kim`).
             return tuple(dict.fromkeys(["".join(words), "".join([words[-1], *words[:-1]])]))
-        return tuple(text for text, _ in _given_options(_clean(name)) if text)
+        return _word_spellings(_voiced(given))
     surnames = _surname_options(surname)
     given_options = _given_options(given)
     forward = _combine(surnames, given_options, MAX_SPELLINGS)
@@ -410,6 +413,19 @@ def _spellings(name: str) -> tuple[str, ...]:
         key=lambda item: item[1],
     )
     return tuple(islice(dict.fromkeys(text for text, _ in ranked), MAX_SPELLINGS))
+
+
+def _voiced(cleaned: str) -> str:
+    """`cleaned` (`_clean`) without the characters romanized to nothing (digits, punctuation):
+    their only option is "" at no cost, which leaves the spellings as they are."""
+    return "".join(filter(_rr_syllable, cleaned))
+
+
+@lru_cache(maxsize=SPELLINGS_CACHE)
+def _word_spellings(voiced: str) -> tuple[str, ...]:
+    """Spellings of one word that is not a Hangul name, cached by its `_voiced` letters:
+    names that differ only in digits (`고객1`, `고객2`) share one entry."""
+    return tuple(text for text, _ in _given_options(voiced) if text)
 
 
 @lru_cache(maxsize=SPELLINGS_CACHE)
@@ -440,6 +456,10 @@ def spellings(hangul_name: str, like: str | None = None) -> tuple[str, ...]:
     surname, given = split_name(name)
     if like and surname:
         return _spellings_with(given, *_surname_fit(surname, like))
+    if not surname and len(name.split()) == 1:
+        # Not kept by `_spellings` as well: such names are often unique (`고객123`). Without
+        # a surname, `given` is the whole name, cleaned.
+        return _word_spellings(_voiced(given))
     return _spellings(name)
 
 
@@ -455,10 +475,12 @@ def _surname_fit(surname: str, like: str) -> tuple[tuple[str, ...], tuple[str, .
     return prefixes or tuple(options[:2]), suffixes
 
 
-@lru_cache(maxsize=200_000)
 def name_key(name: str) -> str:
-    """Retrieval key of a customer's name: `fold` of its RR, surname-first."""
-    surname, given = split_name(name)
+    """Retrieval key of a customer's name: `fold` of its RR, surname-first.
+
+    Not cached here: a matcher takes every customer's key once (a cache of all of them held
+    ~25 MB at 90,000 names, measured), and caches, bounded, the ones its folders hit."""
+    surname, given = _split_name(name)
     if not surname:
         return fold(romanize(name))
     return fold(romanize(surname)) + fold(romanize(given))
