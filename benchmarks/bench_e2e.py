@@ -61,7 +61,8 @@ with `--stall-rate` each point is timed against both servers.
 cost per folder). With the environment variable `BENCH_PROFILE=PATH`, each migrate child runs
 under cProfile and writes its statistics to `PATH.<pid>` (read with `python -m pstats`); with
 `BENCH_EVENTS=PATH`, each writes its event log (as `--log-file`) to `PATH.<pid>`, with the
-process's start first (`process_started`): the serial start and the tail, event by event.
+process's start first (`process_started`) and its RSS every 0.1 s (`rss_mb`): the serial
+start, the tail and the memory, event by event.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,6 +158,7 @@ def child_migrate(spec: str) -> None:
     if events:  # the events' clock starts with the process, imports included
         started = common.dt.datetime.fromtimestamp(psutil.Process().create_time(), common.dt.UTC)
         log.emit("process_started", at=started.isoformat())
+        threading.Thread(target=sample_rss, args=(log,), daemon=True).start()
     if profile := os.environ.get("BENCH_PROFILE"):
         # Where a run's time goes: cProfile's statistics, for `python -m pstats`.
         import cProfile
@@ -167,6 +170,14 @@ def child_migrate(spec: str) -> None:
         result = run(lambda: migrate(opts, log=log))
     print(json.dumps({"run_id": result.run_id, "totals": result.totals, "status": result.status,
                       "requests": result.as_report()["storage_requests"]}))  # fmt: skip
+
+
+def sample_rss(log: Any) -> None:
+    """Log this process's RSS every 0.1 s (`rss_mb` events), for as long as it runs."""
+    me = psutil.Process()
+    while True:
+        log.emit("rss_mb", mb=round(me.memory_info().rss / 2**20, 1))
+        time.sleep(0.1)
 
 
 def measured_migrate(

@@ -252,13 +252,13 @@ Folders = list[tuple[str, int | None]]  # folder names with their customer ids
 
 
 async def claim_chunks(
-    pool: asyncpg.Pool, run_id: int, worker_id: str, chunks: int
+    pool: asyncpg.Pool, run_id: int, worker_id: str, chunks: int, known: Sequence[int] = ()
 ) -> list[tuple[int, Folders]]:
     """Up to `chunks` chunks of the run for this worker, each with its folders and their
-    customer ids, and the chunks it holds already."""
+    customer ids, and the chunks it holds already but for those `known` (in flight)."""
     rows = await retrying(
         pool,
-        lambda conn: conn.fetch(sql("chunks_claim"), run_id, worker_id, chunks),
+        lambda conn: conn.fetch(sql("chunks_claim"), run_id, worker_id, chunks, list(known)),
         what="claiming folders",
     )
     return [
@@ -290,6 +290,10 @@ class RunRecord:
         # Chunks recorded (an int each): a claim whose snapshot predates the record still
         # returns one among the worker's own, which must not be walked again.
         self._recorded: set[int] = set()
+
+    def in_flight(self) -> list[int]:
+        """The chunks claimed and not recorded yet."""
+        return list(self._chunks)
 
     def claimed(self, chunk_id: int, folders: Folders) -> bool:
         """Take a claimed chunk in; False when it is in flight already (a claim returns the

@@ -389,12 +389,13 @@ def _journal_groups(
         end = start
         while end < len(rows) and rows[end].folder == folder:
             end += 1
-        # Sorted paths: the common prefix of the first and last is that of all of them.
+        # Sorted paths: the longest directory of the first that the last is in is the
+        # common directory of all of them (found a directory at a time, not a character:
+        # at 100,000 folders of 10, the character loop was most of this function's time).
         first, last = rows[start].file_path, rows[end - 1].file_path
-        same = 0
-        while same < min(len(first), len(last)) and first[same] == last[same]:
-            same += 1
-        base = first[: first.rfind("/", 0, same) + 1]
+        base = first[: first.rfind("/") + 1]
+        while not last.startswith(base):
+            base = base[: base.rfind("/", 0, len(base) - 1) + 1]
         folders.append(folder)
         bases.append(base)
         firsts.append(len(names) + 1)

@@ -1,13 +1,15 @@
 -- Claim up to $3 chunks of run $1 for worker $2; returns each claimed chunk's folders with
--- their customers. Postgres is the coordinator: SKIP LOCKED hands each chunk to one worker.
+-- their customers, and those of the chunks it holds already but does not know of: all but
+-- $4, the ones it has in flight. Postgres is the coordinator: SKIP LOCKED hands each chunk to
+-- one worker.
 -- Claimable: pending chunks; chunks claimed by a worker whose liveness lock (worker_lock.sql)
 -- is free, i.e. that died; and chunks that failed under another worker (so a resumed process
 -- retries them once, not in a loop).
 --
 -- Idempotent under retry: the chunks this worker already holds are returned too (`mine`
 -- reads the snapshot before the update, so nothing comes back twice). If a claim commits but
--- its reply is lost, the retry still hands those chunks to the worker, which skips the ones it
--- already knows.
+-- its reply is lost, the retry still hands those chunks to the worker. The ones it knows are
+-- left out: every claim would send their folders again.
 --
 -- Only a live worker claims: its own liveness lock is held (by its lock connection), so taking
 -- it here fails. A worker whose lock is gone gets nothing, not even the chunks it holds,
@@ -19,6 +21,7 @@ mine AS (
     SELECT c.chunk_id, c.folders, c.customer_ids
     FROM loader.chunks AS c
     WHERE c.run_id = $1 AND c.state = 'claimed' AND c.claimed_by = $2
+      AND c.chunk_id <> ALL ($4::bigint[])
       AND (SELECT yes FROM alive)
 ),
 candidates AS (

@@ -165,6 +165,10 @@ async def test_a_claim_takes_the_chunks_asked_for_and_returns_those_held_already
             # Two more, with the three held already (as for a claim whose reply was lost), in
             # the order of the chunks.
             assert [f for _, chunk in again for f in chunk] == folders[:20]
+            # Those known to be in flight are left out.
+            known = [chunk_id for chunk_id, _ in again[:4]]
+            third = await runs.claim_chunks(pool, run_id, lock.worker_id, 1, known)
+            assert [f for _, chunk in third for f in chunk] == folders[16:24]
         # A worker whose lock is gone gets nothing, not even what it held.
         assert await runs.claim_chunks(pool, run_id, lock.worker_id, 2) == []
     finally:
