@@ -149,6 +149,7 @@ def child_migrate(spec: str) -> None:
     opts = MigrateOptions(
         source=source, database_url=args["database_url"], batch_size=args["batch_size"],
         db_concurrency=args["db_concurrency"], match=args["match"], backup=False,
+        folder_rows=False,  # as `loader migrate` without --report
     )  # fmt: skip
     from loader.cli_runtime import run
     from loader.eventlog import EventLog

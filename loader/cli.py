@@ -309,7 +309,11 @@ def migrate(
     options: MigrateOptions | None = None  # the report of a run that stops needs them
     try:
         options = run_options = MigrateOptions(
-            source=opts, database_url=target_database(database_url), log_file=log_file, **flags
+            source=opts,
+            database_url=target_database(database_url),
+            log_file=log_file,
+            folder_rows=report_path is not None,  # only the report lists every folder
+            **flags,
         )
         with EventLog(log_file) as log, show_progress(stats, "migrate", progress, log=log):
             result = run(

@@ -422,16 +422,23 @@ async def mark_aborted(pool: asyncpg.Pool, run_id: int) -> None:
     )
 
 
-async def run_report(pool: asyncpg.Pool, run_id: int) -> dict[str, Any]:
-    """Whole-run totals, per-folder rows and failed rows, as stored (all workers, resumes)."""
+async def run_report(
+    pool: asyncpg.Pool, run_id: int, *, every_folder: bool = True
+) -> dict[str, Any]:
+    """Whole-run totals, per-folder rows (of every folder, or only of those not done) and
+    failed rows, as stored (all workers, resumes)."""
 
     async def read(conn: asyncpg.Connection) -> dict[str, Any]:
         # One snapshot for all the reads: another worker may commit meanwhile.
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             run = await conn.fetchrow(sql("run_get"), run_id)
             totals = await conn.fetchval(sql("run_totals"), run_id)
-            journal = await conn.fetch(sql("run_journal_counts"), run_id)
-            stored = await conn.fetch(sql("run_folders_report"), run_id)
+            stored = await conn.fetch(sql("run_folders_report"), run_id, every_folder)
+            journal = await conn.fetch(
+                sql("run_journal_counts"),
+                run_id,
+                None if every_folder else [r["folder"] for r in stored],
+            )
             failures = [dict(r) for r in await conn.fetch(sql("run_row_failures"), run_id)]
         journaled = {r["folder"]: r for r in journal}
         folders = []

@@ -121,8 +121,11 @@ async def test_a_failed_folder_is_split_off_and_retried_alone(
         await pool.close()
     assert [len(c["folders"]) for c in await _chunks(db, run_id)] == [5, 5, 4]
 
-    first = await migrate(options(outage.url, db_url, resume=run_id))
+    # As `loader migrate` without --report: only the folders not done are read back.
+    first = await migrate(options(outage.url, db_url, resume=run_id, folder_rows=False))
     assert first.status == "incomplete"
+    assert [(f["folder"], f["state"]) for f in first.folders] == [(BROKEN_FOLDER, "failed")]
+    assert first.totals["folders"] == len(names) and first.totals["folders_failed"] == 1
     chunks = await _chunks(db, run_id)
     # The broken folder's chunk is recorded done without it; it failed in a chunk of its own.
     assert [(len(c["folders"]), c["state"]) for c in chunks] == [
@@ -145,6 +148,7 @@ async def test_a_failed_folder_is_split_off_and_retried_alone(
     assert chunks[3]["attempts"] == 2 and chunks[3]["errors"] is None  # retried alone
     assert chunks[0]["attempts"] == 1  # the others were not walked again
     assert second.totals["folders"] == second.totals["folders_done"] == len(names)
+    assert sorted(f["folder"] for f in second.folders) == sorted(names)  # every folder's row
 
 
 async def test_a_claim_takes_the_chunks_asked_for_and_returns_those_held_already(
