@@ -138,3 +138,7 @@ def test_a_group_listing_gives_each_member_exactly_its_own_objects(
         mine = [p for p in everything if p.startswith(f"p/{folder}/")]
         assert sorted(got) == sorted(mine)  # each once, and only its own
     assert {e.folder for e in events} <= set(group.folders)
+    # Each member's walk ends once, with its last event.
+    for folder in group.folders:
+        lasts = [e.last for e in events if e.folder == folder]
+        assert lasts and lasts[-1] and lasts.count(True) == 1
