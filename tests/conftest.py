@@ -24,10 +24,13 @@ import pytest
 
 from loader import db as dbmod
 from loader import embedded
+from loader.devtools import demo_library as demo
+from loader.devtools.storage_server import Catalogue
 
 pytest_plugins = ["tests.storage_fixtures"]
 
 TEMPLATE = "loader_test_template"
+DEMO_BUCKET = "blog-images"
 TABLESPACE = "loader_test_tmpfs"
 
 # What makes a test `e2e` or `browser` (markers: pyproject.toml): a name (or a module's) in
@@ -247,3 +250,22 @@ async def db(db_url: str) -> AsyncIterator[asyncpg.Connection]:
     """An open connection to the test's own fresh database."""
     async with dbmod.connection(db_url) as conn:
         yield conn
+
+
+# The demo library (~10k objects) for the tests that serve it: generated, written as a
+# manifest and read back once a session (~0.5 s each time). Neither is changed by a test: the
+# library is only read (seed_database copies it into the test's own database), and a
+# Catalogue is immutable (the Storage server only reads it).
+@pytest.fixture(scope="session")
+def demo_library() -> demo.DemoLibrary:
+    return demo.generate_library()
+
+
+@pytest.fixture(scope="session")
+def demo_catalogue(
+    demo_library: demo.DemoLibrary, tmp_path_factory: pytest.TempPathFactory
+) -> Catalogue:
+    """The demo library as the Storage server serves it, bucket DEMO_BUCKET."""
+    manifest = tmp_path_factory.mktemp("demo") / "manifest.jsonl"
+    demo.write_manifest(manifest, demo_library)
+    return Catalogue.from_manifest(manifest, bucket=DEMO_BUCKET)

@@ -109,7 +109,8 @@ async def test_a_run_stopped_midway_exits_12_and_resume_finishes_it(
     """The database dies mid-run (connections dropped, new ones refused): after its retries
     the run stops with exit 12 and says how to resume; with the database back, --resume
     finishes it with every file once."""
-    slow = await start_storage(sample_catalogue(), faults=Faults(latency_ms=100))
+    latency = Faults(latency_ms=100)  # read at each request: 0 for the resume
+    slow = await start_storage(sample_catalogue(), faults=latency)
     target = urlsplit(db_url)
     async with tcp_proxy(target.hostname or "127.0.0.1", target.port or 5432) as (port, dead):
         via_proxy = urlunsplit(target._replace(netloc=f"{target.username}@127.0.0.1:{port}"))
@@ -146,6 +147,7 @@ async def test_a_run_stopped_midway_exits_12_and_resume_finishes_it(
         "SELECT count(*) FROM loader.folders WHERE run_id = $1 AND state <> 'done'", run_id
     )  # fmt: skip
 
+    latency.latency_ms = 0  # only the stopped run needed a slow server
     resumed = await invoke(*migrate_args(slow, db_url, "--resume", str(run_id)))
     assert resumed.code == 0, resumed.err
     rows = await db.fetch("SELECT file_path FROM image_assets")

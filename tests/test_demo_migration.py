@@ -4,8 +4,6 @@ folders exactly once, keeps what was there, and gives every row a working cdn_ur
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aiohttp
 import anyio
 import asyncpg
@@ -23,20 +21,20 @@ BUCKET = "blog-images"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def library() -> demo.DemoLibrary:
-    return demo.generate_library()
+@pytest.fixture
+def library(demo_library: demo.DemoLibrary) -> demo.DemoLibrary:
+    return demo_library  # generated once a session (conftest)
 
 
 @pytest.fixture
 async def demo_env(
-    library: demo.DemoLibrary, db: asyncpg.Connection, start_storage: StartStorage, tmp_path: Path
-) -> tuple[str, set[str]]:
+    library: demo.DemoLibrary, demo_catalogue: Catalogue, db: asyncpg.Connection,
+    start_storage: StartStorage,
+) -> tuple[str, set[str]]:  # fmt: skip
     """The library in the test database and behind a Storage server; (url, every object)."""
-    manifest = tmp_path / "manifest.jsonl"
-    demo.write_manifest(manifest, library)
+    assert demo_catalogue.bucket == BUCKET
     await demo.seed_database(db, library, bucket=BUCKET)
-    url = await start_storage(Catalogue.from_manifest(manifest, bucket=BUCKET), bucket=BUCKET)
+    url = await start_storage(demo_catalogue, bucket=BUCKET)
     return url, {o["name"] for o in demo.iter_objects(library)}
 
 

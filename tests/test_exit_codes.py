@@ -270,13 +270,16 @@ async def test_no_command_exits_1_on_the_issues_cases(
     huge_csv, csv = tmp_path / "huge.csv", tmp_path / "unknown.csv"
     huge_csv.write_text("folder,decision\nc0000,99999999999999999999\n")
     csv.write_text("folder,decision\nnot-in-bucket,1\n")
-    nodb = await make_database()
-    conn = await asyncpg.connect(nodb)
-    await conn.execute("DROP TABLE image_assets")
-    await conn.close()
-    values = {"db": db_url, "nodb": nodb, "tmp": str(tmp_path), "huge_csv": str(huge_csv),
-              "csv": str(csv), "folders": str(folders), "busy": str(busy_port),
-              "storage": await start_storage(catalogue_of(names(2)))}  # fmt: skip
+    values = {"db": db_url, "tmp": str(tmp_path), "huge_csv": str(huge_csv),
+              "csv": str(csv), "folders": str(folders), "busy": str(busy_port)}  # fmt: skip
+    # The second database and the Storage server only for the cases that name them.
+    if any("{nodb}" in a for a in args):
+        values["nodb"] = await make_database()
+        conn = await asyncpg.connect(values["nodb"])
+        await conn.execute("DROP TABLE image_assets")
+        await conn.close()
+    if any("{storage}" in a for a in args):
+        values["storage"] = await start_storage(catalogue_of(names(2)))
     done = await run_loader(*(a.format(**values) for a in args))
     assert done.code == expected, done.err
     assert "Traceback" not in done.err and "internal error" not in done.err
@@ -300,7 +303,9 @@ async def _wait_for_run(db: asyncpg.Connection, child: anyio.abc.Process) -> int
 
 
 async def _runs_status(db_url: str, run_id: int) -> str:
-    listed = await run_loader("runs", "--database-url", db_url)
+    # In-process (the same command, its parsing and output): what is checked here is the
+    # run's recorded status, not the process (the tests around it run the loader as one).
+    listed = await invoke("runs", "--database-url", db_url)
     assert listed.code == 0, listed.err
     row = next(line for line in listed.out.splitlines() if re.match(rf"\W*{run_id}\b", line))
     return row
@@ -308,23 +313,27 @@ async def _runs_status(db_url: str, run_id: int) -> str:
 
 async def _slow_run(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
-) -> tuple[str, anyio.abc.Process, int]:
-    """A migrate child slow enough to be stopped midway: the Storage URL, it, its run."""
-    url = await start_storage(catalogue_of(names(40)), faults=Faults(latency_ms=60))
+) -> tuple[str, anyio.abc.Process, int, Faults]:
+    """A migrate child slow enough to be stopped midway: the Storage URL, it, its run, and
+    the server's latency (read at each request: set `latency_ms = 0` once the child stopped,
+    so the resume that follows need not be slow)."""
+    latency = Faults(latency_ms=60)
+    url = await start_storage(catalogue_of(names(40)), faults=latency)
     args = migrate_args(url, db_url, *FAST, "--list-concurrency", "2", "--batch-size", "2")
     child = await anyio.open_process(loader_argv(*args), env=child_env(),
                                      stdin=subprocess.DEVNULL)  # fmt: skip
-    return url, child, await _wait_for_run(db, child)
+    return url, child, await _wait_for_run(db, child), latency
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 async def test_a_signal_names_the_run_and_its_resume_command(
     signum: signal.Signals, start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
-    url, child, run_id = await _slow_run(start_storage, db, db_url)
+    url, child, run_id, latency = await _slow_run(start_storage, db, db_url)
     child.send_signal(signum)
     with anyio.fail_after(30):
         await child.wait()
+    latency.latency_ms = 0
     err = b"".join([chunk async for chunk in child.stderr]).decode() if child.stderr else ""
     assert child.returncode == ExitCode.ABORTED, err
     assert f"run {run_id}" in err and f"loader migrate --resume {run_id}" in err
@@ -338,7 +347,7 @@ async def test_a_signal_names_the_run_and_its_resume_command(
 async def test_an_interrupted_run_rolls_back_without_force(
     start_storage: StartStorage, db: asyncpg.Connection, db_url: str
 ) -> None:
-    _, child, run_id = await _slow_run(start_storage, db, db_url)
+    _, child, run_id, _ = await _slow_run(start_storage, db, db_url)
     child.send_signal(signal.SIGKILL)  # no chance to mark anything: still 'running'
     await child.wait()
     assert await db.fetchval("SELECT status FROM loader.runs WHERE run_id = $1", run_id) in (
@@ -353,7 +362,7 @@ async def test_an_interrupted_run_rolls_back_without_force(
 async def test_database_lost_mid_run_then_resumed_to_the_same_table(
     start_storage: StartStorage, pg_server_url: str, db: asyncpg.Connection, db_url: str
 ) -> None:
-    url, child, run_id = await _slow_run(start_storage, db, db_url)
+    url, child, run_id, latency = await _slow_run(start_storage, db, db_url)
     name = db_url.rsplit("/", 1)[1]
     admin = await asyncpg.connect(pg_server_url)
     try:
@@ -369,6 +378,7 @@ async def test_database_lost_mid_run_then_resumed_to_the_same_table(
         assert child.returncode == ExitCode.ABORTED, err
         assert "Traceback" not in err and "ExceptionGroup" not in err
         assert f"loader migrate --resume {run_id}" in err
+        latency.latency_ms = 0
     finally:
         await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await admin.close()
@@ -390,7 +400,8 @@ async def test_embedded_server_stopped_mid_run_then_resumed_to_the_same_table(
 ) -> None:
     """The issue's own case: `pg_ctl stop -m fast` of the database during migrate."""
     server = "stop-test-pg"
-    url = await start_storage(catalogue_of(names(40)), faults=Faults(latency_ms=60))
+    latency = Faults(latency_ms=60)  # read at each request: 0 once the child stopped
+    url = await start_storage(catalogue_of(names(40)), faults=latency)
     db_url = (await anyio.to_thread.run_sync(
         lambda: embedded.ensure_running(server, fast_unsafe=True))).url()  # fmt: skip
     try:
@@ -413,6 +424,7 @@ async def test_embedded_server_stopped_mid_run_then_resumed_to_the_same_table(
         assert child.returncode == ExitCode.ABORTED, err
         assert "Traceback" not in err and "ExceptionGroup" not in err
         assert f"loader migrate --resume {run_id}" in err
+        latency.latency_ms = 0
         # Back up (on a new port): the run is interrupted, and resuming finishes it.
         db_url = (await anyio.to_thread.run_sync(
             lambda: embedded.ensure_running(server, fast_unsafe=True))).url()  # fmt: skip

@@ -58,7 +58,10 @@ async def test_every_command_works_through_a_session_pooler(
     tmp_path: Path,
 ) -> None:
     pooled = session_pooler.url(db_url)
-    url = await start_storage(sample_catalogue(), faults=Faults(latency_ms=20))
+    # Latency (read at each request) while the two workers share the run, so both take
+    # folders; none for the commands after, whose point is their result through the pooler.
+    latency = Faults(latency_ms=20)
+    url = await start_storage(sample_catalogue(), faults=latency)
 
     # two workers share one run
     prepared = await run_loader(*migrate_args(url, pooled, *SLOW, "--prepare"))
@@ -81,6 +84,7 @@ async def test_every_command_works_through_a_session_pooler(
     assert len({f["claimed_by"] for f in folders}) == 2
 
     # an empty re-run changes nothing
+    latency.latency_ms = 0
     migrated = await _assets(db)
     report = tmp_path / "rerun.json"
     rerun = await run_loader(*migrate_args(url, pooled, *SLOW, "--report", str(report)))

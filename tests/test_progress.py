@@ -252,13 +252,16 @@ async def test_progress_every_0_prints_no_lines_and_logs_no_progress(
     assert events and not any(e["event"] == "progress" for e in events)
 
 
-@pytest.mark.slow  # ~5 s: five commands against a Storage server with 100 ms latency
+@pytest.mark.slow  # ~3 s: five commands, verify against a Storage server with 100 ms latency
 async def test_verify_rollback_and_backup_show_progress_lines(
     start_storage: StartStorage, db_url: str, tmp_path: Path
 ) -> None:
     """Not a terminal: each long command prints its lines (here at every 0.05 s) on stderr,
     ending with its count done; stdout keeps its summary."""
-    url = await start_storage(catalogue_of(names(20)), faults=Faults(latency_ms=100))
+    # No latency while migrating (only sets up the rows; its output is not checked here),
+    # Storage's 100 ms from verify on: the command whose progress lines need a slow listing.
+    faults = Faults(latency_ms=0)
+    url = await start_storage(catalogue_of(names(20)), faults=faults)
     every = ("--progress-every", "0.05")
     migrated = await invoke(*migrate_args(url, db_url, "--list-api", "v1", "--match", "none",
                                           "--list-concurrency", "1", "--report",
@@ -266,6 +269,7 @@ async def test_verify_rollback_and_backup_show_progress_lines(
     assert migrated.code == 0, migrated.err
     run_id = orjson.loads((tmp_path / "m.json").read_bytes())["run_id"]
     source = ("--storage-url", url, "--key", STORAGE_KEY, "--bucket", STORAGE_BUCKET)
+    faults.latency_ms = 100  # read by the server at each request
     verified = await invoke("verify", *source, "--list-api", "v1", "--list-concurrency", "1",
                             "--database-url", db_url, *every)  # fmt: skip
     assert verified.code == 0, verified.err

@@ -368,15 +368,13 @@ def _drive(page_url: str, screenshot: Path, unlinked: str, warned: tuple[int, in
 @needs_browser
 @pytest.mark.browser
 async def test_review_in_a_real_browser_then_migrate_tags_exactly_those_folders(
-    db: asyncpg.Connection, db_url: str, start_storage: StartStorage, tmp_path: Path
-) -> None:
-    library = demo.generate_library()
-    manifest = tmp_path / "manifest.jsonl"
-    demo.write_manifest(manifest, library)
+    db: asyncpg.Connection, db_url: str, start_storage: StartStorage, tmp_path: Path,
+    demo_library: demo.DemoLibrary, demo_catalogue: Catalogue,
+) -> None:  # fmt: skip
+    library = demo_library  # generated, and its manifest read, once a session (conftest)
+    assert demo_catalogue.bucket == DEMO_BUCKET
     await demo.seed_database(db, library, bucket=DEMO_BUCKET)
-    storage_url = await start_storage(
-        Catalogue.from_manifest(manifest, bucket=DEMO_BUCKET), bucket=DEMO_BUCKET, public=False
-    )
+    storage_url = await start_storage(demo_catalogue, bucket=DEMO_BUCKET, public=False)
     opts = SourceOptions(bucket=DEMO_BUCKET, storage_url=storage_url, key=STORAGE_KEY)
     screenshot = Path(os.environ.get("LOADER_REVIEW_SCREENSHOT") or tmp_path / "review.png")
     async with review.serving(opts, db_url) as (page_url, session):

@@ -230,21 +230,19 @@ async def test_delete_orphans_needs_repair(db_url: str) -> None:
     assert "--delete-orphans needs --repair" in done.err
 
 
-@pytest.fixture(scope="module")
-def library() -> demo.DemoLibrary:
-    return demo.generate_library()
+@pytest.fixture
+def library(demo_library: demo.DemoLibrary) -> demo.DemoLibrary:
+    return demo_library  # generated once a session (conftest)
 
 
 @pytest.mark.slow  # ~2 s: the demo library, migrated then verified three times
 async def test_after_the_demo_migration_verify_passes_with_stale_tags_as_warnings(
-    library: demo.DemoLibrary, db: asyncpg.Connection, start_storage: StartStorage,
-    db_url: str, tmp_path: Path,
+    library: demo.DemoLibrary, demo_catalogue: Catalogue, db: asyncpg.Connection,
+    start_storage: StartStorage, db_url: str,
 ) -> None:  # fmt: skip
-    manifest = tmp_path / "manifest.jsonl"
-    demo.write_manifest(manifest, library)
+    assert demo_catalogue.bucket == "blog-images"  # the manifest, read once a session
     await demo.seed_database(db, library, bucket="blog-images")
-    url = await start_storage(Catalogue.from_manifest(manifest, bucket="blog-images"),
-                              bucket="blog-images")  # fmt: skip
+    url = await start_storage(demo_catalogue, bucket="blog-images")
     source = SourceOptions(bucket="blog-images", storage_url=url, key=STORAGE_KEY)
     assert (await migrate(MigrateOptions(source=source, database_url=db_url))).status == (
         "succeeded"
