@@ -10,6 +10,10 @@ A re-run checks a folder listed whole in one query (sql/folders_unchanged.sql) i
 building and probing its rows, while `checking` is on (the worker turns it on and off from
 what the sink finds): its objects are held until its listing ends, up to HOLD_OBJECTS; a
 larger folder goes row by row.
+
+The first batches are smaller, doubling up to `batch_size` (from a RAMP-th of it): the
+database has nothing to do until the first batch is full, and a full one waits for the
+listing of ~100 folders of 100 files.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from loader.storage_objects import ListedObject
 # A folder is held for a check while it has at most this many objects: enough for most
 # customer folders, little memory for the folders being listed at once.
 HOLD_OBJECTS = 2_000
+# The first batch holds batch_size // RAMP rows (or checked files), each next one twice as
+# many, up to batch_size.
+RAMP = 8
 
 
 @dataclass(slots=True)
@@ -39,11 +46,11 @@ class Batch:
 
 
 class Batcher:
-    """Turns listed pages into batches of `batch_size` rows (see the module docstring)."""
+    """Turns listed pages into batches of up to `batch_size` rows (see the module docstring)."""
 
     __slots__ = (
         "_builders", "_cdn", "_check_builders", "_check_media", "_checks", "_held", "_ledger",
-        "_prefix", "_row_folders", "_rows", "batch_size", "checking",
+        "_limit", "_prefix", "_row_folders", "_rows", "batch_size", "checking",
     )  # fmt: skip
 
     def __init__(self, ledger: FolderLedger, cdn: CdnUrls, prefix: str, batch_size: int) -> None:
@@ -51,6 +58,7 @@ class Batcher:
         self._cdn = cdn
         self._prefix = prefix
         self.batch_size = batch_size
+        self._limit = max(1, batch_size // RAMP)  # the next batch's size
         self.checking = False
         self._rows: list[AssetRow] = []
         self._row_folders: dict[str, None] = {}
@@ -101,7 +109,7 @@ class Batcher:
                     self._checks.append(check)
                     self._check_builders[folder] = builder
                     self._check_media += check.media
-                    if self._check_media >= self.batch_size:
+                    if self._check_media >= self._limit:
                         batches.append(self._take_checks())
         # Last: a folder whose rows all went out becomes ready now, not before.
         self._ledger.listed(folder)
@@ -134,22 +142,24 @@ class Batcher:
         batches = []
         start = 0
         while start < len(rows):
-            chunk = rows[start : start + self.batch_size - len(self._rows)]
+            chunk = rows[start : start + self._limit - len(self._rows)]
             if folder not in self._row_folders:
                 self._row_folders[folder] = None
                 self._ledger.hold(folder)
             self._rows.extend(chunk)
             start += len(chunk)
-            if len(self._rows) >= self.batch_size:
+            if len(self._rows) >= self._limit:
                 batches.append(self._take_rows())
         return batches
 
     def _take_rows(self) -> Batch:
         batch = Batch(merge_duplicates(self._rows), list(self._row_folders))
         self._rows, self._row_folders = [], {}
+        self._limit = min(self.batch_size, self._limit * 2)
         return batch
 
     def _take_checks(self) -> Batch:
         checks, builders = self._checks, self._check_builders
         self._checks, self._check_builders, self._check_media = [], {}, 0
+        self._limit = min(self.batch_size, self._limit * 2)
         return Batch([], [c.folder for c in checks], checks, builders)

@@ -1,4 +1,5 @@
-"""The folder ledger on its own (no database): the "done" rule over any order of events."""
+"""The folder ledger on its own (no database): the "done" rule over any order of events;
+and the batcher that feeds it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from loader.batcher import Batcher
 from loader.ledger import FolderLedger, IllegalTransition
+from loader.rows import CdnUrls
+from loader.storage_objects import listed_object
 
 
 @dataclass
@@ -157,3 +161,15 @@ def test_forget_all_drops_every_folder_in_flight() -> None:
     ledger.forget_all()
     assert len(ledger) == 0 and ledger.take_ready() == []
     ledger.add("a", None)  # claimable again, as new
+
+
+def test_the_first_batches_ramp_up_to_the_batch_size() -> None:
+    """The database starts on a small first batch; every batch after is twice as large, up
+    to the batch size, and every row is sent once."""
+    ledger = FolderLedger()
+    batcher = Batcher(ledger, CdnUrls("https://cdn.example/b"), "p/", batch_size=800)
+    ledger.add("f", 1)
+    objects = [listed_object(f"p/f/{i:05d}.jpg") for i in range(4_000)]
+    batches = batcher.page("f", objects) + batcher.listed("f") + batcher.flush()
+    assert [len(b.rows) for b in batches] == [100, 200, 400, 800, 800, 800, 800, 100]
+    assert sorted(r.file_path for b in batches for r in b.rows) == [o.path for o in objects]
