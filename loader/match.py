@@ -57,6 +57,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import islice
+from operator import itemgetter
 from typing import Literal, TypeGuard, overload
 
 from rapidfuzz import fuzz, process
@@ -75,6 +76,9 @@ REVIEW_FLOOR = 0.5
 # the demo library of 100,000 customers); bounded here, the match took 6% more CPU.
 NAME_SCORES_KEPT = 16_384
 TOP_CANDIDATES = 3
+# Candidate pools kept for the folders of one phone suffix (`_Index.pool`), one per name part:
+# a bound for the many folders that may share one suffix (no digits at all, most often).
+POOLS_KEPT = 64
 
 LINKED = frozenset({"decided", "exact", "normalized", "auto"})
 NEEDS_PERSON = frozenset({"review", "unmatched", "conflict"})
@@ -148,8 +152,22 @@ def split_folder(name: str) -> tuple[str, str | None]:
     is romanized, so it compares like the usual ASCII names.
     """
     text = unicodedata.normalize("NFKC", name)
+    return romanize.romanize(text), _digits(text)
+
+
+def _folder_letters(name: str) -> str:
+    """The letters `split_folder` finds in `name`."""
+    return romanize.romanize(unicodedata.normalize("NFKC", name))
+
+
+def _folder_digits(name: str) -> str | None:
+    """The digits `split_folder` finds in `name`."""
+    return _digits(unicodedata.normalize("NFKC", name))
+
+
+def _digits(text: str) -> str | None:
     runs = [run for run in _DIGIT_RUNS.findall(text) if len(run) >= 4]
-    return romanize.romanize(text), (runs[-1][-4:] if runs else None)
+    return runs[-1][-4:] if runs else None
 
 
 def phone_suffix(phone: str | None) -> str | None:
@@ -179,6 +197,15 @@ def _deletions(key: str) -> set[str]:
     return {key, *(key[:i] + key[i + 1 :] for i in range(len(key)))}
 
 
+# Names that differ only in what their key leaves out (`고객1`, `고객2`) share it: its variants
+# hashed once while it recurs (the index of the 90,000 `고객N` of `bench_match.py --links` took
+# 0.84 CPU-s instead of 1.3).
+@lru_cache(maxsize=1024)
+def _key_hashes(key: str, name_bits: int) -> tuple[int, ...]:
+    """`_variant_hash` of each of `key`'s `_deletions`."""
+    return tuple(_variant_hash(variant, name_bits) for variant in _deletions(key))
+
+
 @dataclass(slots=True)
 class _Probe:
     """One folder as the scorer sees it (name scores are cached by the `_Index`)."""
@@ -186,16 +213,43 @@ class _Probe:
     folder: str  # normalized
     letters: str
     digits: str | None
+
+
+# A rank key (`_Index.rank`): confidence, name score, whether the customer's folder_name is
+# not another folder of the bucket, -id.
+_RankKey = tuple[float, float, bool, int]
+
+
+@dataclass(slots=True)
+class _Scores:
+    """A `_Pool`'s candidates, scored (`_Index.scores`)."""
+
+    found: list[Candidate]
+    # `found`'s rank keys for a folder that is none of their folder_names: the folder that is
+    # one's own ranks it higher (`_Index.ranked`)
+    keys: list[_RankKey]
+    # the best `TOP_CANDIDATES + 1` for a folder that is none of their folder_names
+    ranked: list[Candidate]
     # the candidate whose name fits best, whatever its phone evidence (see `NAME_FIT`)
-    closest: Candidate | None = None
+    closest: Candidate | None
+
+
+@dataclass(slots=True)
+class _Pool:
+    """The candidates of every folder with one name part and phone digits (`_Index.pool`),
+    scored once for all of them, when first needed: a candidate's score depends on the
+    folder through these alone, and ~10 folders share the digits of ~10 customers."""
+
+    probe: _Probe  # the first folder's: the others have the same letters and digits
+    customers: list[Customer]
+    scores: _Scores | None = None
 
 
 class _Index:
     """Every lookup structure over the customers, built once per `match_folders` call.
 
     Sized for ~100,000 customers in a process that holds little else: a single customer is
-    held as itself, not in a list of one, and repeated strings (suffixes, folder_name letters)
-    are shared."""
+    held as itself, not in a list of one, and repeated strings (suffixes) are shared."""
 
     __slots__ = (
         "by_id",
@@ -206,8 +260,9 @@ class _Index:
         "name_bits",
         "name_scores",
         "names",
-        "own_letters",
         "owners",
+        "pools",
+        "pools_digits",
         "suffixes",
         "variants",
     )
@@ -231,8 +286,6 @@ class _Index:
         # customer id -> its folder_name, normalized, when that is a folder of the bucket:
         # such a customer most likely has that folder, not another one.
         self.elsewhere: dict[int, str] = {}
-        # name part of a customer's folder_name, filled when first needed
-        self.own_letters: dict[int, str] = {}
         for c in customers:
             if c.folder_name:
                 norm = normalize_folder(c.folder_name)
@@ -279,35 +332,73 @@ class _Index:
         # as Python ints, ~45 bytes each (~20 MB at 90,000 names).
         parts = [array("Q") for _ in range(256)]
         for number, name in enumerate(self.names):
-            for variant in _deletions(romanize.name_key(name)):
-                entry = _variant_hash(variant, self.name_bits) | number
+            for variant_hash in _key_hashes(romanize.name_key(name), self.name_bits):
+                entry = variant_hash | number
                 parts[entry >> 56].append(entry)
+        _key_hashes.cache_clear()
         self.variants = array("Q")
         for part in parts:
             self.variants.extend(sorted(part))
             del part[:]
+        # the pools (by name part) of the phone digits last matched: folders are matched in
+        # the order of their digits, so a pool is reused by all the folders it serves
+        self.pools: dict[str, _Pool] = {}
+        self.pools_digits: str | None = None
 
-    def folder_name_owners(self, folder: str, norm: str) -> tuple[str, tuple[Customer, ...]]:
-        """('exact', customers whose folder_name is `folder`) when there are some, else
-        ('normalized', customers whose folder_name normalizes to `norm`, the folder's)."""
+    def owners_of(self, norm: str) -> tuple[Customer, ...]:
+        """The customers whose folder_name normalizes to `norm`."""
         held = self.owners.get(norm)
-        owners = () if held is None else held if isinstance(held, tuple) else (held,)
-        exact = tuple(c for c in owners if c.folder_name == folder)
-        return ("exact", exact) if exact else ("normalized", owners)
+        return () if held is None else held if isinstance(held, tuple) else (held,)
 
-    def candidates(self, probe: _Probe) -> list[Candidate]:
-        """The best `TOP_CANDIDATES + 1` customers for a folder, best first: those with its
-        phone suffix, and those whose name key is within one typo of one of its keys."""
-        digits = probe.digits
-        found = [self.score(c, probe) for c in self.by_suffix.get(digits, ())] if digits else []
-        for name in self.names_near(probe.letters):
-            held = self.by_name[name]
-            with_phone, without_phone = ([held], []) if isinstance(held, Customer) else held
-            others = (c for c in with_phone if self.suffixes[c.id] != digits)
-            found.extend(self.score(c, probe) for c in islice(others, TOP_CANDIDATES + 1))
-            found.extend(self.score(c, probe) for c in without_phone[: TOP_CANDIDATES + 1])
-        probe.closest = max(found, key=lambda c: (c.name_score, -c.customer_id), default=None)
-        return self.rank(found, TOP_CANDIDATES + 1, probe)
+    def pool(self, probe: _Probe) -> _Pool:
+        """The candidates for `probe`'s name part and digits: those with its phone suffix, and
+        those whose name key is within one typo of one of its keys. Kept while folders with
+        the same digits follow (at most `POOLS_KEPT` of them)."""
+        digits, letters = probe.digits, probe.letters
+        if digits != self.pools_digits or len(self.pools) >= POOLS_KEPT:
+            self.pools.clear()
+            self.pools_digits = digits
+        pool = self.pools.get(letters)
+        if pool is None:
+            customers = list(self.by_suffix.get(digits, ())) if digits else []
+            for name in self.names_near(letters):
+                held = self.by_name[name]
+                with_phone, without_phone = ([held], []) if isinstance(held, Customer) else held
+                others = (c for c in with_phone if self.suffixes[c.id] != digits)
+                customers.extend(islice(others, TOP_CANDIDATES + 1))
+                customers.extend(without_phone[: TOP_CANDIDATES + 1])
+            pool = self.pools[letters] = _Pool(probe, customers)
+        return pool
+
+    def scores(self, pool: _Pool) -> _Scores:
+        """`pool`'s candidates scored, the first time for all the folders it serves."""
+        if pool.scores is None:
+            found = [self.score(c, pool.probe) for c in pool.customers]
+            elsewhere = self.elsewhere
+            keys = [
+                (c.confidence, c.name_score, c.customer_id not in elsewhere, -c.customer_id)
+                for c in found
+            ]
+            pool.scores = _Scores(
+                found,
+                keys,
+                _best(found, keys, TOP_CANDIDATES + 1),
+                max(found, key=lambda c: (c.name_score, -c.customer_id), default=None),
+            )
+        return pool.scores
+
+    def ranked(self, pool: _Pool, norm: str, owners: tuple[Customer, ...]) -> list[Candidate]:
+        """`rank` of `pool`'s candidates for the folder normalized `norm`, whose folder_name
+        `owners` are (`owners_of`), `TOP_CANDIDATES + 1` of them: the pool's own ranking
+        unless one of them is a candidate."""
+        scores = self.scores(pool)
+        # The customers to whom `rank` gives `not other` for this folder alone: `elsewhere`
+        # holds the folder for each of `owners`, `norm` being a folder of the bucket.
+        homes = [c.id for c in owners if self.elsewhere.get(c.id) == norm]
+        if not homes:
+            return scores.ranked
+        keys = [(k[0], k[1], True, k[3]) if -k[3] in homes else k for k in scores.keys]
+        return _best(scores.found, keys, TOP_CANDIDATES + 1)
 
     def names_near(self, letters: str) -> set[str]:
         """Customer names whose key is within one typo of one of `letters`' keys; memoized,
@@ -370,7 +461,7 @@ class _Index:
         else:
             spelling, name_score = self.name_score(probe.letters, name)
         if own_folder_name and evidence == "equal" and name_score < FOLDER_NAME_SLIP:
-            own = self.folder_name_letters(c)
+            own = _folder_letters(c.folder_name) if c.folder_name else ""
             if (
                 len(own) >= FOLDER_NAME_SLIP_MIN_LETTERS
                 and OSA.distance(probe.letters, own, score_cutoff=1) <= 1
@@ -380,14 +471,12 @@ class _Index:
             c.id, c.name, name_score, evidence, spelling, confidence(name_score, evidence)
         )
 
-    def folder_name_letters(self, c: Customer) -> str:
-        """The name part of `c.folder_name` as `split_folder` sees it ("" without one)."""
-        letters = self.own_letters.get(c.id)
-        if letters is None:
-            letters = split_folder(c.folder_name)[0] if c.folder_name else ""
-            # shared: customers' folder names often share their name part
-            letters = self.own_letters[c.id] = sys.intern(letters)
-        return letters
+
+def _best(found: list[Candidate], keys: list[_RankKey], n: int) -> list[Candidate]:
+    """The `n` of `found` with the highest `keys` (one each), best first, equals in the order
+    of `found`: what `heapq.nlargest` gives by `_Index.rank`'s key, without calling it per
+    item."""
+    return [found[at] for at in sorted(range(len(keys)), key=keys.__getitem__, reverse=True)[:n]]
 
 
 def _named(name: str | None) -> TypeGuard[str]:
@@ -423,6 +512,15 @@ def _name_score(letters: str, choices: tuple[str, ...]) -> tuple[str, float]:
     return spelling, round(score, 4)
 
 
+def _folder_name_owners(
+    folder: str, owners: tuple[Customer, ...]
+) -> tuple[str, tuple[Customer, ...]]:
+    """('exact', those of `owners` whose folder_name is `folder`) when there are some, else
+    ('normalized', `owners`: those whose folder_name normalizes as the folder's)."""
+    exact = tuple(c for c in owners if c.folder_name == folder)
+    return ("exact", exact) if exact else ("normalized", owners)
+
+
 def _linked(
     folder: str, status: str, c: Customer, ranked: list[Candidate], scored: Candidate
 ) -> FolderMatch:
@@ -437,12 +535,17 @@ def _match_one(
     decisions: Mapping[str, int | None],
     accept: float,
     margin: float,
+    links_only: bool,
 ) -> FolderMatch:
+    """`folder`'s match (`decisions` name known customers). `links_only`: a link's candidates
+    are left out, and not scored when they cannot change it."""
     norm = normalize_folder(folder)
     probe = _Probe(norm, *split_folder(folder))
-    ranked = index.candidates(probe)
+    pool = index.pool(probe)
+    held = index.owners_of(norm)
 
     if folder in decisions:
+        ranked = index.ranked(pool, norm, held)
         decided = decisions[folder]
         if decided is None:
             return FolderMatch(
@@ -454,12 +557,10 @@ def _match_one(
                 ranked[:TOP_CANDIDATES],
                 "a person decided: no customer",
             )
-        c = index.by_id.get(decided)
-        if c is None:
-            raise BadInputError(f"decision for folder {folder!r} names unknown customer {decided}")
+        c = index.by_id[decided]
         return _linked(folder, "decided", c, ranked, index.score(c, probe))
 
-    status, owners = index.folder_name_owners(folder, norm)
+    status, owners = _folder_name_owners(folder, held)
     if owners:
         if len(owners) > 1:
             ids = ", ".join(str(c.id) for c in owners)
@@ -467,14 +568,22 @@ def _match_one(
             scored = index.rank((index.score(c, probe) for c in owners), TOP_CANDIDATES, probe)
             return FolderMatch(folder, "conflict", None, None, scored[0].confidence, scored, reason)
         owner = owners[0]
+        # Only another customer, ranked first at REVIEW_FLOOR or more, can contradict the
+        # folder_name. A links-only match needs no scores to see that there is none when the
+        # owner is the only candidate, nor the owner's own score unless there is one.
+        if links_only and all(c.id == owner.id for c in pool.customers):
+            return FolderMatch(folder, status, owner.id, owner.name, 1.0)
+        ranked = index.ranked(pool, norm, held)
+        best = ranked[0] if ranked else None
+        if best is not None and (best.customer_id == owner.id or best.confidence < REVIEW_FLOOR):
+            best = None
+        if links_only and best is None:
+            return FolderMatch(folder, status, owner.id, owner.name, 1.0)
         # The owner's folder_name is this folder: it counts once (the exact rule), not again
         # as a one-edit slip, so name and phone can still point to someone else (conflict).
         own = index.score(owner, probe, own_folder_name=False)
-        best = ranked[0] if ranked else None
         if (
             best is not None
-            and best.customer_id != owner.id
-            and best.confidence >= REVIEW_FLOOR
             # An owner without a name has no name score to compare: only another customer
             # strong enough to be linked on its own contradicts its folder_name.
             and (
@@ -498,12 +607,19 @@ def _match_one(
             )
         return _linked(folder, status, owner, ranked, own)
 
-    return _scored(folder, ranked, probe, accept, margin)
+    ranked = index.ranked(pool, norm, held)
+    return _scored(folder, ranked, probe, index.scores(pool).closest, accept, margin)
 
 
 def _scored(
-    folder: str, ranked: list[Candidate], probe: _Probe, accept: float, margin: float
+    folder: str,
+    ranked: list[Candidate],
+    probe: _Probe,
+    rival: Candidate | None,
+    accept: float,
+    margin: float,
 ) -> FolderMatch:
+    """The scored rule; `rival` is the candidate whose name fits best (see `NAME_FIT`)."""
     top3 = ranked[:TOP_CANDIDATES]
     if not ranked:
         why = "no customer with a similar name or the same phone digits"
@@ -514,7 +630,6 @@ def _scored(
     runner = ranked[1] if len(ranked) > 1 else None
     close = runner is not None and best.confidence - runner.confidence < margin
     auto = best.confidence >= accept and not close
-    rival = probe.closest
     if (
         auto
         and rival is not None
@@ -643,7 +758,8 @@ def match_folders(
 
     `links_only`: instead of a FolderMatch per folder, (each folder's link, the count of
     folders per status in order of first appearance): the same decisions without the
-    candidates and reasons, which took ~50 MB at 100,000 folders.
+    candidates and reasons, which took ~50 MB at 100,000 folders, and without the scores
+    that cannot change a link by folder_name (see `_match_one`).
     """
     if not 0 < accept <= 1 or not 0 < margin < 1:
         # A margin of 0 would let one of two equally likely customers win by tie-breaking.
@@ -654,17 +770,24 @@ def match_folders(
     # One process: a child forked after the index, matching half of 100,000 folders, took
     # 4.6 of 11 CPU-seconds but peaked at 110 MB RSS beside the parent's 120 MB (it touches
     # every page it inherits), twice the memory for at most half the wall time on 2 cores.
-    index = _Index(customers, folders, chosen.values())
     try:
+        index = _Index(customers, folders, chosen.values())
+        # Checked first, in the order of `folders`: they are matched in another order.
+        for folder in folders:
+            decided = chosen.get(folder)
+            if decided is not None and decided not in index.by_id:
+                raise BadInputError(
+                    f"decision for folder {folder!r} names unknown customer {decided}"
+                )
+        found = _matched(folders, index, chosen, accept, margin, links_only)
         if not links_only:
-            matches = [_match_one(folder, index, chosen, accept, margin) for folder in folders]
+            matches = [m for _, m in sorted(found, key=itemgetter(0))]
             _resolve_claims(matches)
             return matches
-        statuses, customer_ids = [], []
-        for folder in folders:
-            found = _match_one(folder, index, chosen, accept, margin)
-            statuses.append(found.status)
-            customer_ids.append(found.customer_id)
+        statuses: list[str] = [""] * len(folders)
+        customer_ids: list[int | None] = [None] * len(folders)
+        for at, m in found:
+            statuses[at], customer_ids[at] = m.status, m.customer_id
         for _, positions, winner_rank in _contested(statuses, customer_ids):
             for at in positions:
                 if _loses(statuses[at], winner_rank):
@@ -675,6 +798,23 @@ def match_folders(
         romanize.clear_caches()
         _letters_folded.cache_clear()
         _name_key.cache_clear()
+
+
+def _matched(
+    folders: Sequence[str],
+    index: _Index,
+    decisions: Mapping[str, int | None],
+    accept: float,
+    margin: float,
+    links_only: bool,
+) -> Iterator[tuple[int, FolderMatch]]:
+    """(position, match) of every folder, in the order of their phone digits: the folders
+    sharing digits follow one another, so they share their candidates' scores (`_Index.pool`)
+    and nothing is kept for the digits once they are done."""
+    # 4 digits in 2 bytes (-1: none): 200 KB of sort keys at 100,000 folders
+    digits = array("h", (-1 if d is None else int(d) for d in map(_folder_digits, folders)))
+    for at in sorted(range(len(folders)), key=digits.__getitem__):
+        yield at, _match_one(folders[at], index, decisions, accept, margin, links_only)
 
 
 def summarize(matches: Sequence[FolderMatch]) -> dict[str, int]:

@@ -232,6 +232,9 @@ _DOUBLED = re.compile(r"([a-z])\1+")
 _SILENT_CLOSER = re.compile(r"(?<=[aeiouwy])[hr](?![aeiouwy])")
 
 
+# Cached: a matcher folds every customer name's surname and given name (`name_key`), and
+# customers share them (`고객1` and `고객2` romanize alike).
+@lru_cache(maxsize=SPELLINGS_CACHE)
 def fold(text: str) -> str:
     """Coarse key of an ASCII spelling: lower-case letters with interchangeable spellings merged.
 
@@ -264,8 +267,8 @@ def letter_folded(spellings: tuple[str, ...]) -> tuple[str, ...]:
 def clear_caches() -> None:
     """Free what matching cached (a match is once per run; its caches would otherwise stay
     for the hours the run takes)."""
-    for cached in (letter_folded, split_name, _spellings, _word_spellings, _spellings_with,
-                   _surname_fit):  # fmt: skip
+    for cached in (fold, letter_folded, split_name, _spellings, _word_spellings,
+                   _spellings_with, _surname_fit):  # fmt: skip
         cached.cache_clear()
     _PREFIX_OPTIONS.clear()
     _PREFIX_OPTIONS[""] = (("", 0),)
@@ -278,6 +281,10 @@ def _clean(name: str) -> str:
 
 def _is_syllable(char: str) -> bool:
     return _HANGUL_FIRST <= ord(char) <= _HANGUL_LAST
+
+
+# `_is_syllable` of every character, in one match: a matcher splits every name it scores.
+_SYLLABLES = re.compile(f"[{chr(_HANGUL_FIRST)}-{chr(_HANGUL_LAST)}]+")
 
 
 @cache
@@ -300,6 +307,8 @@ def romanize(name: str) -> str:
 
     Non-Hangul letters are kept (lower-cased, accents dropped); everything else is dropped.
     """
+    if name.isascii():  # a folder name, most often: the same letters without the walk
+        return _NON_LETTER.sub("", name.lower())
     return "".join(map(_rr_syllable, _clean(name)))
 
 
@@ -353,7 +362,7 @@ def _split_name(name: str) -> tuple[str, str]:
     A name that is not Hangul, or a single syllable, has an empty surname.
     """
     name = _clean(name)
-    if len(name) < 2 or not all(map(_is_syllable, name)):
+    if len(name) < 2 or not _SYLLABLES.fullmatch(name):
         return "", name
     if len(name) >= 3 and name[:2] in _COMPOUND_SURNAMES:
         return name[:2], name[2:]
