@@ -8,9 +8,12 @@ PostgreSQL and a Storage server on loopback.
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from collections import Counter
 from typing import Any
 
+import anyio
 import asyncpg
 import pytest
 from hypothesis import given
@@ -18,7 +21,9 @@ from hypothesis import strategies as st
 
 from loader import runs
 from loader.db import create_pool, init_schema
+from loader.devtools.storage_server import Faults
 from loader.migrate import migrate
+from tests.cli_helpers import child_env, loader_argv, migrate_args, run_loader
 from tests.storage_fixtures import BROKEN_FOLDER, STORAGE_BUCKET, Outage, StartStorage, catalogue_of
 from tests.test_migrate import PREFIX, options
 
@@ -195,6 +200,58 @@ async def test_a_run_of_many_folders_writes_a_row_per_chunk_not_per_folder(
         listed = [f for c in chunks for f in c["folders"]]
         assert listed == folders  # in order, each once
     assert result.totals["media"] == len(folders)
+
+
+@pytest.mark.slow  # ~5 s: three worker processes on a Storage server with latency
+async def test_survivors_take_over_the_chunks_of_a_worker_killed_mid_chunk(
+    start_storage: StartStorage, db: asyncpg.Connection, db_url: str
+) -> None:
+    """Chunks of several folders (240 folders: 2 each) under three joined workers, one of
+    them SIGKILLed while it holds chunks, with rows of chunks not recorded yet in the table:
+    the survivors take its chunks over whole, and the table and the run end exact."""
+    folders = [f"c{i:04d}" for i in range(240)]
+    media = [f"{PREFIX}{f}/{name}" for f in folders for name in ("a.jpg", "2024-01-02/b.png")]
+    latency = Faults(latency_ms=40)  # read by the server at each request
+    url = await start_storage(catalogue_of(media), faults=latency)
+    args = ("--match", "none", "--list-concurrency", "2", "--batch-size", "20")
+    prepared = await run_loader(*migrate_args(url, db_url, *args, "--prepare"))
+    assert prepared.code == 0, prepared.err
+    run_id = int(prepared.out.strip())
+    assert runs.chunk_size(len(folders)) == 2
+    argv = loader_argv(*migrate_args(url, db_url, *args, "--join", str(run_id)))
+    workers = [
+        await anyio.open_process(argv, env=child_env(), stdin=subprocess.DEVNULL) for _ in range(3)
+    ]
+    by_pid = {str(w.pid): w for w in workers}
+    with anyio.fail_after(60):
+        while True:
+            done = await db.fetchval("SELECT count(*) FROM loader.chunks WHERE state = 'done'")
+            holder = await db.fetchval(
+                "SELECT split_part(claimed_by, ':', 2) FROM loader.chunks"
+                " WHERE state = 'claimed' ORDER BY chunk_id LIMIT 1"
+            )
+            written = await db.fetchval("SELECT count(*) FROM image_assets")
+            if done >= 5 and holder in by_pid and written > done * 2 * 2:  # 2 files a folder
+                break
+            assert all(w.returncode is None for w in workers), "the run ended too soon"
+            await anyio.sleep(0.01)
+    victim = by_pid[holder]
+    victim.send_signal(signal.SIGKILL)
+    latency.latency_ms = 0  # the takeover is what is tested, not the pace
+    with anyio.fail_after(90):
+        codes = [await w.wait() for w in workers]
+    assert sorted(codes) == [-signal.SIGKILL, 0, 0]
+    assert await db.fetchval("SELECT status FROM loader.runs WHERE run_id = $1", run_id) == (
+        "succeeded"
+    )
+    chunks = await _chunks(db, run_id)
+    assert {c["state"] for c in chunks} == {"done"} and len(chunks) == 120
+    assert max(c["attempts"] for c in chunks) == 2  # the victim's were claimed again
+    assert sorted(f for c in chunks for f in c["folders"]) == folders  # each folder once
+    paths = await db.fetch("SELECT file_path FROM image_assets")
+    assert sorted(r["file_path"] for r in paths) == sorted(media)
+    counted = await db.fetchval("SELECT loader.run_counts($1)", run_id)
+    assert counted["inserted"] == len(media) and counted["folders_done"] == len(folders)
 
 
 # The per-folder table of earlier versions, as they created it.
