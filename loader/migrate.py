@@ -183,6 +183,7 @@ async def migrate(
         backup: RunBackup | None = None
         stats.step("listing the top level")
         async with open_source(opts.source) as opened, contextlib.AsyncExitStack() as stack:
+            log.emit("top_level_listed", folders=len(opened.top.folders))
             loose_files = loose_media(opened.top)
             if (loose_warning := loose_media_warning(loose_files)) is not None:
                 opened.warnings.append(loose_warning)
@@ -200,6 +201,7 @@ async def migrate(
                     folders, match_summary = await _decide_customers(
                         pool, opened, opts.match, dry_run=opts.dry_run
                     )
+                    log.emit("folders_matched", **match_summary)
                 if run_id is not None:
                     await runs.register_folders(
                         pool, run_id, folders, chunk=runs.chunk_size(len(folders)), last=True
