@@ -630,6 +630,8 @@ def sync_install(database_url: str | None, **flags: Any) -> None:
 @database_options
 def sync_status(database_url: str | None) -> None:
     """Installed or not, the settings an upload gets now, rows registered, recent errors.
+    Exit code 5 when sync is installed but a part of it is missing (uploads are not
+    registered): a scheduled check can alert on it.
 
     Example:
 
@@ -637,7 +639,10 @@ def sync_status(database_url: str | None) -> None:
     """
     from loader.sync import status, status_lines
 
-    click.echo("\n".join(status_lines(on_database(database_url, status))))
+    found = on_database(database_url, status)
+    click.echo("\n".join(status_lines(found)))
+    if found.installed and found.missing:
+        sys.exit(int(ExitCode.SCHEMA))
 
 
 @sync_group.command(name="remove")

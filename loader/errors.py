@@ -47,7 +47,7 @@ MEANING: dict[ExitCode, str] = {
     "output file that cannot be written, ...)",
     ExitCode.DATABASE: "cannot connect to the database",
     ExitCode.SCHEMA: "the target table is not usable (missing table, column, unique index, "
-    "privilege)",
+    "privilege); `sync status`: sync is installed but a part of it is missing",
     ExitCode.STORAGE_UNREACHABLE: "Storage unreachable (after retries; a run stops early when "
     "the whole server is down, and is resumable)",
     ExitCode.STORAGE_AUTH: "Storage rejected the key",

@@ -788,6 +788,13 @@ async def test_install_twice_equals_once_and_remove_leaves_nothing(db_url: str) 
         assert "bucket: media (run 1)" in first.out and "linked folders: 1" in first.out
         status = await invoke("sync", "status", "--database-url", db_url)
         assert status.code == 0 and status.out == first.out
+        # A part gone (its trigger dropped by hand): said, and exit 5 for a scheduled check.
+        await conn.execute("DROP TRIGGER loader_sync_insert ON storage.objects")
+        broken = await invoke("sync", "status", "--database-url", db_url)
+        assert broken.code == ExitCode.SCHEMA and broken.out.startswith("sync: broken (")
+        assert "loader sync install" in broken.out
+        mended = await invoke("sync", "install", "--database-url", db_url)
+        assert mended.code == 0 and await catalogue(conn) == once
         removed = await invoke("sync", "remove", "--database-url", db_url)
         assert (removed.code, removed.out.strip()) == (0, "sync removed")
         assert await catalogue(conn) == before
