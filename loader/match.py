@@ -225,9 +225,6 @@ class _Scores:
     """A `_Pool`'s candidates, scored (`_Index.scores`)."""
 
     found: list[Candidate]
-    # `found`'s rank keys for a folder that is none of their folder_names: the folder that is
-    # one's own ranks it higher (`_Index.ranked`)
-    keys: list[_RankKey]
     # the best `TOP_CANDIDATES + 1` for a folder that is none of their folder_names
     ranked: list[Candidate]
     # the candidate whose name fits best, whatever its phone evidence (see `NAME_FIT`)
@@ -374,15 +371,9 @@ class _Index:
         """`pool`'s candidates scored, the first time for all the folders it serves."""
         if pool.scores is None:
             found = [self.score(c, pool.probe) for c in pool.customers]
-            elsewhere = self.elsewhere
-            keys = [
-                (c.confidence, c.name_score, c.customer_id not in elsewhere, -c.customer_id)
-                for c in found
-            ]
             pool.scores = _Scores(
                 found,
-                keys,
-                _best(found, keys, TOP_CANDIDATES + 1),
+                _best(found, [self.rank_key(c, None) for c in found], TOP_CANDIDATES + 1),
                 max(found, key=lambda c: (c.name_score, -c.customer_id), default=None),
             )
         return pool.scores
@@ -392,12 +383,11 @@ class _Index:
         `owners` are (`owners_of`), `TOP_CANDIDATES + 1` of them: the pool's own ranking
         unless one of them is a candidate."""
         scores = self.scores(pool)
-        # The customers to whom `rank` gives `not other` for this folder alone: `elsewhere`
-        # holds the folder for each of `owners`, `norm` being a folder of the bucket.
-        homes = [c.id for c in owners if self.elsewhere.get(c.id) == norm]
-        if not homes:
+        # Only a customer whose folder_name is this folder ranks otherwise for it than for
+        # the pool's other folders; such a customer is one of `owners`.
+        if not any(self.elsewhere.get(c.id) == norm for c in owners):
             return scores.ranked
-        keys = [(k[0], k[1], True, k[3]) if -k[3] in homes else k for k in scores.keys]
+        keys = [self.rank_key(c, norm) for c in scores.found]
         return _best(scores.found, keys, TOP_CANDIDATES + 1)
 
     def names_near(self, letters: str) -> set[str]:
@@ -437,11 +427,18 @@ class _Index:
         """The `n` best, best first; among equals, customers whose folder_name is not another
         folder of the bucket come first, then the lowest id."""
 
-        def key(c: Candidate) -> tuple[float, float, bool, int]:
-            other = self.elsewhere.get(c.customer_id, probe.folder) != probe.folder
-            return (c.confidence, c.name_score, not other, -c.customer_id)
+        return heapq.nlargest(n, candidates, key=lambda c: self.rank_key(c, probe.folder))
 
-        return heapq.nlargest(n, candidates, key=key)
+    def rank_key(self, c: Candidate, folder: str | None) -> _RankKey:
+        """`rank`'s order for the folder normalized `folder` (None: a folder that is no
+        customer's folder_name): confidence, name score, then whether the customer's
+        folder_name is not another folder of the bucket, then the lowest id."""
+        return (
+            c.confidence,
+            c.name_score,
+            self.elsewhere.get(c.customer_id, folder) == folder,
+            -c.customer_id,
+        )
 
     def score(self, c: Customer, probe: _Probe, *, own_folder_name: bool = True) -> Candidate:
         """`c` as a candidate for the folder `probe`. With `own_folder_name`, a folder within
