@@ -193,6 +193,7 @@ async def migrate(
             match_summary: dict[str, int] = {}
             folders: list[tuple[str, int | None]] = []
             later: list[tuple[str, int | None]] = []  # registered while the worker starts
+            chunk = 1  # folders per chunk of the folders this process registers
             if run_id is None or unregistered:
                 if opts.folders is not None:
                     folders, match_summary = opts.folders, {"repair": len(opts.folders)}
@@ -202,10 +203,9 @@ async def migrate(
                         pool, opened, opts.match, dry_run=opts.dry_run
                     )
                     log.emit("folders_matched", **match_summary)
+                chunk = runs.chunk_size(len(folders))
                 if run_id is not None:
-                    await runs.register_folders(
-                        pool, run_id, folders, chunk=runs.chunk_size(len(folders)), last=True
-                    )
+                    await runs.register_folders(pool, run_id, folders, chunk=chunk, last=True)
                     log.emit("run_registered", run_id=run_id, folders=len(folders))
                 elif not opts.dry_run:
                     first = folders
@@ -217,7 +217,7 @@ async def migrate(
                         prefix=opened.source.prefix,
                         options=opts.recorded(),
                         folders=first,
-                        chunk=runs.chunk_size(len(folders)),
+                        chunk=chunk,
                         registering=bool(later),
                     )
                     stats.run_id = run_id
@@ -253,14 +253,7 @@ async def migrate(
                     assert run_id is not None
                     registered = anyio.Event()
                     async with anyio.create_task_group() as tg:
-                        tg.start_soon(
-                            _register_later,
-                            pool,
-                            run_id,
-                            later,
-                            runs.chunk_size(len(folders)),
-                            registered,
-                        )
+                        tg.start_soon(_register_later, pool, run_id, later, chunk, registered)
                         status = await worker.run(run_id, registered, len(folders))
             except anyio.get_cancelled_exc_class():
                 # Interrupted (SIGINT/SIGTERM): record it if the database lets us, quickly.
@@ -579,11 +572,9 @@ class _Worker:
                 self.ledger.add(folder, customer_id)
                 self.log.emit("folder_claimed", folder=folder, customer_id=customer_id)
             self.claimed += len(fresh)
-            at = 0
-            while at < len(fresh):
-                size = self._list_concurrency * self.grouping.size
-                yield [folder for folder, _ in fresh[at : at + size]]
-                at += size
+            slices = folder_chunks([f for f, _ in fresh], self.grouping, self._list_concurrency)
+            async for folders in slices:
+                yield folders
 
     @property
     def _list_concurrency(self) -> int:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import anyio
+import anyio.abc
+import asyncpg
 from click.testing import CliRunner
 
 from loader.cli import cli
@@ -67,3 +70,35 @@ def migrate_args(storage_url: str, db_url: str, *extra: str) -> list[str]:
         "migrate", "--storage-url", storage_url, "--key", STORAGE_KEY, "--bucket",
         STORAGE_BUCKET, "--database-url", db_url, *extra,
     ]  # fmt: skip
+
+
+async def joined_workers(argv: list[str], count: int) -> list[anyio.abc.Process]:
+    """`count` worker processes running `argv` (a `migrate --join RUN_ID` command)."""
+    return [
+        await anyio.open_process(argv, env=child_env(), stdin=subprocess.DEVNULL)
+        for _ in range(count)
+    ]
+
+
+async def kill_a_holder(
+    db: asyncpg.Connection,
+    workers: list[anyio.abc.Process],
+    ready: Callable[[], Awaitable[bool]],
+) -> anyio.abc.Process:
+    """SIGKILL the worker holding the run's first claimed chunk, as soon as `ready()` says
+    the run is far enough and that holder is one of `workers` (none may have ended yet);
+    returns it."""
+    by_pid = {str(w.pid): w for w in workers}
+    with anyio.fail_after(60):
+        while True:
+            holder = await db.fetchval(
+                "SELECT split_part(claimed_by, ':', 2) FROM loader.chunks"
+                " WHERE state = 'claimed' ORDER BY chunk_id LIMIT 1"
+            )
+            if holder in by_pid and await ready():
+                break
+            assert all(w.returncode is None for w in workers), "the run ended too soon"
+            await anyio.sleep(0.01)
+    victim = by_pid[holder]
+    victim.send_signal(signal.SIGKILL)
+    return victim

@@ -9,7 +9,6 @@ PostgreSQL and a Storage server on loopback.
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections import Counter
 from dataclasses import replace
 from typing import Any
@@ -24,7 +23,13 @@ from loader import runs
 from loader.db import create_pool, init_schema
 from loader.devtools.storage_server import Faults
 from loader.migrate import migrate
-from tests.cli_helpers import child_env, loader_argv, migrate_args, run_loader
+from tests.cli_helpers import (
+    joined_workers,
+    kill_a_holder,
+    loader_argv,
+    migrate_args,
+    run_loader,
+)
 from tests.storage_fixtures import BROKEN_FOLDER, STORAGE_BUCKET, Outage, StartStorage, catalogue_of
 from tests.test_migrate import PREFIX, options
 
@@ -222,24 +227,14 @@ async def test_survivors_take_over_the_chunks_of_a_worker_killed_mid_chunk(
     run_id = int(prepared.out.strip())
     assert runs.chunk_size(len(folders)) == 2
     argv = loader_argv(*migrate_args(url, db_url, *args, "--join", str(run_id)))
-    workers = [
-        await anyio.open_process(argv, env=child_env(), stdin=subprocess.DEVNULL) for _ in range(3)
-    ]
-    by_pid = {str(w.pid): w for w in workers}
-    with anyio.fail_after(60):
-        while True:
-            done = await db.fetchval("SELECT count(*) FROM loader.chunks WHERE state = 'done'")
-            holder = await db.fetchval(
-                "SELECT split_part(claimed_by, ':', 2) FROM loader.chunks"
-                " WHERE state = 'claimed' ORDER BY chunk_id LIMIT 1"
-            )
-            written = await db.fetchval("SELECT count(*) FROM image_assets")
-            if done >= 5 and holder in by_pid and written > done * 2 * 2:  # 2 files a folder
-                break
-            assert all(w.returncode is None for w in workers), "the run ended too soon"
-            await anyio.sleep(0.01)
-    victim = by_pid[holder]
-    victim.send_signal(signal.SIGKILL)
+    workers = await joined_workers(argv, 3)
+
+    async def ready() -> bool:
+        done = await db.fetchval("SELECT count(*) FROM loader.chunks WHERE state = 'done'")
+        written = await db.fetchval("SELECT count(*) FROM image_assets")
+        return done >= 5 and written > done * 2 * 2  # 2 folders a chunk, 2 files a folder
+
+    await kill_a_holder(db, workers, ready)
     latency.latency_ms = 0  # the takeover is what is tested, not the pace
     with anyio.fail_after(90):
         codes = [await w.wait() for w in workers]

@@ -8,7 +8,6 @@ and one of three joined worker processes is SIGKILLed while it holds folders.
 from __future__ import annotations
 
 import signal
-import subprocess
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,7 +19,7 @@ from loader import runs
 from loader.devtools.storage_server import Faults
 from loader.listing import SourceOptions
 from loader.migrate import MigrateOptions, migrate
-from tests.cli_helpers import child_env, loader_argv, migrate_args, run_loader
+from tests.cli_helpers import joined_workers, kill_a_holder, loader_argv, migrate_args, run_loader
 from tests.sample import media_names, sample_catalogue
 from tests.storage_fixtures import STORAGE_BUCKET, STORAGE_KEY, StartStorage
 
@@ -95,24 +94,12 @@ async def test_survivors_take_over_the_folders_of_a_worker_killed_late(
     assert prepared.code == 0, prepared.err
     run_id = prepared.out.strip()
     argv = loader_argv(*migrate_args(url, db_url, *SLOW, "--join", run_id))
-    workers = [
-        await anyio.open_process(argv, env=child_env(), stdin=subprocess.DEVNULL) for _ in range(3)
-    ]
-    by_pid = {str(w.pid): w for w in workers}
-    # "late": several folders are done; the victim is a worker that holds folders right then
-    with anyio.fail_after(60):
-        while True:
-            done = await db.fetchval("SELECT count(*) FROM loader.folders WHERE state = 'done'")
-            holder = await db.fetchval(
-                "SELECT split_part(claimed_by, ':', 2) FROM loader.folders"
-                " WHERE state = 'claimed' ORDER BY folder LIMIT 1"
-            )
-            if done >= 4 and holder in by_pid:
-                break
-            assert all(w.returncode is None for w in workers), "the run ended too soon"
-            await anyio.sleep(0.01)
-    victim = by_pid[holder]
-    victim.send_signal(signal.SIGKILL)
+    workers = await joined_workers(argv, 3)
+
+    async def late() -> bool:  # several folders are done; the victim holds some right then
+        return await db.fetchval("SELECT count(*) FROM loader.folders WHERE state = 'done'") >= 4
+
+    victim = await kill_a_holder(db, workers, late)
     # The survivors still hold folders and must take over the victim's: no need to be slow.
     latency.latency_ms = 0
     with anyio.fail_after(90):
