@@ -543,9 +543,7 @@ async def _send_members(
                 run = None
         for folder, page in pages.items():
             sent += len(page)
-            if (held := finals.get(folder)) is not None:
-                await send.send(FolderPage(folder, held, last=False))
-            finals[folder] = page
+            await _hold_back(folder, page, send, finals)
     # A top-level folder holds at least one object: a member with none means the prefix was
     # not matched as a plain string, so that folder is listed again on its own.
     for folder in group.folders:
@@ -563,10 +561,18 @@ async def _send_folder(
     async for objects in source.walk_folder(folder):
         outage.listed()
         sent += len(objects)
-        if (held := finals.get(folder)) is not None:
-            await send.send(FolderPage(folder, held, last=False))
-        finals[folder] = objects
+        await _hold_back(folder, objects, send, finals)
     return sent
+
+
+async def _hold_back(
+    folder: str, page: list[ListedObject], send: ObjectSendStream[ListingEvent],
+    finals: dict[str, list[ListedObject]],
+) -> None:  # fmt: skip
+    """Hold `page` back as the folder's latest, sending the one it replaces."""
+    if (held := finals.get(folder)) is not None:
+        await send.send(FolderPage(folder, held, last=False))
+    finals[folder] = page
 
 
 async def folder_chunks(
