@@ -62,7 +62,8 @@ cost per folder). With the environment variable `BENCH_PROFILE=PATH`, each migra
 under cProfile and writes its statistics to `PATH.<pid>` (read with `python -m pstats`); with
 `BENCH_EVENTS=PATH`, each writes its event log (as `--log-file`) to `PATH.<pid>`, with the
 process's start first (`process_started`) and its RSS every 0.1 s (`rss_mb`): the serial
-start, the tail and the memory, event by event.
+start, the tail and the memory, event by event. Both cost CPU (an event per folder, cProfile's
+hooks): read the times they give as where time goes, not as timings.
 """
 
 from __future__ import annotations
